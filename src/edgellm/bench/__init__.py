@@ -1,0 +1,1 @@
+"""The benchmarking job: YAML, grid, module loading, paradigm, leaderboard."""

@@ -1,0 +1,307 @@
+"""Ianvs' three YAML files, read with Ianvs' schema and semantics.
+
+Paths inside them resolve against the current directory, as Ianvs resolves them
+(run from the repository root). Every problem becomes a one-line ``ConfigError``
+that names the file and the key.
+"""
+
+import itertools
+import os
+from dataclasses import dataclass, field
+
+import yaml
+
+from edgellm.errors import ConfigError
+
+# Module types of the joint-inference paradigm and the registry group each uses.
+JOINT_INFERENCE_MODULES = ("dataset_processor", "edgemodel", "cloudmodel", "hard_example_mining")
+REQUIRED_MODULES = ("edgemodel", "cloudmodel", "hard_example_mining")
+MINING_MODES = ("mining-then-inference", "inference-then-mining")
+TRAIN_KEYS = ("train_data", "train_data_info", "train_index")
+TEST_KEYS = ("test_data", "test_data_info", "test_index")
+SAVE_MODES = ("selected_and_all", "selected_only", "selected_and_all_and_picture")
+
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def load_yaml(path, what):
+    """Parse a YAML file; errors name the file (and the line for syntax errors)."""
+    if not os.path.isfile(path):
+        raise ConfigError(path, f"{what} file not found (paths resolve against the "
+                                f"current directory {os.getcwd()})")
+    try:
+        with open(path, "rb") as handle:
+            data = yaml.load(handle, Loader=_Loader)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ConfigError(path, f"{where}invalid YAML: {problem}") from None
+    return data
+
+
+class _Section:
+    """A mapping read from ``path`` at ``prefix``; lookups name the full key on error."""
+
+    def __init__(self, path, prefix, data):
+        self.path, self.prefix = path, prefix
+        if not isinstance(data, dict):
+            raise ConfigError(path, f"key '{prefix}': expected a mapping, got "
+                                    f"{type(data).__name__}")
+        self.data = data
+
+    def key(self, name):
+        return f"{self.prefix}.{name}" if self.prefix else name
+
+    def error(self, name, message):
+        return ConfigError(self.path, f"key '{self.key(name)}': {message}")
+
+    def get(self, name, kind=None, default=None, required=False):
+        if name not in self.data or self.data[name] is None:
+            if required:
+                raise self.error(name, "missing")
+            return default
+        value = self.data[name]
+        if kind is not None and not isinstance(value, kind):
+            kinds = kind if isinstance(kind, tuple) else (kind,)
+            raise self.error(name, f"expected {' or '.join(k.__name__ for k in kinds)}, "
+                                   f"got {type(value).__name__} {value!r}")
+        return value
+
+    def section(self, name, required=True):
+        value = self.get(name, required=required)
+        return None if value is None else _Section(self.path, self.key(name), value)
+
+    def file(self, name, required=True):
+        value = self.get(name, str, required=required)
+        if value is not None and not os.path.isfile(value):
+            raise self.error(name, f"file not found: {value} (paths resolve against the "
+                                   f"current directory)")
+        return value
+
+
+def _top(path, data, name):
+    if not isinstance(data, dict) or name not in data:
+        raise ConfigError(path, f"key '{name}': missing (the file must start with '{name}:')")
+    return _Section(path, name, data[name])
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    name: str
+    url: str
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    train_key: str
+    train_path: str
+    test_key: str
+    test_path: str
+
+
+@dataclass
+class TestEnvSpec:
+    path: str
+    dataset: DatasetSpec
+    metrics: list
+    params: dict  # every other testenv key: reaches the paradigm as kwargs, as in Ianvs
+
+    @property
+    def mining_mode(self):
+        return self.params.get("hard_example_mining_mode", "mining-then-inference")
+
+
+@dataclass(frozen=True)
+class ModuleSpec:
+    type: str
+    name: str
+    url: str
+    hyperparameters: dict = field(default_factory=dict, hash=False, compare=False)
+    source: str = ""  # "<file>: key '...'" for error messages
+
+
+@dataclass
+class TestCaseSpec:
+    """One cell of the grid: an algorithm with one value per hyperparameter."""
+
+    algorithm: str
+    algorithm_url: str
+    paradigm_type: str
+    modules: dict  # module type -> ModuleSpec, in the YAML's order
+    index: int = 0
+
+    def hyperparameter_columns(self):
+        """Rank columns ``<module type>-<hp>`` with values as Ianvs writes them (str)."""
+        return {f"{m.type}-{name}": str(value)
+                for m in self.modules.values() for name, value in m.hyperparameters.items()}
+
+    def label(self):
+        """Short name for progress bars and messages: algorithm, router, models."""
+        parts = [self.modules["hard_example_mining"].name]
+        for tier in ("edgemodel", "cloudmodel"):
+            model = self.modules[tier].hyperparameters.get("model")
+            if model is not None:
+                parts.append(str(model).rsplit("/", 1)[-1])
+        return f"{self.algorithm} ({', '.join(parts)})"
+
+
+@dataclass
+class RankSpec:
+    sort_by: list  # [(metric, ascending)]
+    visualization: dict
+    selected_dataitem: dict
+    save_mode: str
+
+
+@dataclass
+class JobSpec:
+    path: str
+    name: str
+    workspace: str
+    testenv: TestEnvSpec
+    test_cases: list
+    rank: RankSpec
+
+    @property
+    def output_dir(self):
+        return os.path.join(self.workspace, self.name)
+
+
+def read_job(path):
+    """Read benchmarkingjob.yaml and everything it references; validate it all."""
+    job = _top(path, load_yaml(path, "benchmarkingjob"), "benchmarkingjob")
+    name = job.get("name", str, required=True)
+    workspace = job.get("workspace", str, default="./workspace")
+    testenv = read_testenv(job.file("testenv"))
+    test_object = job.section("test_object")
+    kind = test_object.get("type", str, required=True)
+    if kind != "algorithms":
+        raise test_object.error("type", f"unsupported test object type {kind!r} "
+                                        f"(supported: 'algorithms')")
+    algorithms = test_object.get("algorithms", list, required=True)
+    if not algorithms:
+        raise test_object.error("algorithms", "empty list")
+    cases = []
+    for i, entry in enumerate(algorithms):
+        algo = _Section(path, test_object.key(f"algorithms[{i}]"), entry)
+        cases += read_algorithm(algo.get("name", str, required=True), algo.file("url"))
+    for i, case in enumerate(cases):
+        case.index = i
+    return JobSpec(path, name, workspace, testenv, cases, read_rank(path, job.section("rank")))
+
+
+def read_testenv(path):
+    env = _top(path, load_yaml(path, "testenv"), "testenv")
+    dataset = env.section("dataset")
+    train = [k for k in TRAIN_KEYS if dataset.get(k) is not None]
+    test = [k for k in TEST_KEYS if dataset.get(k) is not None]
+    if not train:
+        raise dataset.error("train_data", "missing: Ianvs needs a train entry even for "
+                                          "inference (an empty file will do)")
+    if not test:
+        raise dataset.error("test_data_info", "missing: give test_data_info (metadata.json) "
+                                              "or test_data (.jsonl)")
+    test_key = test[0]
+    test_path = dataset.file(test_key)
+    if test_key == "test_data_info" and os.path.basename(test_path) != "metadata.json":
+        raise dataset.error(test_key, f"must name a metadata.json file, got {test_path}")
+    if test_key == "test_data" and not test_path.endswith(".jsonl"):
+        raise dataset.error(test_key, f"must name a .jsonl file, got {test_path}")
+    if test_key == "test_index":
+        raise dataset.error(test_key, "index files are not supported for LLM inference; "
+                                      "use test_data_info or test_data")
+    spec = DatasetSpec(train[0], dataset.file(train[0]), test_key, test_path)
+
+    metrics = env.get("metrics", list, required=True)
+    if not metrics:
+        raise env.error("metrics", "empty list")
+    metric_specs = []
+    for i, entry in enumerate(metrics):
+        m = _Section(path, env.key(f"metrics[{i}]"), entry)
+        metric_specs.append(MetricSpec(m.get("name", str, required=True), m.file("url")))
+    params = {k: v for k, v in env.data.items() if k not in ("dataset", "metrics")}
+    mode = params.get("hard_example_mining_mode", MINING_MODES[0])
+    if mode not in MINING_MODES:
+        raise env.error("hard_example_mining_mode", f"{mode!r} is not one of {list(MINING_MODES)}")
+    return TestEnvSpec(path, spec, metric_specs, params)
+
+
+def _read_hyperparameters(module):
+    """Ianvs' grid for one module: a list of dicts, the cartesian product of values."""
+    entries = module.get("hyperparameters", list, default=[])
+    base, names, values = {}, [], []
+    for i, entry in enumerate(entries):
+        key = module.key(f"hyperparameters[{i}]")
+        if not isinstance(entry, dict) or len(entry) != 1:
+            raise ConfigError(module.path, f"key '{key}': expected one '<name>: {{values: [...]}}'")
+        (hp, spec), = entry.items()
+        hp_section = _Section(module.path, f"{key}.{hp}", spec)
+        hp_values = hp_section.get("values", list, required=True)
+        if not hp_values:
+            raise hp_section.error("values", "empty list")
+        if hp == "other_hyperparameters":  # YAML files of fixed extra hyperparameters
+            for j, extra in enumerate(hp_values):
+                extra_data = load_yaml(extra, f"{hp_section.key('values')}[{j}]")
+                if not isinstance(extra_data, dict):
+                    raise ConfigError(extra, "expected a mapping of hyperparameters")
+                base.update(extra_data)
+        else:
+            names.append(hp)
+            values.append(hp_values)
+    return [{**base, **dict(zip(names, combo))} for combo in itertools.product(*values)]
+
+
+def read_algorithm(name, path):
+    """One algorithm yaml -> its test cases (cartesian product over all modules' grids)."""
+    algo = _top(path, load_yaml(path, "algorithm"), "algorithm")
+    paradigm = algo.get("paradigm_type", str, required=True)
+    if paradigm != "jointinference":
+        raise algo.error("paradigm_type", f"{paradigm!r} is not supported by edgellm run "
+                                          f"(supported: 'jointinference')")
+    modules = algo.get("modules", list, required=True)
+    per_module = []
+    seen = set()
+    for i, entry in enumerate(modules):
+        module = _Section(path, algo.key(f"modules[{i}]"), entry)
+        mtype = module.get("type", str, required=True)
+        if mtype not in JOINT_INFERENCE_MODULES:
+            raise module.error("type", f"{mtype!r} is not a joint-inference module type "
+                                       f"{list(JOINT_INFERENCE_MODULES)}")
+        if mtype in seen:
+            raise module.error("type", f"module type {mtype!r} appears twice")
+        seen.add(mtype)
+        mname = module.get("name", str, required=True)
+        url = module.file("url")
+        source = f"{path}: key '{module.prefix}'"
+        per_module.append([ModuleSpec(mtype, mname, url, hps, source)
+                           for hps in _read_hyperparameters(module)])
+    missing = [m for m in REQUIRED_MODULES if m not in seen]
+    if missing:
+        raise algo.error("modules", f"missing module type(s) {missing}; joint inference "
+                                    f"needs {list(REQUIRED_MODULES)}")
+    return [TestCaseSpec(name, path, paradigm, {m.type: m for m in combo})
+            for combo in itertools.product(*per_module)]
+
+
+def read_rank(path, rank):
+    sort_by = []
+    for i, entry in enumerate(rank.get("sort_by", list, required=True)):
+        if not isinstance(entry, dict) or len(entry) != 1:
+            raise ConfigError(path, f"key '{rank.key(f'sort_by[{i}]')}': expected "
+                                    f"{{<metric>: ascend|descend}}")
+        (metric, order), = entry.items()
+        if order not in ("ascend", "descend"):
+            raise ConfigError(path, f"key '{rank.key(f'sort_by[{i}]')}.{metric}': "
+                                    f"{order!r} is not 'ascend' or 'descend'")
+        sort_by.append((metric, order == "ascend"))
+    visualization = rank.get("visualization", dict,
+                             default={"mode": "selected_only", "method": "print_table"})
+    selected = rank.section("selected_dataitem")
+    items = {}
+    for key in ("paradigms", "modules", "hyperparameters", "metrics"):
+        items[key] = selected.get(key, list, required=True)
+    save_mode = rank.get("save_mode", str, default="selected_and_all")
+    if save_mode not in SAVE_MODES:
+        raise rank.error("save_mode", f"{save_mode!r} is not one of {list(SAVE_MODES)}")
+    return RankSpec(sort_by, visualization, items, save_mode)

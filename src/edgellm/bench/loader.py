@@ -1,0 +1,73 @@
+"""Import module and metric files by url, with Ianvs' semantics.
+
+Ianvs puts the file's folder first on sys.path and imports the file by its
+basename, so the file may import its siblings. Two traps follow, which we turn
+into clear errors instead of silent misbehaviour: a basename already imported
+from another file (a second ``edge_model.py``, or an installed module such as
+``yaml``) would quietly give the *other* module, whose registrations are not
+the ones the job expects.
+"""
+
+import importlib
+import os
+import sys
+
+from edgellm.errors import ConfigError
+from edgellm.registry import ClassFactory, ClassType, registered_names
+
+
+class ModuleLoader:
+    """Loads the files of one job; ``unload()`` forgets them so a later job in
+    the same process (tests, notebooks) imports its own copies afresh."""
+
+    def __init__(self):
+        self.loaded = {}  # basename -> absolute path
+
+    def load(self, url, source):
+        path = os.path.abspath(url)
+        folder, filename = os.path.split(path)
+        name, ext = os.path.splitext(filename)
+        if ext != ".py":
+            raise ConfigError(source, f"url {url}: expected a .py file")
+        if self.loaded.get(name) == path:
+            return sys.modules[name]
+        existing = sys.modules.get(name)
+        if existing is not None:
+            other = getattr(existing, "__file__", None) or "a built-in module"
+            raise ConfigError(source, f"url {url}: its basename '{name}' is already imported "
+                                      f"from {other}; Ianvs imports module files by basename, "
+                                      f"so rename the file to something unique")
+        sys.path.insert(0, folder)
+        try:
+            module = importlib.import_module(name)
+        except ConfigError:
+            raise
+        except Exception as err:  # user code: report it on one line, keep the cause
+            raise ConfigError(source, f"url {url}: import failed: "
+                                      f"{type(err).__name__}: {err}") from err
+        finally:
+            if sys.path and sys.path[0] == folder:
+                sys.path.pop(0)
+        self.loaded[name] = path
+        return module
+
+    def resolve(self, type_name, alias, url, source, what):
+        """Import ``url`` and return what it registered under ``alias``."""
+        self.load(url, source)
+        if not ClassFactory.is_exists(type_name, alias):
+            known = ", ".join(registered_names(type_name)) or "none"
+            raise ConfigError(source, f"{what} {alias!r} is not registered by {url} "
+                                      f"(ClassType {type_name!r} has: {known})")
+        return ClassFactory.get_cls(type_name, alias)
+
+    def unload(self):
+        for name, path in self.loaded.items():
+            module = sys.modules.get(name)
+            if module is not None and os.path.abspath(getattr(module, "__file__", "")) == path:
+                del sys.modules[name]
+        self.loaded.clear()
+
+
+def registry_group(module_type):
+    """Ianvs looks routers up among HEM classes, every other module among GENERAL."""
+    return ClassType.HEM if module_type == "hard_example_mining" else ClassType.GENERAL

@@ -1,0 +1,127 @@
+"""Rank files exactly where and as Ianvs writes them, and the printed table.
+
+``<workspace>/<job>/rank/all_rank.csv``: every test case ever run in this
+workspace (rows accumulate across runs), sorted by ``rank.sort_by``; columns
+rank, algorithm, metrics..., paradigm, one per module type (its alias), one per
+hyperparameter ``<module type>-<hp>``, time, url. ``selected_rank.csv``: the
+columns ``rank.selected_dataitem`` picks, duplicate rows (same values apart from
+time and url) dropped.
+
+Ianvs does this with pandas; we use the csv module because importing pandas
+alone takes half a second, half of our whole-run budget. Unlike Ianvs, metric
+columns follow testenv.yaml's order (Ianvs' come from a set, so their order
+changes between runs). Files are replaced atomically: a failure never leaves a
+half-written rank file.
+"""
+
+import csv
+import io
+import math
+import os
+
+from edgellm.bench.atomic import write_text
+
+INDEX = "rank"
+
+
+def _number(value):
+    """Sort key of a cell: its float value, NaN when empty or not numeric."""
+    if isinstance(value, (int, float)):
+        return float(value)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _cell(value):
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return str(value)
+
+
+class Leaderboard:
+    """Writes a job's rank files from its test cases' rows."""
+
+    def __init__(self, spec, output_dir):
+        self.spec = spec
+        self.rank_dir = os.path.join(output_dir, "rank")
+        self.all_file = os.path.join(self.rank_dir, "all_rank.csv")
+        self.selected_file = os.path.join(self.rank_dir, "selected_rank.csv")
+
+    def save(self, rows, metric_names, module_types, hp_names):
+        """``rows``: one dict per succeeded test case (algorithm, metrics, paradigm,
+        modules, hyperparameters, time, url)."""
+        header = ["algorithm", *metric_names, "paradigm", *module_types, *hp_names, "time", "url"]
+        old_header, old_rows = self._read_existing()
+        columns = old_header + [c for c in header if c not in old_header]
+        table = self._sort(old_rows + [{c: _cell(r.get(c)) for c in header} for r in rows],
+                           metric_names)
+        os.makedirs(self.rank_dir, exist_ok=True)
+        if self.spec.save_mode != "selected_only":
+            write_text(self.all_file, _csv(columns, table))
+        write_text(self.selected_file,
+                   _csv(*self._selected(table, metric_names, module_types, hp_names)))
+        return self.selected_file
+
+    def _read_existing(self):
+        if not os.path.isfile(self.all_file):
+            return [], []
+        with open(self.all_file, newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            header = [c for c in (reader.fieldnames or []) if c != INDEX]
+            rows = [{c: row.get(c, "") for c in header} for row in reader]
+        return header, rows
+
+    def _sort(self, rows, metric_names):
+        # Ianvs sorts by the sort_by metrics this run produced, in priority order;
+        # empty cells last. Stable sorts from the least to the most important key.
+        for metric, ascending in reversed(self.spec.sort_by):
+            if metric not in metric_names:
+                continue
+            present = [r for r in rows if not math.isnan(_number(r.get(metric)))]
+            missing = [r for r in rows if math.isnan(_number(r.get(metric)))]
+            present.sort(key=lambda r: _number(r[metric]), reverse=not ascending)
+            rows = present + missing
+        return rows
+
+    def _selected(self, table, metric_names, module_types, hp_names):
+        chosen = self.spec.selected_dataitem
+
+        def pick(key, default):
+            values = chosen.get(key) or ["all"]
+            return list(default) if values == ["all"] else list(values)
+
+        header = ["algorithm", *pick("metrics", metric_names), "paradigm",
+                  *pick("modules", module_types), *pick("hyperparameters", hp_names),
+                  "time", "url"]
+        paradigms = pick("paradigms", [])
+        seen, selected = set(), []
+        for row in table:
+            values = [row.get(c, "") for c in header]
+            key = tuple(values[:-2])
+            if key in seen or (paradigms and row.get("paradigm") not in paradigms):
+                continue
+            seen.add(key)
+            selected.append(dict(zip(header, values)))
+        return header, selected
+
+
+def _csv(header, rows):
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow([INDEX, *header])
+    for i, row in enumerate(rows, 1):
+        writer.writerow([i, *(row.get(c, "") for c in header)])
+    return out.getvalue()
+
+
+def format_table(rank_file, title=None):
+    """The selected rank file as a text table, as Ianvs' ``print_table`` shows it."""
+    from prettytable import from_csv
+
+    with open(rank_file, newline="", encoding="utf-8") as handle:
+        table = from_csv(handle, delimiter=",")
+    if title:
+        table.title = title
+    return table.get_string()

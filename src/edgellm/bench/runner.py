@@ -1,0 +1,241 @@
+"""``edgellm run -f benchmarkingjob.yaml``: an Ianvs-compatible benchmarking job.
+
+Everything that can be checked before the first test case runs is checked first
+(YAML, keys, files, module aliases, metric names, the dataset), so bad input
+ends with one line and touches no rank file. A test case that fails while
+running is reported with its error and the others are still ranked (Ianvs
+aborts the job instead). Each test case gets its own folder,
+``<workspace>/<job>/<algorithm>/<uuid>``, holding ``results.jsonl`` (one record per
+sample), ``metrics.json`` and ``config.yaml``, so every leaderboard row can be
+traced to its raw records (the row's ``url``).
+"""
+
+import copy
+import os
+import shutil
+import sys
+import time
+import traceback
+import uuid
+from dataclasses import dataclass, field
+
+import orjson
+import yaml
+
+from edgellm import __version__
+from edgellm.bench.atomic import write_text
+from edgellm.bench.config import read_job
+from edgellm.bench.loader import ModuleLoader, registry_group
+from edgellm.bench.paradigm import JointInference
+from edgellm.bench.rank import Leaderboard, format_table
+from edgellm.registry import ClassType
+from edgellm.tasks.ianvs_format import load_test_dataset
+
+_JSON_OPTS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_APPEND_NEWLINE
+
+
+@dataclass
+class CaseOutcome:
+    case: object
+    output_dir: str
+    metrics: dict = field(default_factory=dict)
+    error: str = None
+    simulated: bool = False
+    finished: str = ""
+
+    @property
+    def ok(self):
+        return self.error is None
+
+
+@dataclass
+class RunReport:
+    job: object
+    outcomes: list
+    selected_rank_file: str = None
+    table: str = ""
+
+    @property
+    def failed(self):
+        return [o for o in self.outcomes if not o.ok]
+
+
+class BenchmarkRunner:
+    """Runs one benchmarking job; ``run()`` returns a ``RunReport``."""
+
+    def __init__(self, job_path, progress=True, stream=None):
+        self.job_path = job_path
+        self.progress = progress
+        self.stream = stream or sys.stdout
+
+    def run(self):
+        # sedna's default backend imports tensorflow; the LLM paradigm needs none.
+        os.environ.setdefault("BACKEND_TYPE", "UNKNOWN")
+        job = read_job(self.job_path)
+        loader = ModuleLoader()
+        try:
+            metrics = self._resolve_metrics(job, loader)
+            classes = self._resolve_modules(job, loader)
+            dataset = load_test_dataset(job.testenv.dataset)
+            outcomes = [self._run_case(job, case, classes, dataset, metrics)
+                        for case in job.test_cases]
+        finally:
+            loader.unload()
+        report = RunReport(job, outcomes)
+        self._rank(report, list(metrics))
+        return report
+
+    # -- checks before running -------------------------------------------------
+
+    @staticmethod
+    def _resolve_metrics(job, loader):
+        env = job.testenv
+        return {m.name: loader.resolve(ClassType.GENERAL, m.name, m.url,
+                                       f"{env.path}: key 'testenv.metrics[{i}]'", "metric")
+                for i, m in enumerate(env.metrics)}
+
+    @staticmethod
+    def _resolve_modules(job, loader):
+        classes = {}
+        for case in job.test_cases:
+            for m in case.modules.values():
+                key = (m.type, m.name, m.url)
+                if key not in classes:
+                    classes[key] = loader.resolve(registry_group(m.type), m.name, m.url,
+                                                  m.source, f"{m.type} module")
+        return classes
+
+    # -- one test case ---------------------------------------------------------
+
+    def _run_case(self, job, case, classes, dataset, metric_funcs):
+        algorithm_dir = os.path.join(job.output_dir, case.algorithm)
+        outcome = CaseOutcome(case, os.path.join(algorithm_dir, str(uuid.uuid1())))
+        partial = outcome.output_dir + ".partial"
+        os.makedirs(partial)
+        # Ianvs' LLM example keeps its caches here; keep the variable for such modules.
+        os.environ["RESULT_SAVED_URL"] = algorithm_dir
+        write_text(os.path.join(partial, "config.yaml"), self._config_yaml(job, case))
+        try:
+            results, y_true, outcome.simulated = self._infer(job, case, classes, dataset,
+                                                             partial)
+            outcome.metrics = self._metrics(metric_funcs, y_true, results)
+            write_text(os.path.join(partial, "metrics.json"),
+                       orjson.dumps(outcome.metrics, option=orjson.OPT_INDENT_2).decode())
+        except Exception as err:  # a failing case is reported; the others still run
+            outcome.error = f"{type(err).__name__}: {err}".splitlines()[0]
+            write_text(os.path.join(partial, "error.txt"), traceback.format_exc())
+        outcome.finished = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime())
+        if os.path.exists(outcome.output_dir):
+            shutil.rmtree(outcome.output_dir)
+        os.replace(partial, outcome.output_dir)
+        return outcome
+
+    def _infer(self, job, case, classes, dataset, folder):
+        modules = case.modules
+        # Same order as Ianvs: GENERAL modules first, then the dataset, then the router.
+        instances = {t: classes[(m.type, m.name, m.url)](**m.hyperparameters)
+                     for t, m in modules.items() if t != "hard_example_mining"}
+        data = copy.copy(dataset)
+        data.x, data.y = list(dataset.x), list(dataset.y)
+        processor = instances.get("dataset_processor")
+        if callable(processor):
+            data = processor(data)
+        samples = list(data.x)
+        edge, cloud = instances["edgemodel"], instances["cloudmodel"]
+        hem = modules["hard_example_mining"]
+        params = dict(hem.hyperparameters)
+        if hem.name == "OracleRouter":
+            params.update(edgemodel=edge, cloudmodel=cloud)
+        model_path = os.environ.get("model_path")
+        if model_path and os.path.isfile(model_path) and callable(getattr(edge, "load", None)):
+            edge.load(model_url=model_path)  # as sedna does for a local model file
+        router = classes[(hem.type, hem.name, hem.url)](**params)
+        paradigm = JointInference(edge, cloud, router, job.testenv.mining_mode)
+        try:
+            results = self._with_progress(job, case, paradigm, samples)
+            simulated = any(getattr(instances.get(t), "simulated", False)
+                            for t in ("edgemodel", "cloudmodel"))
+        finally:
+            for instance in [*instances.values(), router]:
+                if callable(getattr(instance, "cleanup", None)):
+                    instance.cleanup()
+        self._write_results(os.path.join(folder, "results.jsonl"), samples, dataset.y, results)
+        return results, list(dataset.y), simulated
+
+    def _with_progress(self, job, case, paradigm, samples):
+        from tqdm import tqdm
+
+        counts = {"Edge": 0, "Cloud": 0}
+        label = f"[{case.index + 1}/{len(job.test_cases)}] {case.label()}"
+        with tqdm(total=len(samples), desc=label, unit="q", file=sys.stderr, ncols=110,
+                  mininterval=0.1, disable=not self.progress) as bar:
+            def on_chunk(chunk):
+                cloud = sum(1 for r in chunk if r[0])
+                counts["Cloud"] += cloud
+                counts["Edge"] += len(chunk) - cloud
+                bar.set_postfix(counts, refresh=False)
+                bar.update(len(chunk))
+            return paradigm.run(samples, on_chunk)
+
+    @staticmethod
+    def _write_results(path, samples, golds, results):
+        with open(path, "wb") as handle:
+            for i, (sample, gold, (hard, res, edge, cloud)) in enumerate(
+                    zip(samples, golds, results)):
+                record = sample if isinstance(sample, dict) else {"query": sample}
+                handle.write(orjson.dumps(
+                    {"index": i, "id": record.get("id"), "query": record.get("query"),
+                     "gold": gold, "is_hard": bool(hard),
+                     "tier": "cloud" if hard else "edge", "edge": edge, "cloud": cloud},
+                    default=str, option=_JSON_OPTS))
+
+    @staticmethod
+    def _metrics(metric_funcs, y_true, results):
+        values = {}
+        for name, func in metric_funcs.items():
+            try:
+                value = func(y_true, results)
+            except Exception as err:
+                raise RuntimeError(f"metric {name!r} failed: {type(err).__name__}: {err}") from err
+            values[name] = value.item() if hasattr(value, "item") else value
+        return values
+
+    @staticmethod
+    def _config_yaml(job, case):
+        config = {
+            "edgellm_version": __version__,
+            "job": {"name": job.name, "file": job.path, "workspace": job.workspace},
+            "testenv": {"file": job.testenv.path, "params": job.testenv.params,
+                        "dataset": vars(job.testenv.dataset),
+                        "metrics": [vars(m) for m in job.testenv.metrics]},
+            "algorithm": {"name": case.algorithm, "file": case.algorithm_url,
+                          "paradigm_type": case.paradigm_type},
+            "modules": [{"type": m.type, "name": m.name, "url": m.url,
+                         "hyperparameters": m.hyperparameters}
+                        for m in case.modules.values()],
+        }
+        return yaml.safe_dump(config, sort_keys=False, allow_unicode=True)
+
+    # -- leaderboard -----------------------------------------------------------
+
+    def _rank(self, report, metric_names):
+        ok = [o for o in report.outcomes if o.ok]
+        if ok:
+            module_types, hp_names = [], []
+            for o in ok:
+                module_types += [t for t in o.case.modules if t not in module_types]
+                hp_names += [h for h in o.case.hyperparameter_columns() if h not in hp_names]
+            rows = [{"algorithm": o.case.algorithm, **o.metrics,
+                     "paradigm": o.case.paradigm_type,
+                     **{t: m.name for t, m in o.case.modules.items()},
+                     **o.case.hyperparameter_columns(), "time": o.finished,
+                     "url": o.output_dir} for o in ok]
+            board = Leaderboard(report.job.rank, report.job.output_dir)
+            report.selected_rank_file = board.save(rows, metric_names, module_types, hp_names)
+            title = f"edgellm leaderboard: {report.job.name}"
+            if any(o.simulated for o in ok):
+                title += " (SIMULATED models: figures come from model profiles, not real inference)"
+            visual = report.job.rank.visualization or {}
+            if visual.get("mode", "selected_only") == "selected_only" and \
+                    visual.get("method", "print_table") == "print_table":
+                report.table = format_table(report.selected_rank_file, title)

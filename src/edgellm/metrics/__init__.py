@@ -1,0 +1,1 @@
+"""Pure functions over joint-inference results; definitions in docs/metrics.md."""

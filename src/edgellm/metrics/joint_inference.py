@@ -1,0 +1,160 @@
+"""Metrics over Ianvs joint-inference results.
+
+Every function takes ``(y_true, y_pred)`` as Ianvs calls metric scripts: ``y_true``
+the raw dataset answers, ``y_pred`` a list of ``[is_hard, res, edge_result,
+cloud_result]``. ``res`` is the response that answered the query.
+
+Latency definitions follow vLLM's serving benchmark (docs/metrics.md has the
+table). Responses with an ``error`` are left out of quality and latency figures
+and counted by ``errors``. The nine metrics named as in Ianvs' LLM example keep
+that example's meaning and rounding, so its users read them as before.
+"""
+
+import math
+
+import numpy as np
+
+from edgellm.tasks.multiple_choice import extract_choice
+from edgellm.tasks.scoring import is_correct
+
+
+def _answers(y_pred):
+    """The responses that answered, without failed requests."""
+    return [r[1] for r in y_pred if r[1] is not None and not r[1].get("error")]
+
+
+def _perf(responses, key):
+    values = [r["perf"].get(key) for r in responses]
+    return np.array([v for v in values if v is not None], dtype=np.float64)
+
+
+def _mean(values, digits):
+    return round(float(values.mean()), digits) if values.size else math.nan
+
+
+def _percentile(values, q):
+    return round(float(np.percentile(values, q)), 4) if values.size else math.nan
+
+
+def accuracy(y_true, y_pred):
+    """Accuracy (%): answered queries whose prediction matches the gold answer."""
+    right = total = 0
+    for gold, result in zip(y_true, y_pred):
+        res = result[1]
+        if res is None or res.get("error"):
+            continue
+        prediction = res.get("prediction")
+        if prediction is None:
+            prediction = extract_choice(res.get("completion"))
+        right += is_correct(prediction, gold, res.get("task_type", "multiple_choice"))
+        total += 1
+    return round(100.0 * right / total, 2) if total else math.nan
+
+
+def edge_ratio(y_true, y_pred):
+    """Edge Ratio (%): queries the router kept on the edge (not hard)."""
+    return round(100.0 * (1 - sum(bool(r[0]) for r in y_pred) / len(y_pred)), 2)
+
+
+def time_to_first_token(y_true, y_pred):
+    """Time to First Token (s): mean TTFT of the answering responses."""
+    return _mean(_perf(_answers(y_pred), "time_to_first_token"), 3)
+
+
+def internal_token_latency(y_true, y_pred):
+    """Internal Token Latency (s): mean over requests of the mean gap between
+    output tokens (vLLM's TPOT)."""
+    return _mean(_perf(_answers(y_pred), "internal_token_latency"), 3)
+
+
+def throughput(y_true, y_pred):
+    """Throughput (token/s), as Ianvs defines it: 1 / mean Internal Token Latency,
+    i.e. per-request decode speed, not system throughput (see Output Token Throughput)."""
+    itl = _perf(_answers(y_pred), "internal_token_latency")
+    return round(1.0 / float(itl.mean()), 2) if itl.size and itl.mean() > 0 else math.nan
+
+
+def _token_sum(y_pred, side, key):
+    return int(sum(r[side]["usage"][key] for r in y_pred if r[side] is not None))
+
+
+def edge_prompt_tokens(y_true, y_pred):
+    """Edge Prompt Tokens: prompt tokens the edge model consumed."""
+    return _token_sum(y_pred, 2, "prompt_tokens")
+
+
+def edge_completion_tokens(y_true, y_pred):
+    """Edge Completion Tokens: completion tokens the edge model generated."""
+    return _token_sum(y_pred, 2, "completion_tokens")
+
+
+def cloud_prompt_tokens(y_true, y_pred):
+    """Cloud Prompt Tokens: prompt tokens sent to the cloud model."""
+    return _token_sum(y_pred, 3, "prompt_tokens")
+
+
+def cloud_completion_tokens(y_true, y_pred):
+    """Cloud Completion Tokens: completion tokens the cloud model generated."""
+    return _token_sum(y_pred, 3, "completion_tokens")
+
+
+def _percentile_metric(key, q, doc):
+    def metric(y_true, y_pred):
+        return _percentile(_perf(_answers(y_pred), key), q)
+    metric.__doc__ = doc
+    metric.__name__ = f"{key}_p{q}"
+    return metric
+
+
+def _duration(responses):
+    """Seconds the requests took when issued one after another, as Ianvs' loop
+    issues them: the sum of their end-to-end latencies."""
+    return float(_perf(responses, "e2e_latency").sum())
+
+
+def request_throughput(y_true, y_pred):
+    """Request Throughput (req/s): answered requests / duration."""
+    responses = _answers(y_pred)
+    duration = _duration(responses)
+    return round(len(responses) / duration, 4) if duration > 0 else math.nan
+
+
+def output_token_throughput(y_true, y_pred):
+    """Output Token Throughput (token/s): completion tokens / duration."""
+    responses = _answers(y_pred)
+    duration = _duration(responses)
+    tokens = sum(r["usage"]["completion_tokens"] for r in responses)
+    return round(tokens / duration, 4) if duration > 0 else math.nan
+
+
+def errors(y_true, y_pred):
+    """Errors: requests that failed (recorded with an error, not scored)."""
+    return sum(1 for r in y_pred if r[1] is not None and r[1].get("error"))
+
+
+# Metric name (as in testenv.yaml) -> function. Names of Ianvs' LLM example first.
+METRICS = {
+    "Accuracy": accuracy,
+    "Edge Ratio": edge_ratio,
+    "Time to First Token": time_to_first_token,
+    "Throughput": throughput,
+    "Internal Token Latency": internal_token_latency,
+    "Cloud Prompt Tokens": cloud_prompt_tokens,
+    "Cloud Completion Tokens": cloud_completion_tokens,
+    "Edge Prompt Tokens": edge_prompt_tokens,
+    "Edge Completion Tokens": edge_completion_tokens,
+    "Request Throughput": request_throughput,
+    "Output Token Throughput": output_token_throughput,
+    "Errors": errors,
+}
+for _label, _key in (("TTFT", "time_to_first_token"), ("E2E Latency", "e2e_latency")):
+    for _q in (50, 90, 99):
+        METRICS[f"{_label} P{_q}"] = _percentile_metric(
+            _key, _q, f"{_label} P{_q} (s): {_q}th percentile over answering responses.")
+
+
+def register_metric(name):
+    """Register library metric ``name`` with the class registry under that name (what
+    an example metric script does), and return the function."""
+    from edgellm.registry import ClassFactory, ClassType
+    return ClassFactory.register(ClassType.GENERAL, alias=name)(METRICS[name])

@@ -1,0 +1,1 @@
+"""Task types, dataset files and answer extraction."""

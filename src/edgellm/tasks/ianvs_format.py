@@ -1,0 +1,112 @@
+"""Read the two test-dataset formats Ianvs' LLM examples use.
+
+- ``test_data_info: .../metadata.json``: a metadata.json (dataset, description,
+  level_1_dim, level_2_dim) beside a data.jsonl whose lines hold query, response,
+  level_3_dim, level_4_dim and optionally prompt, explanation, judge_prompt.
+  x = prompt + query, y = response.
+- ``test_data: x.jsonl``: lines with question (x) and answer (y).
+
+The result mirrors sedna's data source objects (``x``, ``y``, ``level_3``,
+``level_4``, ...) so dataset processors written for Ianvs work unchanged, but
+holds lists rather than numpy string arrays: a fixed-width array of 140k
+prompts costs hundreds of MB.
+"""
+
+import os
+from dataclasses import dataclass, field
+
+import orjson
+
+from edgellm.errors import ConfigError
+
+METADATA_KEYS = ("dataset", "description", "level_1_dim", "level_2_dim")
+LLM_LINE_KEYS = ("query", "response", "level_3_dim", "level_4_dim")
+
+
+@dataclass
+class TextDataset:
+    """A test set as sedna hands it to a dataset processor."""
+
+    x: list
+    y: list
+    level_3: list = field(default_factory=list)
+    level_4: list = field(default_factory=list)
+    explanation: list = field(default_factory=list)
+    judge_prompts: list = field(default_factory=list)
+    dataset_name: str = ""
+    description: str = ""
+    source: str = ""
+
+    def __len__(self):
+        return len(self.y)
+
+
+def read_jsonl(path, required):
+    """Yield (line number, record) for each non-blank line; name file:line on error."""
+    try:
+        handle = open(path, "rb")
+    except OSError as err:
+        raise ConfigError(path, f"cannot read: {err.strerror}") from None
+    with handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                record = orjson.loads(line)
+            except orjson.JSONDecodeError as err:
+                raise ConfigError(f"{path}:{number}", f"invalid JSON: {err}") from None
+            if not isinstance(record, dict):
+                raise ConfigError(f"{path}:{number}", "expected a JSON object")
+            for key in required:
+                if key not in record:
+                    raise ConfigError(f"{path}:{number}", f"missing key '{key}'")
+            yield number, record
+
+
+def load_llm_dataset(metadata_path):
+    """Ianvs' LLM format: metadata.json + sibling data.jsonl."""
+    try:
+        with open(metadata_path, "rb") as handle:
+            meta = orjson.loads(handle.read())
+    except OSError as err:
+        raise ConfigError(metadata_path, f"cannot read: {err.strerror}") from None
+    except orjson.JSONDecodeError as err:
+        raise ConfigError(metadata_path, f"invalid JSON: {err}") from None
+    if not isinstance(meta, dict):
+        raise ConfigError(metadata_path, "expected a JSON object")
+    for key in METADATA_KEYS:
+        if key not in meta:
+            raise ConfigError(metadata_path, f"missing key '{key}'")
+    data_path = os.path.join(os.path.dirname(metadata_path), "data.jsonl")
+    if not os.path.isfile(data_path):
+        raise ConfigError(data_path, "file not found (data.jsonl must sit beside metadata.json)")
+    ds = TextDataset([], [], dataset_name=meta["dataset"], description=meta["description"],
+                     source=data_path)
+    for _, rec in read_jsonl(data_path, LLM_LINE_KEYS):
+        ds.x.append(rec.get("prompt", "") + rec["query"])
+        ds.y.append(rec["response"])
+        ds.level_3.append(rec["level_3_dim"])
+        ds.level_4.append(rec["level_4_dim"])
+        ds.explanation.append(rec.get("explanation", ""))
+        ds.judge_prompts.append(rec.get("judge_prompt", ""))
+    return ds
+
+
+def load_qa_jsonl(path):
+    """Ianvs' plain JSONL format: question/answer lines."""
+    ds = TextDataset([], [], source=path)
+    for _, rec in read_jsonl(path, ("question", "answer")):
+        ds.x.append(rec["question"])
+        ds.y.append(rec["answer"])
+    return ds
+
+
+def load_test_dataset(spec):
+    """Load the test set a testenv names (``DatasetSpec``)."""
+    if spec.test_key == "test_data_info":
+        ds = load_llm_dataset(spec.test_path)
+    else:
+        ds = load_qa_jsonl(spec.test_path)
+    if not len(ds):
+        raise ConfigError(ds.source, "the test set has no items")
+    return ds
