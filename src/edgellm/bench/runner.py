@@ -167,7 +167,7 @@ class BenchmarkRunner:
 
         counts = {"Edge": 0, "Cloud": 0}
         label = f"[{case.index + 1}/{len(job.test_cases)}] {case.label()}"
-        with tqdm(total=len(samples), desc=label, unit="q", file=sys.stderr, ncols=110,
+        with tqdm(total=len(samples), desc=label, unit="q", file=sys.stderr, dynamic_ncols=True,
                   mininterval=0.1, disable=not self.progress) as bar:
             def on_chunk(chunk):
                 cloud = sum(1 for r in chunk if r[0])
