@@ -171,14 +171,14 @@ class SimulatedLLM:
         for i, sample in enumerate(samples):
             query = sample.get("query", "")
             text = query if isinstance(query, str) else _messages_text(query)
-            completion = self._answer(text, sample.get("gold"), bool(correct[i]),
-                                      wrong_pick[i], template)
+            completion, prediction = self._answer(text, sample.get("gold"), bool(correct[i]),
+                                                  wrong_pick[i], template)
             prompt_tokens = estimate_tokens(text, cpt)
             completion_tokens = max(1, estimate_tokens(completion, cpt))
             ttft = rtt + (overhead + prompt_tokens / prefill) * j1[i]
             itl = decode_gap * j2[i]
             out.append(make_response(
-                completion, extract_choice(completion), prompt_tokens, completion_tokens,
+                completion, prediction, prompt_tokens, completion_tokens,
                 ttft=ttft, itl=itl, e2e=ttft + (completion_tokens - 1) * itl,
                 tier=self.tier, node=self.node, model=self.model, network_time=rtt,
                 cost_usd=prompt_tokens * price_in + completion_tokens * price_out))
@@ -186,16 +186,19 @@ class SimulatedLLM:
 
     @staticmethod
     def _answer(text, gold, correct, pick, template):
+        """(completion, prediction): the chosen option written with the template."""
         options = parse_options(text)
-        gold_letter = extract_choice(str(gold)) if gold is not None else None
+        letters = "".join(options)
+        gold_letter = extract_choice(str(gold), letters) if gold is not None and options else None
         if not options or gold_letter not in options:
             # Not a multiple-choice item we can answer from its options.
-            return str(gold) if correct and gold is not None else "I am not sure."
+            completion = str(gold) if correct and gold is not None else "I am not sure."
+            return completion, completion
         letter = gold_letter
         if not correct:
             others = [k for k in options if k != gold_letter]
             letter = others[min(int(pick * len(others)), len(others) - 1)]
-        return template.format(letter=letter, option=options[letter])
+        return template.format(letter=letter, option=options[letter]), letter
 
 
 def _unit_logistic(u):

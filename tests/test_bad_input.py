@@ -1,0 +1,114 @@
+"""Bad input: one clear line naming file and key/line, exit 2, no rank file touched."""
+
+import os
+
+import pytest
+
+from conftest import EXAMPLE, JOB, edit
+from edgellm.cli import main
+
+RANK = "workspace/query-routing/rank"
+ROUTING = f"{EXAMPLE}/testalgorithms/query-routing"
+DATA = f"{EXAMPLE}/dataset/mcq/test_data/data.jsonl"
+
+
+def run_bad(capsys):
+    code = main(["run", "-f", JOB, "--no-progress"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("edgellm: error: ")
+    assert "Traceback" not in err
+    assert not os.path.exists(RANK)
+    return err
+
+
+def test_missing_job_file(example, capsys):
+    code = main(["run", "-f", "nope/benchmarkingjob.yaml"])
+    err = capsys.readouterr().err
+    assert code == 2 and "nope/benchmarkingjob.yaml: benchmarkingjob file not found" in err
+
+
+def test_malformed_yaml_names_line(example, capsys):
+    edit(JOB, 'name: "query-routing"', 'name: "query-routing\n  oops: [')
+    err = run_bad(capsys)
+    assert JOB in err and "line " in err and "invalid YAML" in err
+
+
+def test_missing_key(example, capsys):
+    edit(JOB, '  name: "query-routing"\n', "")
+    assert f"{JOB}: key 'benchmarkingjob.name': missing" in run_bad(capsys)
+
+
+def test_missing_testenv_file(example, capsys):
+    os.remove(f"{EXAMPLE}/testenv/testenv.yaml")
+    err = run_bad(capsys)
+    assert "key 'benchmarkingjob.testenv'" in err and "testenv.yaml" in err
+
+
+def test_unknown_module_alias(example, capsys):
+    edit(f"{ROUTING}/oracle-router.yaml", 'name: "OracleRouter"', 'name: "OracleRuter"')
+    err = run_bad(capsys)
+    assert f"{ROUTING}/oracle-router.yaml: key 'algorithm.modules[3]'" in err
+    assert "'OracleRuter' is not registered" in err and "OracleRouter" in err
+
+
+def test_unknown_module_type(example, capsys):
+    edit(f"{ROUTING}/edge-only.yaml", 'type: "edgemodel"', 'type: "edge_model"')
+    err = run_bad(capsys)
+    assert "key 'algorithm.modules[1].type'" in err and "'edge_model'" in err
+
+
+def test_missing_dataset_file(example, capsys):
+    os.remove(DATA)
+    err = run_bad(capsys)
+    assert DATA in err and "not found" in err
+
+
+def test_missing_test_entry(example, capsys):
+    edit(f"{EXAMPLE}/testenv/testenv.yaml", "test_data_info:", "test_info:")
+    assert "key 'testenv.dataset.test_data_info': missing" in run_bad(capsys)
+
+
+def test_malformed_jsonl_line_names_line(example, capsys):
+    lines = open(DATA, encoding="utf-8").read().splitlines()
+    lines[6] = lines[6][:-5]
+    open(DATA, "w", encoding="utf-8").write("\n".join(lines) + "\n")
+    err = run_bad(capsys)
+    assert f"{DATA}:7: invalid JSON" in err
+
+
+def test_jsonl_line_missing_key(example, capsys):
+    lines = open(DATA, encoding="utf-8").read().splitlines()
+    lines[2] = lines[2].replace('"response"', '"answer"')
+    open(DATA, "w", encoding="utf-8").write("\n".join(lines) + "\n")
+    assert f"{DATA}:3: missing key 'response'" in run_bad(capsys)
+
+
+def test_unknown_metric(example, capsys):
+    edit(f"{EXAMPLE}/testenv/testenv.yaml", 'name: "Edge Ratio"', 'name: "Edge Rate"')
+    err = run_bad(capsys)
+    assert "testenv.yaml: key 'testenv.metrics[1]'" in err
+    assert "metric 'Edge Rate' is not registered" in err
+
+
+def test_bad_mining_mode(example, capsys):
+    edit(f"{EXAMPLE}/testenv/testenv.yaml", '"mining-then-inference"', '"mine-first"')
+    assert "key 'testenv.hard_example_mining_mode'" in run_bad(capsys)
+
+
+def test_module_file_shadowing_installed_module(example, capsys):
+    os.rename(f"{ROUTING}/query_routers.py", f"{ROUTING}/yaml.py")
+    for name in ("edge-only", "cloud-only", "random-router", "oracle-router"):
+        edit(f"{ROUTING}/{name}.yaml", "query_routers.py", "yaml.py")
+    err = run_bad(capsys)
+    assert "basename 'yaml' is already imported" in err
+
+
+def test_bad_input_leaves_existing_rank_files_untouched(example, capsys):
+    assert main(["run", "-f", JOB, "--no-progress"]) == 0
+    capsys.readouterr()
+    before = open(f"{RANK}/all_rank.csv").read()
+    edit(f"{EXAMPLE}/testenv/testenv.yaml", 'name: "Accuracy"', 'name: "Acuracy"')
+    assert main(["run", "-f", JOB, "--no-progress"]) == 2
+    assert open(f"{RANK}/all_rank.csv").read() == before

@@ -1,0 +1,72 @@
+import math
+
+import numpy as np
+import pytest
+
+from edgellm.metrics import joint_inference as m
+from edgellm.models.response import make_response
+
+
+def resp(pred, ttft, itl, n_out, tier="edge", p=10, error=None):
+    return make_response(f"The answer is {pred}.", pred, p, n_out, ttft=ttft, itl=itl,
+                         e2e=ttft + (n_out - 1) * itl, tier=tier, node=tier, model="m",
+                         error=error)
+
+
+@pytest.fixture
+def results():
+    e1 = resp("A", 0.1, 0.01, 3)           # edge, right
+    e2 = resp("B", 0.2, 0.03, 5)           # edge, wrong (gold C)
+    c1 = resp("C", 1.0, 0.002, 2, "cloud", p=20)  # cloud, right
+    c2 = resp(None, 9.0, 0.5, 1, "cloud", p=30, error="HTTP 500")  # failed request
+    y_true = ["A", "C", "C", "D"]
+    y_pred = [[False, e1, e1, None], [False, e2, e2, None],
+              [True, c1, None, c1], [True, c2, None, c2]]
+    return y_true, y_pred
+
+
+def test_accuracy_excludes_failed_requests(results):
+    assert m.accuracy(*results) == pytest.approx(66.67)
+
+
+def test_edge_ratio(results):
+    assert m.edge_ratio(*results) == 50.0
+
+
+def test_latency_means_exclude_errors(results):
+    assert m.time_to_first_token(*results) == pytest.approx(round((0.1 + 0.2 + 1.0) / 3, 3))
+    itl = (0.01 + 0.03 + 0.002) / 3
+    assert m.internal_token_latency(*results) == round(itl, 3)
+    assert m.throughput(*results) == round(1 / itl, 2)  # Ianvs: 1 / mean ITL
+
+
+def test_token_sums_count_each_side(results):
+    assert (m.edge_prompt_tokens(*results), m.edge_completion_tokens(*results)) == (20, 8)
+    assert (m.cloud_prompt_tokens(*results), m.cloud_completion_tokens(*results)) == (50, 3)
+
+
+def test_percentiles_match_numpy(results):
+    ttft = [0.1, 0.2, 1.0]
+    e2e = [0.1 + 2 * 0.01, 0.2 + 4 * 0.03, 1.0 + 0.002]
+    assert m.METRICS["TTFT P50"](*results) == round(float(np.percentile(ttft, 50)), 4)
+    assert m.METRICS["TTFT P99"](*results) == round(float(np.percentile(ttft, 99)), 4)
+    assert m.METRICS["E2E Latency P90"](*results) == round(float(np.percentile(e2e, 90)), 4)
+
+
+def test_system_throughput_over_sequential_duration(results):
+    duration = 0.12 + 0.32 + 1.002
+    assert m.request_throughput(*results) == round(3 / duration, 4)
+    assert m.output_token_throughput(*results) == round(10 / duration, 4)
+    assert m.errors(*results) == 1
+
+
+def test_empty_latency_is_nan():
+    r = resp("A", 0.1, 0.01, 3, error="boom")
+    assert math.isnan(m.time_to_first_token(["A"], [[False, r, r, None]]))
+    assert math.isnan(m.accuracy(["A"], [[False, r, r, None]]))
+
+
+def test_accuracy_extracts_from_completion_when_no_prediction():
+    r = resp(None, 0.1, 0.01, 3)
+    r["completion"] = "Answer: (C)"
+    assert m.accuracy(["C"], [[False, r, r, None]]) == 100.0

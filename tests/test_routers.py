@@ -1,0 +1,74 @@
+import pytest
+
+from conftest import sample
+from edgellm.models.tiers import CloudModel, EdgeModel
+from edgellm.routing.routers import CloudOnly, EdgeOnly, OracleRouter, RandomRouter
+
+
+def test_fixed_routers():
+    data = [sample(i) for i in range(5)]
+    assert EdgeOnly()(data[0]) is False and EdgeOnly().route_batch(data) == [False] * 5
+    assert CloudOnly()(data[0]) is True and CloudOnly().route_batch(data) == [True] * 5
+
+
+def test_random_router_is_seeded_and_batch_matches_per_call():
+    data = [sample(i) for i in range(4000)]
+    per_call = [RandomRouter(cloud_probability=0.3, seed=5)(s) for s in data[:1]]
+    r = RandomRouter(cloud_probability=0.3, seed=5)
+    sequential = [r(s) for s in data]
+    assert per_call[0] == sequential[0]
+    assert RandomRouter(cloud_probability=0.3, seed=5).route_batch(data) == sequential
+    assert RandomRouter(cloud_probability=0.3, seed=6).route_batch(data) != sequential
+    assert abs(sum(sequential) / len(data) - 0.3) < 0.03
+
+
+def test_random_router_accepts_ianvs_threshold_as_edge_probability():
+    assert RandomRouter(threshold=0.8).cloud_probability == pytest.approx(0.2)
+    with pytest.raises(ValueError, match="either"):
+        RandomRouter(threshold=0.8, cloud_probability=0.1)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        RandomRouter(cloud_probability=1.5)
+
+
+class FixedModel:
+    """Answers with a fixed letter per item id."""
+
+    def __init__(self, letters):
+        self.letters = letters
+
+    def predict(self, data, **kw):
+        return {"prediction": self.letters[data["id"]]}
+
+    inference = predict
+
+
+def test_oracle_goes_to_cloud_only_when_edge_wrong_and_cloud_right():
+    # gold A everywhere; (edge, cloud): right/right, wrong/wrong, right/wrong, wrong/right
+    data = [sample(i, gold="A") for i in range(4)]
+    oracle = OracleRouter(edgemodel=FixedModel("ABAB"), cloudmodel=FixedModel("ACCA"))
+    assert oracle.route_batch(data) == [False, False, False, True]
+    assert oracle.counts == {"both_right": 1, "both_wrong": 1, "edge_better": 1,
+                             "cloud_better": 1}
+    again = OracleRouter(edgemodel=FixedModel("ABAB"), cloudmodel=FixedModel("ACCA"))
+    assert [again(s) for s in data] == [False, False, False, True]
+
+
+def test_oracle_needs_models_and_gold():
+    with pytest.raises(ValueError, match="needs the edge and cloud models"):
+        OracleRouter()
+    oracle = OracleRouter(edgemodel=FixedModel("A"), cloudmodel=FixedModel("A"))
+    with pytest.raises(ValueError, match="gold"):
+        oracle({"id": 0, "query": "q"})
+
+
+def test_oracle_with_simulated_models_reaches_union_accuracy():
+    data = [sample(i, gold="ABCD"[i % 4]) for i in range(3000)]
+    edge = EdgeModel(model="Qwen/Qwen2.5-1.5B-Instruct")
+    cloud = CloudModel(model="gpt-4o-mini")
+    hard = OracleRouter(edgemodel=edge, cloudmodel=cloud).route_batch(data)
+    e, c = edge.predict_batch(data), cloud.inference_batch(data)
+    answered = [c[i] if h else e[i] for i, h in enumerate(hard)]
+    oracle_acc = sum(r["prediction"] == s["gold"] for r, s in zip(answered, data))
+    either = sum(a["prediction"] == s["gold"] or b["prediction"] == s["gold"]
+                 for a, b, s in zip(e, c, data))
+    assert oracle_acc == either

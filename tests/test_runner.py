@@ -1,0 +1,123 @@
+"""The whole job through the CLI: rank files, per-case folders, failures, determinism."""
+
+import csv
+import json
+import os
+
+from conftest import EXAMPLE, JOB, edit
+from edgellm.cli import main
+
+RANK = "workspace/query-routing/rank"
+ROUTING = f"{EXAMPLE}/testalgorithms/query-routing"
+N_ITEMS = 160
+METRICS_9 = ["Accuracy", "Edge Ratio", "Time to First Token", "Throughput",
+             "Internal Token Latency", "Cloud Prompt Tokens", "Cloud Completion Tokens",
+             "Edge Prompt Tokens", "Edge Completion Tokens"]
+
+
+def rows(name):
+    with open(f"{RANK}/{name}", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def case_key(row):
+    return (row["algorithm"], row["hard_example_mining"], row["edgemodel-model"])
+
+
+def test_example_job_end_to_end(example, capsys):
+    assert main(["run", "-f", JOB, "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "SIMULATED" in out and "oracle-router" in out
+    all_rows = rows("all_rank.csv")
+    assert len(all_rows) == 10
+    header = list(all_rows[0])
+    assert header[:2] == ["rank", "algorithm"]
+    assert header[-2:] == ["time", "url"]
+    for column in ["paradigm", "dataset_processor", "edgemodel", "cloudmodel",
+                   "hard_example_mining", "edgemodel-model", "edgemodel-backend",
+                   "hard_example_mining-cloud_probability", *METRICS_9]:
+        assert column in header
+    accuracy = [float(r["Accuracy"]) for r in all_rows]
+    assert accuracy == sorted(accuracy, reverse=True)
+    assert [r["rank"] for r in all_rows] == [str(i) for i in range(1, 11)]
+
+    by_case = {case_key(r): r for r in all_rows}
+    for model in ("Qwen/Qwen2.5-1.5B-Instruct", "Qwen/Qwen2.5-7B-Instruct"):
+        oracle = float(by_case[("oracle-router", "OracleRouter", model)]["Accuracy"])
+        edge = float(by_case[("edge-only", "EdgeOnly", model)]["Accuracy"])
+        assert oracle > edge
+        assert oracle > float(by_case[("cloud-only", "CloudOnly",
+                                       "Qwen/Qwen2.5-1.5B-Instruct")]["Accuracy"])
+    cloud = by_case[("cloud-only", "CloudOnly", "Qwen/Qwen2.5-1.5B-Instruct")]
+    assert cloud["Edge Ratio"] == "0.0" and cloud["Edge Prompt Tokens"] == "0"
+
+    # every row traces to its raw records
+    for row in all_rows:
+        folder = row["url"]
+        with open(os.path.join(folder, "results.jsonl")) as handle:
+            records = [json.loads(line) for line in handle]
+        assert len(records) == N_ITEMS
+        metrics = json.load(open(os.path.join(folder, "metrics.json")))
+        assert str(metrics["Accuracy"]) == row["Accuracy"]
+        edge_share = 100 * sum(not r["is_hard"] for r in records) / N_ITEMS
+        assert float(row["Edge Ratio"]) == round(edge_share, 2)
+        assert os.path.exists(os.path.join(folder, "config.yaml"))
+
+    selected = rows("selected_rank.csv")
+    assert list(selected[0]) == ["rank", "algorithm", "Accuracy", "Edge Ratio",
+                                 "Time to First Token", "Throughput", "Internal Token Latency",
+                                 "Cloud Prompt Tokens", "Cloud Completion Tokens",
+                                 "Edge Prompt Tokens", "Edge Completion Tokens", "TTFT P99",
+                                 "E2E Latency P99", "paradigm", "hard_example_mining",
+                                 "edgemodel-model", "cloudmodel-model", "time", "url"]
+
+
+def test_same_job_twice_gives_identical_metrics_and_rows_accumulate(example, capsys):
+    assert main(["run", "-f", JOB, "--no-progress"]) == 0
+    first = {case_key(r): {m: r[m] for m in METRICS_9} for r in rows("all_rank.csv")}
+    assert main(["run", "-f", JOB, "--no-progress"]) == 0
+    all_rows = rows("all_rank.csv")
+    assert len(all_rows) == 20  # rows accumulate across runs, as in Ianvs
+    for row in all_rows:
+        assert {m: row[m] for m in METRICS_9} == first[case_key(row)]
+    assert len(rows("selected_rank.csv")) == 10  # duplicates apart from time/url dropped
+
+
+def test_seed_changes_outcomes(example, capsys):
+    assert main(["run", "-f", JOB, "--no-progress"]) == 0
+    before = {case_key(r): r["Accuracy"] for r in rows("all_rank.csv")}
+    for name in ("edge-only", "cloud-only", "random-router", "oracle-router"):
+        edit(f"{ROUTING}/{name}.yaml", "- seed:\n            values: [0]",
+             "- seed:\n            values: [1]")
+    os.remove(f"{RANK}/all_rank.csv")
+    assert main(["run", "-f", JOB, "--no-progress"]) == 0
+    after = {case_key(r): r["Accuracy"] for r in rows("all_rank.csv")}
+    assert before != after
+
+
+def test_failing_case_is_reported_and_others_ranked(example, capsys):
+    edit(f"{ROUTING}/edge-only.yaml", '"Qwen/Qwen2.5-3B-Instruct"', '"Qwen/Qwen9-Nope"')
+    assert main(["run", "-f", JOB, "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "FAILED test case 2/10 edge-only (EdgeOnly, Qwen9-Nope, gpt-4o-mini)" in err
+    assert "no profile for model 'Qwen/Qwen9-Nope'" in err and "error.txt" in err
+    assert "1 of 10 test cases failed" in err
+    assert len(rows("all_rank.csv")) == 9
+    failed = [d for d in os.listdir("workspace/query-routing/edge-only")
+              if os.path.exists(f"workspace/query-routing/edge-only/{d}/error.txt")]
+    assert len(failed) == 1
+
+
+def test_inference_then_mining_mode(example, capsys):
+    edit(f"{EXAMPLE}/testenv/testenv.yaml", '"mining-then-inference"', '"inference-then-mining"')
+    # the oracle needs the query's gold answer, which a router after inference never sees
+    edit(JOB, "      - name: \"oracle-router\"\n        url: \"./examples/edge-llm-distribution/"
+              "testalgorithms/query-routing/oracle-router.yaml\"\n", "")
+    assert main(["run", "-f", JOB, "--no-progress"]) == 0
+    by_case = {case_key(r): r for r in rows("all_rank.csv")}
+    random_row = by_case[("random-router", "RandomRouter", "Qwen/Qwen2.5-1.5B-Instruct")]
+    # edge answered every query first; the router then escalated some to the cloud
+    assert random_row["Edge Prompt Tokens"] == by_case[
+        ("edge-only", "EdgeOnly", "Qwen/Qwen2.5-1.5B-Instruct")]["Edge Prompt Tokens"]
+    assert 0 < float(random_row["Edge Ratio"]) < 100
+    assert int(random_row["Cloud Prompt Tokens"]) > 0
