@@ -106,3 +106,11 @@ def test_non_multiple_choice_item_answers_gold_or_abstains():
     s = {"id": 7, "query": "Translate: 你好", "gold": "Hello", "task_type": "multiple_choice"}
     r = SimulatedLLM("gpt-4o-mini").generate(s)
     assert r["completion"] in ("Hello", "I am not sure.")
+
+
+def test_memoised_responses_never_cross_items_with_another_gold():
+    llm = SimulatedLLM("gpt-4o-mini", seed=3)
+    # an item the model gets right, then the same id and text with another answer key
+    item = next(s for s in items(50) if llm.generate(s)["prediction"] == s["gold"])
+    other = dict(item, gold="ABCD"[("ABCD".index(item["gold"]) + 1) % 4])
+    assert llm.generate(other)["prediction"] == other["gold"]

@@ -46,7 +46,8 @@ def accuracy(y_true, y_pred):
         prediction = res.get("prediction")
         if prediction is None:
             prediction = extract_choice(res.get("completion"))
-        right += is_correct(prediction, gold, res.get("task_type", "multiple_choice"))
+        right += prediction == gold or is_correct(prediction, gold,
+                                                  res.get("task_type", "multiple_choice"))
         total += 1
     return round(100.0 * right / total, 2) if total else math.nan
 

@@ -1,5 +1,6 @@
 """The response record every backend returns (a superset of the Ianvs LLM example's)."""
 
+import math
 import re
 
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff\u3000-\u303f\uff00-\uffef]")
@@ -14,9 +15,11 @@ def estimate_tokens(text, chars_per_token=4.0):
     """
     if not text:
         return 0
-    cjk = len(_CJK.findall(text)) if not text.isascii() else 0
+    if text.isascii():
+        return max(1, math.ceil(len(text) / chars_per_token))
+    cjk = len(_CJK.findall(text))
     rest = len(text) - cjk
-    return cjk + max(1, -(-rest // chars_per_token)) if rest else cjk
+    return cjk + max(1, math.ceil(rest / chars_per_token)) if rest else cjk
 
 
 def make_response(completion, prediction, prompt_tokens, completion_tokens, *,

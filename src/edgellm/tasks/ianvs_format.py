@@ -43,23 +43,25 @@ class TextDataset:
 
 def read_jsonl(path, required):
     """Yield (line number, record) for each non-blank line; name file:line on error."""
+    required = frozenset(required)
+    loads, decode_error = orjson.loads, orjson.JSONDecodeError
     try:
         handle = open(path, "rb")
     except OSError as err:
         raise ConfigError(path, f"cannot read: {err.strerror}") from None
     with handle:
         for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
             try:
-                record = orjson.loads(line)
-            except orjson.JSONDecodeError as err:
+                record = loads(line)
+            except decode_error as err:
+                if not line.strip():
+                    continue
                 raise ConfigError(f"{path}:{number}", f"invalid JSON: {err}") from None
             if not isinstance(record, dict):
                 raise ConfigError(f"{path}:{number}", "expected a JSON object")
-            for key in required:
-                if key not in record:
-                    raise ConfigError(f"{path}:{number}", f"missing key '{key}'")
+            if not required <= record.keys():
+                missing = sorted(required - record.keys())[0]
+                raise ConfigError(f"{path}:{number}", f"missing key '{missing}'")
             yield number, record
 
 
@@ -82,13 +84,17 @@ def load_llm_dataset(metadata_path):
         raise ConfigError(data_path, "file not found (data.jsonl must sit beside metadata.json)")
     ds = TextDataset([], [], dataset_name=meta["dataset"], description=meta["description"],
                      source=data_path)
+    x, y, level_3, level_4 = ds.x.append, ds.y.append, ds.level_3.append, ds.level_4.append
+    explanation, judge = ds.explanation.append, ds.judge_prompts.append
     for _, rec in read_jsonl(data_path, LLM_LINE_KEYS):
-        ds.x.append(rec.get("prompt", "") + rec["query"])
-        ds.y.append(rec["response"])
-        ds.level_3.append(rec["level_3_dim"])
-        ds.level_4.append(rec["level_4_dim"])
-        ds.explanation.append(rec.get("explanation", ""))
-        ds.judge_prompts.append(rec.get("judge_prompt", ""))
+        get = rec.get
+        prompt = get("prompt")
+        x(prompt + rec["query"] if prompt else rec["query"])
+        y(rec["response"])
+        level_3(rec["level_3_dim"])
+        level_4(rec["level_4_dim"])
+        explanation(get("explanation", ""))
+        judge(get("judge_prompt", ""))
     return ds
 
 

@@ -3,7 +3,6 @@
 import re
 from functools import lru_cache
 
-_OPTION_LINE = re.compile(r"^\s*\(?([A-J])[.)]\s*(.+?)\s*$", re.MULTILINE)
 
 
 @lru_cache(maxsize=None)
@@ -17,13 +16,55 @@ def _patterns(letters):
             re.compile(rf"\b{group}\b"))
 
 
+_OPENERS = ("A.", "A)", "(A)")
+
+
 def parse_options(text):
-    """{letter: option text} of the trailing option block ("A. ...", "B) ...")."""
+    """{letter: option text} of the trailing option block ("A. ...", "B) ...", "(C) ...").
+
+    Options close an MMLU-style prompt, so we scan lines backwards to the last one
+    that opens an "A" option (few-shot prompts hold earlier blocks, and often end
+    in "Answer:"). No regex over the whole prompt: this runs once per item and
+    model, on prompts of thousands of characters.
+    """
+    text = text or ""
+    end = len(text)
+    while True:
+        start = text.rfind("\n", 0, end) + 1
+        if text[start:end].lstrip(" \t").startswith(_OPENERS):
+            return _option_lines(text[start:])
+        if start == 0:
+            return {}
+        end = start - 1
+
+
+# "\n" rather than a MULTILINE "^": four times faster in CPython's regex engine.
+_OPTION_MARK = re.compile(r"\n[ \t]*\(?([A-J])[.)]")
+
+
+def option_letters(text):
+    """The letters of the trailing option block, "ABCD" for a four-option question:
+    one C-level scan, for the hot path of the simulated model."""
+    found = _OPTION_MARK.findall(text)
+    if text.lstrip(" \t").startswith(_OPENERS):
+        found.insert(0, "A")
+    if "A" not in found:
+        return ""
+    return "".join(found[len(found) - 1 - found[::-1].index("A"):])
+
+
+def _option_lines(block):
     options = {}
-    for letter, body in _OPTION_LINE.findall(text or ""):
-        if letter == "A":
-            options = {}  # a new block (few-shot prompts hold several): keep the last
-        options[letter] = body
+    for line in block.split("\n"):
+        line = line.strip(" \t\r")
+        if line[:1] == "(" and line[2:3] == ")":
+            letter, body = line[1:2], line[3:]
+        elif line[1:2] in (".", ")"):
+            letter, body = line[:1], line[2:]
+        else:
+            continue
+        if "A" <= letter <= "J":
+            options[letter] = body.strip(" \t")
     return options
 
 
@@ -33,6 +74,10 @@ def extract_choice(completion, letters="ABCD"):
     if not completion:
         return None
     text = str(completion)
+    if len(text) <= 3:  # fast path for the common "B", "B.", "(B)"
+        bare = text.strip(" ().:")
+        if len(bare) == 1:
+            return bare if bare in letters else None
     explicit, leading, standalone = _patterns(letters)
     found = [m.upper() for m in explicit.findall(text) if m.upper() in letters]
     if found:
