@@ -121,3 +121,14 @@ def test_inference_then_mining_mode(example, capsys):
         ("edge-only", "EdgeOnly", "Qwen/Qwen2.5-1.5B-Instruct")]["Edge Prompt Tokens"]
     assert 0 < float(random_row["Edge Ratio"]) < 100
     assert int(random_row["Cloud Prompt Tokens"]) > 0
+
+
+def test_parallel_workers_give_the_same_rows(example, capsys):
+    assert main(["run", "-f", JOB, "--no-progress"]) == 0
+    serial = {case_key(r): {m: r[m] for m in METRICS_9} for r in rows("all_rank.csv")}
+    os.remove(f"{RANK}/all_rank.csv")
+    assert main(["run", "-f", JOB, "--no-progress", "--jobs", "2"]) == 0
+    parallel = rows("all_rank.csv")
+    assert len(parallel) == 10
+    assert {case_key(r): {m: r[m] for m in METRICS_9} for r in parallel} == serial
+    assert all(os.path.exists(os.path.join(r["url"], "results.jsonl")) for r in parallel)

@@ -13,7 +13,7 @@ EXIT_BAD_INPUT = 2
 def _run(args):
     from edgellm.bench.runner import BenchmarkRunner
 
-    report = BenchmarkRunner(args.file, progress=not args.no_progress).run()
+    report = BenchmarkRunner(args.file, progress=not args.no_progress, jobs=args.jobs).run()
     if report.table:
         print(report.table)
     if report.selected_rank_file:
@@ -36,6 +36,9 @@ def build_parser():
     run.add_argument("-f", "--file", required=True, help="benchmarkingjob.yaml; paths in it "
                      "resolve against the current directory, as in Ianvs")
     run.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    run.add_argument("-j", "--jobs", type=int, default=1, metavar="N",
+                     help="run up to N test cases at once in worker processes (default 1; "
+                          "keep 1 for GPU or rate-limited API backends)")
     run.set_defaults(handler=_run)
     return parser
 

@@ -12,6 +12,7 @@ traced to its raw records (the row's ``url``).
 
 import copy
 import gc
+import multiprocessing
 import os
 import shutil
 import sys
@@ -61,13 +62,27 @@ class RunReport:
         return [o for o in self.outcomes if not o.ok]
 
 
-class BenchmarkRunner:
-    """Runs one benchmarking job; ``run()`` returns a ``RunReport``."""
+# What forked workers need, set just before they are forked (fork shares it for free;
+# pickling the dataset to each worker would cost more than the cases).
+_WORKER_STATE = None
 
-    def __init__(self, job_path, progress=True, stream=None):
+
+def _run_case_in_worker(index):
+    runner, job, classes, dataset, metrics = _WORKER_STATE
+    return runner._run_case(job, job.test_cases[index], classes, dataset, metrics)
+
+
+class BenchmarkRunner:
+    """Runs one benchmarking job; ``run()`` returns a ``RunReport``.
+
+    ``jobs`` > 1 runs that many test cases at once in forked worker processes
+    (test cases are independent, so the results are the same as one by one). Keep
+    it at 1 for backends that hold a GPU or an API rate limit."""
+
+    def __init__(self, job_path, progress=True, jobs=1):
         self.job_path = job_path
         self.progress = progress
-        self.stream = stream or sys.stdout
+        self.jobs = max(1, int(jobs))
 
     def run(self):
         # sedna's default backend imports tensorflow; the LLM paradigm needs none.
@@ -78,14 +93,31 @@ class BenchmarkRunner:
             metrics = self._resolve_metrics(job, loader)
             classes = self._resolve_modules(job, loader)
             dataset = load_test_dataset(job.testenv.dataset)
-            outcomes = [self._run_case(job, case, classes, dataset, metrics)
-                        for case in job.test_cases]
+            workers = min(self.jobs, len(job.test_cases))
+            if workers > 1 and "fork" in multiprocessing.get_all_start_methods():
+                outcomes = self._run_in_workers(workers, job, classes, dataset, metrics)
+            else:
+                outcomes = [self._run_case(job, case, classes, dataset, metrics)
+                            for case in job.test_cases]
             del dataset
         finally:
             loader.unload()
         report = RunReport(job, outcomes)
         self._rank(report, list(metrics))
         return report
+
+    def _run_in_workers(self, workers, job, classes, dataset, metrics):
+        global _WORKER_STATE
+        from tqdm import tqdm
+
+        _WORKER_STATE = (self, job, classes, dataset, metrics)
+        context = multiprocessing.get_context("fork")
+        tqdm.set_lock(context.RLock())  # bars of several processes share the terminal
+        try:
+            with context.Pool(workers) as pool:
+                return pool.map(_run_case_in_worker, range(len(job.test_cases)), chunksize=1)
+        finally:
+            _WORKER_STATE = None
 
     # -- checks before running -------------------------------------------------
 
@@ -112,9 +144,8 @@ class BenchmarkRunner:
     def _run_case(self, job, case, classes, dataset, metric_funcs):
         # A case allocates millions of small dicts and no reference cycles; the cyclic
         # collector would rescan them again and again (it doubled run time). Pause it
-        # for the case and collect once afterwards, which also frees cyclic garbage
-        # that module code may have made.
-        gc.collect()
+        # for the case; the next automatic collection after it frees any cyclic
+        # garbage module code made.
         gc.freeze()  # what exists now (the dataset, modules) is never rescanned
         gc.disable()
         try:
@@ -184,7 +215,8 @@ class BenchmarkRunner:
         counts = {"Edge": 0, "Cloud": 0}
         label = f"[{case.index + 1}/{len(job.test_cases)}] {case.label()}"
         with tqdm(total=len(samples), desc=label, unit="q", file=sys.stderr, dynamic_ncols=True,
-                  mininterval=0.1, disable=not self.progress) as bar:
+                  mininterval=0.1, disable=not self.progress,
+                  position=case.index % self.jobs if self.jobs > 1 else None) as bar:
             def on_chunk(chunk):
                 cloud = sum(1 for r in chunk if r[0])
                 counts["Cloud"] += cloud
