@@ -65,20 +65,6 @@ def read_jsonl(path, required):
             yield number, record
 
 
-def read_records(path, required):
-    """All records of a JSONL file, decoded in one pass; on any problem the
-    line-by-line reader runs instead to name the file and line."""
-    try:
-        with open(path, "rb") as handle:
-            records = [orjson.loads(line) for line in handle if line.strip()]
-        required = frozenset(required)
-        if all(type(r) is dict and required <= r.keys() for r in records):
-            return records
-    except (OSError, orjson.JSONDecodeError):
-        pass
-    return [record for _, record in read_jsonl(path, required)]
-
-
 def load_llm_dataset(metadata_path):
     """Ianvs' LLM format: metadata.json + sibling data.jsonl."""
     try:
@@ -98,21 +84,27 @@ def load_llm_dataset(metadata_path):
         raise ConfigError(data_path, "file not found (data.jsonl must sit beside metadata.json)")
     ds = TextDataset([], [], dataset_name=meta["dataset"], description=meta["description"],
                      source=data_path)
-    records = read_records(data_path, LLM_LINE_KEYS)
-    ds.x = [r.get("prompt", "") + r["query"] if "prompt" in r else r["query"] for r in records]
-    ds.y = [r["response"] for r in records]
-    ds.level_3 = [r["level_3_dim"] for r in records]
-    ds.level_4 = [r["level_4_dim"] for r in records]
-    ds.explanation = [r.get("explanation", "") for r in records]
-    ds.judge_prompts = [r.get("judge_prompt", "") for r in records]
+    x, y, level_3, level_4 = ds.x.append, ds.y.append, ds.level_3.append, ds.level_4.append
+    explanation, judge = ds.explanation.append, ds.judge_prompts.append
+    for _, rec in read_jsonl(data_path, LLM_LINE_KEYS):
+        get = rec.get
+        prompt = get("prompt")
+        x(prompt + rec["query"] if prompt else rec["query"])
+        y(rec["response"])
+        level_3(rec["level_3_dim"])
+        level_4(rec["level_4_dim"])
+        explanation(get("explanation", ""))
+        judge(get("judge_prompt", ""))
     return ds
 
 
 def load_qa_jsonl(path):
     """Ianvs' plain JSONL format: question/answer lines."""
-    records = read_records(path, ("question", "answer"))
-    return TextDataset([r["question"] for r in records], [r["answer"] for r in records],
-                       source=path)
+    ds = TextDataset([], [], source=path)
+    for _, rec in read_jsonl(path, ("question", "answer")):
+        ds.x.append(rec["question"])
+        ds.y.append(rec["answer"])
+    return ds
 
 
 def load_test_dataset(spec):
