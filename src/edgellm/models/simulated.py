@@ -200,9 +200,11 @@ class SimulatedLLM:
         p = self.profile
         n = len(samples)
         keys, b = self.difficulty(samples)
-        types = [s.get("task_type", "multiple_choice") for s in samples]
-        ability = {t: self._ability(t) for t in set(types)}
-        abilities = np.fromiter((ability[t] for t in types), np.float64, n)
+        ability = {}
+        for t in {s.get("task_type", "multiple_choice") for s in samples}:
+            ability[t] = self._ability(t)
+        abilities = np.fromiter((ability[s.get("task_type", "multiple_choice")] for s in samples),
+                                np.float64, n)
         correct = (uniforms(keys, self._salt) < 1.0 / (1.0 + np.exp(b - abilities))).tolist()
         wrong_pick = uniforms(keys, self._salt ^ 0x5A5A5A5A).tolist()
 
