@@ -68,6 +68,13 @@ class _Section:
                                    f"got {type(value).__name__} {value!r}")
         return value
 
+    def sections(self, name):
+        """The mappings of the non-empty list under ``name``, each as a section."""
+        values = self.get(name, list, required=True)
+        if not values:
+            raise self.error(name, "empty list")
+        return [_Section(self.path, self.key(f"{name}[{i}]"), v) for i, v in enumerate(values)]
+
     def section(self, name, required=True):
         value = self.get(name, required=required)
         return None if value is None else _Section(self.path, self.key(name), value)
@@ -179,12 +186,8 @@ def read_job(path):
     if kind != "algorithms":
         raise test_object.error("type", f"unsupported test object type {kind!r} "
                                         f"(supported: 'algorithms')")
-    algorithms = test_object.get("algorithms", list, required=True)
-    if not algorithms:
-        raise test_object.error("algorithms", "empty list")
     cases = []
-    for i, entry in enumerate(algorithms):
-        algo = _Section(path, test_object.key(f"algorithms[{i}]"), entry)
+    for algo in test_object.sections("algorithms"):
         cases += read_algorithm(algo.get("name", str, required=True), algo.file("url"))
     for i, case in enumerate(cases):
         case.index = i
@@ -213,13 +216,8 @@ def read_testenv(path):
                                       "use test_data_info or test_data")
     spec = DatasetSpec(train[0], dataset.file(train[0]), test_key, test_path)
 
-    metrics = env.get("metrics", list, required=True)
-    if not metrics:
-        raise env.error("metrics", "empty list")
-    metric_specs = []
-    for i, entry in enumerate(metrics):
-        m = _Section(path, env.key(f"metrics[{i}]"), entry)
-        metric_specs.append(MetricSpec(m.get("name", str, required=True), m.file("url")))
+    metric_specs = [MetricSpec(m.get("name", str, required=True), m.file("url"))
+                    for m in env.sections("metrics")]
     params = {k: v for k, v in env.data.items() if k not in ("dataset", "metrics")}
     mode = params.get("hard_example_mining_mode", MINING_MODES[0])
     if mode not in MINING_MODES:
@@ -259,11 +257,9 @@ def read_algorithm(name, path):
     if paradigm != "jointinference":
         raise algo.error("paradigm_type", f"{paradigm!r} is not supported by edgellm run "
                                           f"(supported: 'jointinference')")
-    modules = algo.get("modules", list, required=True)
     per_module = []
     seen = set()
-    for i, entry in enumerate(modules):
-        module = _Section(path, algo.key(f"modules[{i}]"), entry)
+    for module in algo.sections("modules"):
         mtype = module.get("type", str, required=True)
         if mtype not in JOINT_INFERENCE_MODULES:
             raise module.error("type", f"{mtype!r} is not a joint-inference module type "
