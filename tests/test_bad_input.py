@@ -112,3 +112,8 @@ def test_bad_input_leaves_existing_rank_files_untouched(example, capsys):
     edit(f"{EXAMPLE}/testenv/testenv.yaml", 'name: "Accuracy"', 'name: "Acuracy"')
     assert main(["run", "-f", JOB, "--no-progress"]) == 2
     assert open(f"{RANK}/all_rank.csv").read() == before
+
+
+def test_unknown_visualization_method(example, capsys):
+    edit(JOB, 'method: "print_table"', 'method: "plot_bars"')
+    assert "key 'benchmarkingjob.rank.visualization.method'" in run_bad(capsys)

@@ -19,6 +19,7 @@ REQUIRED_MODULES = ("edgemodel", "cloudmodel", "hard_example_mining")
 MINING_MODES = ("mining-then-inference", "inference-then-mining")
 TRAIN_KEYS = ("train_data", "train_data_info", "train_index")
 TEST_KEYS = ("test_data", "test_data_info", "test_index")
+VISUALIZATION_METHODS = ("print_table",)  # what Ianvs offers
 SAVE_MODES = ("selected_and_all", "selected_only", "selected_and_all_and_picture")
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -293,6 +294,10 @@ def read_rank(path, rank):
         sort_by.append((metric, order == "ascend"))
     visualization = rank.get("visualization", dict,
                              default={"mode": "selected_only", "method": "print_table"})
+    method = visualization.get("method", "print_table")
+    if method not in VISUALIZATION_METHODS:
+        raise rank.error("visualization.method", f"{method!r} is not one of "
+                                                 f"{list(VISUALIZATION_METHODS)}")
     selected = rank.section("selected_dataitem")
     items = {}
     for key in ("paradigms", "modules", "hyperparameters", "metrics"):
