@@ -48,7 +48,7 @@ def test_oracle_goes_to_cloud_only_when_edge_wrong_and_cloud_right():
     oracle = OracleRouter(edgemodel=FixedModel("ABAB"), cloudmodel=FixedModel("ACCA"))
     assert oracle.route_batch(data) == [False, False, False, True]
     assert oracle.counts == {"both_right": 1, "both_wrong": 1, "edge_better": 1,
-                             "cloud_better": 1}
+                             "cloud_better": 1, "tie": 0}
     again = OracleRouter(edgemodel=FixedModel("ABAB"), cloudmodel=FixedModel("ACCA"))
     assert [again(s) for s in data] == [False, False, False, True]
 

@@ -7,6 +7,7 @@ from conftest import sample
 from edgellm.models.response import estimate_tokens
 from edgellm.models.simulated import SimulatedLLM, load_profile
 from edgellm.tasks.multiple_choice import extract_choice, parse_options
+from edgellm.tasks.registry import prompt_for
 
 SUBJECTS = [f"subject{k}" for k in range(40)]
 
@@ -67,7 +68,9 @@ def test_answers_are_real_option_strings():
 def test_timing_formulas_without_jitter():
     llm = SimulatedLLM("gpt-4o-mini", jitter=0.0)
     p = llm.profile
-    s = sample(1, query="x" * (4 * p.ref_prompt_tokens))
+    # the model is sent the task's prompt template around the query
+    template = len(prompt_for({"query": "", "task_type": "multiple_choice"}))
+    s = sample(1, query="x" * (4 * p.ref_prompt_tokens - template))
     r = llm.generate(s)
     assert r["usage"]["prompt_tokens"] == p.ref_prompt_tokens
     assert r["perf"]["time_to_first_token"] == pytest.approx(p.ttft_s)

@@ -28,6 +28,20 @@ def _run(args):
     return 0
 
 
+def _convert(args):
+    from edgellm.tasks.datasets import read_items, write_items
+
+    items, skipped = read_items(args.source, args.source_format, args.skip_bad_rows)
+    written = write_items(items, args.target, args.target_format)
+    counts = {}
+    for item in items:
+        counts[item.code] = counts.get(item.code, 0) + 1
+    print(f"wrote {written} items to {args.target} "
+          f"({', '.join(f'{k} {v}' for k, v in sorted(counts.items()))})"
+          + (f"; skipped {skipped} bad rows" if skipped else ""))
+    return 0
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="edgellm", description=__doc__)
     parser.add_argument("--version", action="version", version=f"edgellm {__version__}")
@@ -40,6 +54,20 @@ def build_parser():
                      help="run up to N test cases at once in worker processes (default 1; "
                           "keep 1 for GPU or rate-limited API backends)")
     run.set_defaults(handler=_run)
+
+    dataset = commands.add_parser("dataset", help="work with task datasets")
+    dataset_commands = dataset.add_subparsers(dest="dataset_command", required=True)
+    convert = dataset_commands.add_parser(
+        "convert", help="convert between the tasks CSV/JSONL, Ianvs and mcq formats")
+    convert.add_argument("source", help="a .csv/.jsonl file or an Ianvs folder (metadata.json)")
+    convert.add_argument("target", help="a .csv/.jsonl file (tasks format) or a folder (Ianvs)")
+    convert.add_argument("--from", dest="source_format", choices=["tasks", "ianvs", "mcq"],
+                         help="source format (default: detected from the file)")
+    convert.add_argument("--to", dest="target_format", choices=["tasks", "ianvs"],
+                         help="target format (default: from the target's name)")
+    convert.add_argument("--skip-bad-rows", action="store_true",
+                         help="leave out rows that cannot be read, and count them")
+    convert.set_defaults(handler=_convert)
     return parser
 
 

@@ -24,7 +24,8 @@ def estimate_tokens(text, chars_per_token=4.0):
 
 def make_response(completion, prediction, prompt_tokens, completion_tokens, *,
                   ttft, itl, e2e, tier, node, model, cost_usd=0.0, queue_time=0.0,
-                  network_time=0.0, model_load_time=0.0, replayed=False, error=None):
+                  network_time=0.0, model_load_time=0.0, replayed=False, error=None,
+                  task_type="multiple_choice"):
     """Build the record. Times are seconds; ``itl`` is the mean gap between tokens
     (vLLM's TPOT), ``throughput`` its inverse in tokens/s, as in Ianvs' example."""
     return {
@@ -37,5 +38,5 @@ def make_response(completion, prediction, prompt_tokens, completion_tokens, *,
                  "queue_time": queue_time, "network_time": network_time,
                  "model_load_time": model_load_time},
         "tier": tier, "node": node, "model": model, "cost_usd": cost_usd,
-        "replayed": replayed, "error": error,
+        "replayed": replayed, "error": error, "task_type": task_type,
     }

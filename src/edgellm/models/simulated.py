@@ -9,6 +9,8 @@ Answers are real strings: the gold option when correct, another option otherwise
 import hashlib
 import math
 import os
+import random
+import re
 from dataclasses import dataclass, field, fields
 from functools import lru_cache
 
@@ -16,7 +18,10 @@ import numpy as np
 import yaml
 
 from edgellm.models.response import estimate_tokens, make_response
+from edgellm.tasks.extraction import extract_prediction
 from edgellm.tasks.multiple_choice import extract_choice, option_letters, parse_options
+from edgellm.tasks.references import parse_reference
+from edgellm.tasks.registry import get_task_type
 
 PROFILES_PATH = os.path.join(os.path.dirname(__file__), "profiles.yaml")
 
@@ -40,6 +45,8 @@ class ModelProfile:
     answer_template: str
     difficulty_scale: float
     subject_weight: float
+    rewrite_good: float
+    rewrite_poor: float
     extra: dict = field(default_factory=dict)
 
     @property
@@ -208,12 +215,16 @@ class SimulatedLLM:
         correct = (uniforms(keys, self._salt) < 1.0 / (1.0 + np.exp(b - abilities))).tolist()
         wrong_pick = uniforms(keys, self._salt ^ 0x5A5A5A5A).tolist()
 
-        answer = self._answer
+        answer, answer_task = self._answer, self._answer_task
         answers = [answer(text, s.get("gold"), ok, pick)
-                   for s, text, ok, pick in zip(samples, texts, correct, wrong_pick)]
+                   if s.get("task_type", "multiple_choice") == "multiple_choice"
+                   else answer_task(s, key, ok, pick)
+                   for s, text, key, ok, pick in zip(samples, texts, keys.tolist(), correct,
+                                                     wrong_pick)]
 
         # Timing, vectorised (formulas in profiles.yaml).
-        prompt_tokens = _prompt_tokens(texts, p.chars_per_token)
+        prompt_tokens = _prompt_tokens([_prompt_text(s, text) for s, text in zip(samples, texts)],
+                                       p.chars_per_token)
         out_tokens = np.fromiter((a[2] for a in answers), np.float64, n)
         j1 = np.exp(p.jitter * _unit_logistic(uniforms(keys, self._salt ^ 0x1111)))
         j2 = np.exp(p.jitter * _unit_logistic(uniforms(keys, self._salt ^ 0x2222)))
@@ -224,10 +235,35 @@ class SimulatedLLM:
                 + out_tokens * (p.price_output_per_mtok / 1e6))
         rtt, tier, node, model = p.network_rtt_s, self.tier, self.node, self.model
         return [make_response(c, pred, pt, k, ttft=t, itl=g, e2e=e, tier=tier, node=node,
-                              model=model, network_time=rtt, cost_usd=usd)
-                for (c, pred, k), pt, t, g, e, usd in zip(
+                              model=model, network_time=rtt, cost_usd=usd,
+                              task_type=s.get("task_type", "multiple_choice"))
+                for (c, pred, k), pt, t, g, e, usd, s in zip(
                     answers, prompt_tokens.astype(np.int64).tolist(), ttft.tolist(),
-                    itl.tolist(), e2e.tolist(), cost.tolist())]
+                    itl.tolist(), e2e.tolist(), cost.tolist(), samples)]
+
+    def _answer_task(self, sample, key, correct, pick):
+        """(completion, prediction, completion tokens) for the five distribution-center
+        task types: see profiles.yaml for what adequate and inadequate answers are."""
+        task = get_task_type(sample["task_type"])
+        query = _text(sample)
+        reference = parse_reference(task.name, sample.get("gold"))
+        rng = random.Random(key ^ self._salt)
+        if task.code == "TC":
+            others = [label for label in task.labels if label != reference]
+            completion = reference if correct else others[int(pick * len(others))]
+        elif task.code == "NER":
+            completion = _ner_answer(query, reference, correct, rng)
+        elif task.code == "QA":
+            completion = reference[0] if correct else _wrong_answer(query)
+        elif task.code == "TS":
+            completion = _rewrite(reference, self.profile.rewrite_good if correct
+                                  else self.profile.rewrite_poor, rng)
+        else:
+            completion = _rewrite(reference, self.profile.rewrite_good, rng) if correct \
+                else _lead(query, 2)
+        prediction = extract_prediction(sample, completion)
+        return completion, prediction, max(1, estimate_tokens(completion,
+                                                              self.profile.chars_per_token))
 
     def _answer(self, text, gold, correct, pick):
         """(completion, prediction, completion tokens): the gold option when correct,
@@ -258,6 +294,63 @@ class SimulatedLLM:
 # over 10^5 items do not hold a second copy of everything.
 _RESPONSES = {}
 _RESPONSES_MAX = 1 << 16
+
+
+_FILLERS = ("the", "also", "very", "then", "some", "it", "was", "and")
+
+
+def _rewrite(text, rate, rng):
+    """``text`` with a share ``rate`` of its words deleted or replaced by fillers."""
+    words = []
+    for word in text.split():
+        u = rng.random()
+        if u >= rate:
+            words.append(word)
+        elif u < rate / 2:
+            words.append(_FILLERS[int(u * 1e6) % len(_FILLERS)])
+    return " ".join(words) or text
+
+
+def _lead(article, sentences):
+    """The first sentences of an article: the classic lazy summary."""
+    parts = re.split(r"(?<=[.!?])\s+", article.strip())
+    return " ".join(parts[:sentences])
+
+
+def _wrong_answer(question):
+    """A plausible wrong short answer: the question's last content words."""
+    words = [w.strip("?.,!\"'") for w in question.split()]
+    return " ".join(w for w in words[-2:] if w) or "unknown"
+
+
+def _ner_answer(query, reference, correct, rng):
+    """Entity lines for an NER item: all of them, or half with one type confused."""
+    if isinstance(reference, dict):
+        entities = [tuple(e) for e in reference["entities"]]
+    else:
+        from seqeval.metrics.sequence_labeling import get_entities
+        tokens = query.split()
+        entities = [(" ".join(tokens[start:end + 1]), kind)
+                    for kind, start, end in get_entities(list(reference))]
+    if not correct:
+        entities = entities[::2]
+        if entities:
+            span, kind = entities[0]
+            others = [t for t in ("PER", "LOC", "ORG", "MISC") if t != kind]
+            entities[0] = (span, others[int(rng.random() * len(others))])
+    return "\n".join(f"{kind}: {span}" for span, kind in entities) or "NONE"
+
+
+_TASKS = {}
+
+
+def _prompt_text(sample, text):
+    """The rendered prompt (what a real model would be sent), for token counts."""
+    name = sample.get("task_type") or "multiple_choice"
+    task = _TASKS.get(name)
+    if task is None:
+        task = _TASKS[name] = get_task_type(name)
+    return task.render(text)
 
 
 def _text(sample):

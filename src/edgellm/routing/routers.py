@@ -5,7 +5,8 @@ import logging
 import random
 
 from edgellm.models.tiers import answer_all
-from edgellm.tasks.scoring import is_correct
+from edgellm.tasks.references import parse_reference
+from edgellm.tasks.scoring import is_correct, item_score
 
 LOG = logging.getLogger(__name__)
 
@@ -65,8 +66,10 @@ class RandomRouter(Router):
 
 
 class OracleRouter(Router):
-    """Knows both answers: the cloud only when the edge is wrong and the cloud is
-    right. Ties (both right, both wrong) stay on the edge, the cheaper tier.
+    """Knows both answers: the cloud only when its answer scores higher than the
+    edge's (for multiple choice and labels: the edge is wrong and the cloud right;
+    for generated text: item scores as in edgellm.tasks.scoring). Ties stay on the
+    edge, the cheaper tier.
 
     Ianvs injects ``edgemodel`` and ``cloudmodel`` into a router named exactly
     ``OracleRouter``; it needs samples with ``gold``, so mining-then-inference."""
@@ -77,17 +80,25 @@ class OracleRouter(Router):
             raise ValueError("OracleRouter needs the edge and cloud models; register it "
                              "under the alias 'OracleRouter' so Ianvs injects them")
         self.edge_model, self.cloud_model = edgemodel, cloudmodel
-        self.counts = {"both_right": 0, "both_wrong": 0, "edge_better": 0, "cloud_better": 0}
+        self.counts = {"both_right": 0, "both_wrong": 0, "edge_better": 0, "cloud_better": 0,
+                       "tie": 0}
 
     def _decide(self, sample, edge, cloud):
         if not isinstance(sample, dict) or "gold" not in sample:
             raise ValueError("OracleRouter needs samples with 'gold' (mining-then-inference "
                              "mode and a dataset processor that keeps the answer)")
-        task = sample.get("task_type", "multiple_choice")
-        edge_ok = is_correct(edge.get("prediction"), sample["gold"], task)
-        cloud_ok = is_correct(cloud.get("prediction"), sample["gold"], task)
-        key = ("both_right" if edge_ok and cloud_ok else "both_wrong" if not (edge_ok or cloud_ok)
-               else "edge_better" if edge_ok else "cloud_better")
+        task = sample.get("task_type") or "multiple_choice"
+        if task == "multiple_choice":  # the common case, kept cheap
+            edge_score = float(is_correct(edge.get("prediction"), sample["gold"]))
+            cloud_score = float(is_correct(cloud.get("prediction"), sample["gold"]))
+        else:
+            gold = parse_reference(task, sample["gold"])
+            edge_score = item_score(task, edge.get("prediction"), gold)
+            cloud_score = item_score(task, cloud.get("prediction"), gold)
+        key = ("cloud_better" if cloud_score > edge_score else
+               "edge_better" if edge_score > cloud_score else
+               "both_right" if edge_score >= 1.0 else "both_wrong" if edge_score <= 0.0
+               else "tie")
         self.counts[key] += 1
         return key == "cloud_better"
 

@@ -1,0 +1,231 @@
+"""Task datasets in the formats users have, and conversion between them.
+
+- ``tasks`` (CSV or JSONL): the distribution center's files, with columns task_id,
+  task_type (0-4 or TC/NER/QA/TS/SG), task_token (the input) and reference_value
+  (some files: reference_enum). The key of an item is (task_type, task_id): ids
+  repeat across task types.
+- ``ianvs``: Ianvs' LLM format, a folder with metadata.json and data.jsonl (query,
+  response, level_1..4_dim); the task type is read from a ``task_type`` field or
+  from level_3_dim, and written to both.
+- ``mcq`` (CSV or JSONL): plain multiple-choice sets, with question, options (A, B,
+  C, D columns or a ``choices`` list) and answer (a letter or a 0-based index).
+
+A row that cannot be read is an error naming the file, the line and the field,
+unless ``skip_bad_rows``: then it is left out and counted.
+"""
+
+import csv
+import json
+import os
+from dataclasses import dataclass
+
+import orjson
+
+from edgellm.errors import ConfigError
+from edgellm.tasks.references import parse_reference, parse_tags
+from edgellm.tasks.registry import get_task_type
+
+FORMATS = ("tasks", "ianvs", "mcq")
+REFERENCE_COLUMNS = ("reference_value", "reference_enum")
+
+
+@dataclass
+class TaskItem:
+    task_type: str      # canonical name, e.g. "question_answering"
+    task_id: str
+    text: str           # the input (task_token / query)
+    reference: str      # as written in the file
+    subject: str = ""
+
+    @property
+    def code(self):
+        return get_task_type(self.task_type).code
+
+
+class BadRow(ValueError):
+    """A row that cannot be read: ``field`` names the column at fault."""
+
+    def __init__(self, field, message):
+        self.field = field
+        super().__init__(message)
+
+
+def _check_reference(task, text, reference):
+    try:
+        parsed = parse_reference(task.name, reference)
+    except ValueError as err:
+        raise BadRow("reference_value", str(err)) from None
+    if task.code == "NER" and isinstance(parsed, list) and \
+            parse_tags(reference) is not None and len(parsed) != len(text.split()):
+        raise BadRow("reference_value", f"{len(parsed)} tags for {len(text.split())} tokens")
+
+
+def _task_item(row):
+    """A TaskItem from one row of the distribution center's format."""
+    for column in ("task_id", "task_type", "task_token"):
+        if row.get(column) in (None, ""):
+            raise BadRow(column, "missing or empty")
+    try:
+        task = get_task_type(row["task_type"])
+    except ValueError as err:
+        raise BadRow("task_type", str(err)) from None
+    column = next((c for c in REFERENCE_COLUMNS if row.get(c) not in (None, "")), None)
+    if column is None:
+        raise BadRow("reference_value", "missing or empty (also looked for reference_enum)")
+    reference = str(row[column])
+    _check_reference(task, str(row["task_token"]), reference)
+    return TaskItem(task.name, str(row["task_id"]).removesuffix(".0"), str(row["task_token"]),
+                    reference, str(row.get("subject") or ""))
+
+
+def _mcq_item(row, index):
+    question = row.get("question")
+    if not question:
+        raise BadRow("question", "missing or empty")
+    choices = row.get("choices")
+    if isinstance(choices, str) and choices.startswith("["):
+        choices = json.loads(choices)
+    if not choices:
+        choices = [row[k] for k in "ABCDEFGHIJ" if row.get(k) not in (None, "")]
+    if len(choices) < 2:
+        raise BadRow("choices", "fewer than two options (give A, B, ... columns or choices)")
+    answer = str(row.get("answer", "")).strip()
+    letters = "ABCDEFGHIJ"[:len(choices)]
+    if answer.isdigit() and int(answer) < len(choices):
+        answer = letters[int(answer)]
+    if answer not in letters:
+        raise BadRow("answer", f"{answer!r} is not one of {list(letters)} or a 0-based index")
+    text = "Question: " + question + "".join(f"\n{k}. {c}" for k, c in zip(letters, choices))
+    return TaskItem("multiple_choice", str(row.get("id", index)), text, answer,
+                    str(row.get("subject") or ""))
+
+
+def _ianvs_item(record, index):
+    for key in ("query", "response"):
+        if key not in record:
+            raise BadRow(key, "missing")
+    kind = record.get("task_type")
+    if kind in (None, ""):
+        try:
+            kind = get_task_type(record.get("level_3_dim", "")).name
+        except ValueError:
+            kind = "multiple_choice"  # e.g. level_3_dim "knowledge Q&A"
+    try:
+        task = get_task_type(kind)
+    except ValueError as err:
+        raise BadRow("task_type", str(err)) from None
+    text = record.get("prompt", "") + record["query"]
+    _check_reference(task, text, str(record["response"]))
+    return TaskItem(task.name, str(record.get("task_id", index)), text,
+                    str(record["response"]), str(record.get("level_4_dim") or ""))
+
+
+def _rows(path):
+    """(line number, dict) for each row of a CSV or JSONL file."""
+    if path.endswith(".csv"):
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            start = reader.line_num + 1
+            for row in reader:
+                yield start, row
+                start = reader.line_num + 1
+        return
+    with open(path, "rb") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                record = orjson.loads(line)
+            except orjson.JSONDecodeError as err:
+                yield number, BadRow("(line)", f"invalid JSON: {err}")
+                continue
+            yield number, record if isinstance(record, dict) else \
+                BadRow("(line)", "expected a JSON object")
+
+
+def detect_format(path):
+    if os.path.isdir(path) or os.path.basename(path) == "metadata.json":
+        return "ianvs"
+    if not path.endswith((".csv", ".jsonl")):
+        raise ConfigError(path, "unknown dataset format: give a .csv or .jsonl file, or an "
+                                "Ianvs folder (metadata.json + data.jsonl)")
+    first = next((row for _, row in _rows(path) if isinstance(row, dict)), {})
+    if "task_token" in first or "task_type" in first:
+        return "tasks"
+    if "question" in first:
+        return "mcq"
+    if "query" in first and "response" in first:
+        return "ianvs"
+    raise ConfigError(path, "cannot tell the format from the columns: expected task_token "
+                            "(tasks), question (mcq) or query/response (ianvs)")
+
+
+def read_items(path, fmt=None, skip_bad_rows=False):
+    """(items, skipped rows) of a dataset file or Ianvs folder."""
+    if not os.path.exists(path):
+        raise ConfigError(path, "file not found")
+    fmt = fmt or detect_format(path)
+    if fmt not in FORMATS:
+        raise ConfigError(path, f"unknown format {fmt!r} (known: {', '.join(FORMATS)})")
+    if fmt == "ianvs":
+        folder = path if os.path.isdir(path) else os.path.dirname(path)
+        path = os.path.join(folder, "data.jsonl")
+        if not os.path.isfile(path):
+            raise ConfigError(path, "file not found (an Ianvs folder holds data.jsonl)")
+    make = {"tasks": lambda row, i: _task_item(row), "mcq": _mcq_item, "ianvs": _ianvs_item}[fmt]
+    items, skipped, seen = [], 0, {}
+    for index, (line, row) in enumerate(_rows(path)):
+        try:
+            if isinstance(row, BadRow):
+                raise row
+            item = make(row, index)
+            key = (item.task_type, item.task_id)
+            if key in seen:
+                raise BadRow("task_id", f"task {item.code} {item.task_id} also at line "
+                                        f"{seen[key]}: ids must be unique within a task type")
+            seen[key] = line
+            items.append(item)
+        except BadRow as err:
+            if not skip_bad_rows:
+                raise ConfigError(f"{path}:{line}", f"field '{err.field}': {err}") from None
+            skipped += 1
+    return items, skipped
+
+
+def write_items(items, path, fmt=None):
+    """Write items as ``tasks`` CSV/JSONL or as an Ianvs folder (atomically per file)."""
+    from edgellm.bench.atomic import write_text
+
+    fmt = fmt or ("ianvs" if not path.endswith((".csv", ".jsonl")) else "tasks")
+    if fmt == "tasks" and path.endswith(".csv"):
+        rows = [{"task_id": i.task_id, "task_type": get_task_type(i.task_type).id
+                 if get_task_type(i.task_type).id is not None else i.code,
+                 "task_token": i.text, "reference_value": i.reference} for i in items]
+        from io import StringIO
+        out = StringIO()
+        writer = csv.DictWriter(out, ["task_id", "task_type", "task_token", "reference_value"],
+                                lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        write_text(path, out.getvalue())
+    elif fmt == "tasks":
+        write_text(path, "".join(json.dumps(
+            {"task_id": i.task_id, "task_type": i.code, "task_token": i.text,
+             "reference_value": i.reference}, ensure_ascii=False) + "\n" for i in items))
+    elif fmt == "ianvs":
+        folder = os.path.dirname(path) if path.endswith("metadata.json") else path
+        codes = sorted({i.code for i in items})
+        write_text(os.path.join(folder, "metadata.json"), json.dumps({
+            "dataset": os.path.basename(os.path.abspath(folder)),
+            "description": f"{len(items)} items of task types {', '.join(codes)}",
+            "level_1_dim": "single-modal", "level_2_dim": "text",
+            "level_3_dim": "/".join(codes), "level_4_dim": "general"}, indent=2) + "\n")
+        write_text(os.path.join(folder, "data.jsonl"), "".join(json.dumps(
+            {"query": i.text, "response": i.reference, "explanation": "",
+             "level_1_dim": "single-modal", "level_2_dim": "text",
+             "level_3_dim": i.code, "level_4_dim": i.subject or i.code,
+             "task_type": i.code, "task_id": i.task_id}, ensure_ascii=False) + "\n"
+            for i in items))
+    else:
+        raise ConfigError(path, f"cannot write format {fmt!r} (writable: tasks, ianvs)")
+    return len(items)
