@@ -70,3 +70,20 @@ def test_accuracy_extracts_from_completion_when_no_prediction():
     r = resp(None, 0.1, 0.01, 3)
     r["completion"] = "Answer: (C)"
     assert m.accuracy(["C"], [[False, r, r, None]]) == 100.0
+
+
+def test_headline_accuracy_is_the_mean_of_primary_scores_over_task_types():
+    from edgellm.tasks.scoring import score_task
+
+    tc = make_response("happy", "happy", 5, 1, ttft=0.1, itl=0.01, e2e=0.1, tier="edge",
+                       node="edge", model="m", task_type="text_classification")
+    tc_wrong = dict(tc, prediction="sad", completion="sad")
+    qa = make_response("Paris France", "Paris France", 5, 2, ttft=0.1, itl=0.01, e2e=0.11,
+                       tier="edge", node="edge", model="m", task_type="question_answering")
+    y_true = ["1", "1", "Paris"]
+    y_pred = [[False, tc, tc, None], [False, tc_wrong, tc_wrong, None], [False, qa, qa, None]]
+    qa_f1 = score_task("QA", ["Paris France"], [["Paris"]])["f1"]
+    assert m.METRICS["TC Accuracy"](y_true, y_pred) == 50.0
+    assert m.METRICS["QA F1"](y_true, y_pred) == round(qa_f1, 2)
+    assert m.accuracy(y_true, y_pred) == round((50.0 + qa_f1) / 2, 2)
+    assert math.isnan(m.METRICS["TS BLEU"](y_true, y_pred))

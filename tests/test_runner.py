@@ -132,3 +132,10 @@ def test_parallel_workers_give_the_same_rows(example, capsys):
     assert len(parallel) == 10
     assert {case_key(r): {m: r[m] for m in METRICS_9} for r in parallel} == serial
     assert all(os.path.exists(os.path.join(r["url"], "results.jsonl")) for r in parallel)
+
+
+def test_rank_files_are_readable_like_any_file_the_user_writes(example, capsys):
+    assert main(["run", "-f", JOB, "--no-progress"]) == 0
+    umask = os.umask(0)
+    os.umask(umask)
+    assert os.stat(f"{RANK}/all_rank.csv").st_mode & 0o777 == 0o666 & ~umask

@@ -117,3 +117,55 @@ def test_memoised_responses_never_cross_items_with_another_gold():
     item = next(s for s in items(50) if llm.generate(s)["prediction"] == s["gold"])
     other = dict(item, gold="ABCD"[("ABCD".index(item["gold"]) + 1) % 4])
     assert llm.generate(other)["prediction"] == other["gold"]
+
+
+def five_type_items(n_per_type=150):
+    """Small items of every distribution-center task type, made here."""
+    rng = __import__("random").Random(1)
+    words = "river market signal orbit cell theorem policy energy contract climate".split()
+    out = []
+    for i in range(n_per_type):
+        sentence = " ".join(rng.choice(words) for _ in range(12))
+        out += [
+            {"id": f"tc{i}", "task_type": "text_classification", "query": f"{sentence} !",
+             "gold": str(i % 6)},
+            {"id": f"ner{i}", "task_type": "named_entity_recognition",
+             "query": f"Ada Lovelace met Alan Turing in London near {words[i % 10]} .",
+             "gold": "B-PER I-PER O B-PER I-PER O B-LOC O O O"},
+            {"id": f"qa{i}", "task_type": "question_answering",
+             "query": f"Which {words[i % 10]} is item {i}?", "gold": f"['answer {i}' 'ans {i}']"},
+            {"id": f"ts{i}", "task_type": "translation", "query": "今天天气很好，我们去公园散步。",
+             "gold": f"The weather is nice today so we go for a walk in park number {i} ."},
+            {"id": f"sg{i}", "task_type": "summarization",
+             "query": f"{sentence}. The council met on Monday. It approved budget {i}. "
+                      "Residents welcomed the plan.",
+             "gold": f"The council approved budget {i} and residents welcomed the plan."},
+        ]
+    return out
+
+
+def test_every_task_type_is_answered_and_extraction_reads_the_same():
+    from edgellm.tasks.extraction import extract_prediction
+
+    data = five_type_items(20)
+    for s, r in zip(data, SimulatedLLM("Qwen/Qwen2.5-3B-Instruct").generate_batch(data)):
+        assert r["task_type"] == s["task_type"] and r["completion"]
+        assert extract_prediction(s, r["completion"]) == r["prediction"]
+
+
+def test_quality_per_task_type_follows_the_profile():
+    from edgellm.metrics.joint_inference import METRICS
+
+    data = five_type_items()
+    y_true = [s["gold"] for s in data]
+
+    def scores(model):
+        out = SimulatedLLM(model, seed=4).generate_batch(data)
+        y_pred = [[False, r, r, None] for r in out]
+        return {name: METRICS[name](y_true, y_pred)
+                for name in ("TC Accuracy", "NER F1", "QA F1", "TS BLEU", "SG ROUGE-L")}
+
+    weak, strong = scores("Qwen/Qwen2.5-1.5B-Instruct"), scores("gpt-4o-mini")
+    for name in weak:
+        assert strong[name] > weak[name] + 5, (name, weak[name], strong[name])
+    assert 15 < weak["TS BLEU"] < strong["TS BLEU"] < 90  # realistic, not word-for-word

@@ -3,6 +3,11 @@
 import os
 import tempfile
 
+# mkstemp creates files readable by their owner only; results are meant to be shared
+# like any file the user writes, so apply the process umask instead.
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 
 def write_text(path, text):
     """Write ``text`` to ``path`` via a temporary sibling and an atomic rename."""
@@ -12,6 +17,7 @@ def write_text(path, text):
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
             handle.write(text)
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -165,16 +165,21 @@ class SimulatedLLM:
         return solve_ability(float(accuracy), p.difficulty_scale, p.subject_weight)
 
     def difficulty(self, samples):
-        """Per-item difficulty b_i: depends on the item (and subject) only, not the model."""
+        """Per-item difficulty b_i: depends on the item (and subject) only, not the model.
+
+        Items without a subject draw the subject component per item too: one shared
+        draw for all of them would shift a whole dataset's accuracy off its profile."""
         p = self.profile
         items = item_hashes(samples)
         subject_hash = {}  # few subjects, many items
         for s in samples:
-            subject = s.get("subject", "")
-            if subject not in subject_hash:
+            subject = s.get("subject")
+            if subject and subject not in subject_hash:
                 subject_hash[subject] = hash64(f"subject|{subject}")
-        subjects = np.fromiter((subject_hash[s.get("subject", "")] for s in samples),
-                               np.uint64, len(samples))
+        second_draw = uniform_bits(items, hash64("no-subject"))
+        subjects = np.fromiter((subject_hash[s["subject"]] if s.get("subject") else 0
+                                for s in samples), np.uint64, len(samples))
+        subjects = np.where(subjects == 0, second_draw, subjects)
         b_item = _logit(uniforms(items, hash64("difficulty")))
         b_subject = _logit(uniforms(subjects, hash64("difficulty")))
         b = p.difficulty_scale * (math.sqrt(1 - p.subject_weight) * b_item

@@ -223,7 +223,7 @@ def write_items(items, path, fmt=None):
         write_text(os.path.join(folder, "data.jsonl"), "".join(json.dumps(
             {"query": i.text, "response": i.reference, "explanation": "",
              "level_1_dim": "single-modal", "level_2_dim": "text",
-             "level_3_dim": i.code, "level_4_dim": i.subject or i.code,
+             "level_3_dim": i.code, "level_4_dim": i.subject,
              "task_type": i.code, "task_id": i.task_id}, ensure_ascii=False) + "\n"
             for i in items))
     else:

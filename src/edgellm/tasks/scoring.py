@@ -7,13 +7,14 @@ Corpus scores (``score_task``), on 0-100 scales:
   for references given as entity lists, exact (span, type) matching.
 - QA: exact match and token F1 with SQuAD's normalisation, max over acceptable answers.
 - TS: corpus BLEU and chrF (sacrebleu, default 13a tokenisation of the English side).
-- SG: ROUGE-1/2/L F1 (rouge-score, Porter stemming), averaged over items.
+- SG: ROUGE-1/2/L F1 (rouge-score with its Porter stemming), averaged over items.
 
 ``item_score`` puts one item on 0-1 (routers and the oracle compare items with it).
 Libraries are imported only when their task type is scored: some take seconds.
 """
 
 import collections
+import functools
 import re
 import string
 
@@ -138,26 +139,51 @@ def _ts(predictions, references):
             "chrf": sacrebleu.corpus_chrf(hypotheses, [list(references)]).score}
 
 
-_ROUGE = {}
-
-
+@functools.lru_cache(maxsize=1)
 def _rouge_scorer():
-    if "scorer" not in _ROUGE:
-        from rouge_score import rouge_scorer
-        _ROUGE["scorer"] = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"],
-                                                    use_stemmer=True)
-    return _ROUGE["scorer"]
+    from rouge_score import rouge_scorer, tokenize
+    from rouge_score.tokenizers import Tokenizer
+
+    class CachedStemTokenizer(Tokenizer):
+        """rouge-score's own tokenisation with Porter stemming, each word stemmed once
+        (stemming dominated the cost of scoring summaries)."""
+
+        def __init__(self):
+            from nltk.stem import porter
+            self._stem = functools.lru_cache(maxsize=1 << 16)(porter.PorterStemmer().stem)
+
+        def tokenize(self, text):
+            return tokenize.tokenize(text, self)
+
+        def stem(self, word):
+            return self._stem(word)
+
+    return rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"],
+                                    tokenizer=CachedStemTokenizer())
+
+
+@functools.lru_cache(maxsize=1 << 15)
+def rouge_f1(reference, prediction):
+    """(ROUGE-1, ROUGE-2, ROUGE-L) F1 of one summary; the same pair recurs across
+    metrics, test cases and the oracle, so it is scored once."""
+    scores = _rouge_scorer().score(reference, prediction)
+    return scores["rouge1"].fmeasure, scores["rouge2"].fmeasure, scores["rougeL"].fmeasure
 
 
 def _sg(predictions, references):
-    scorer = _rouge_scorer()
-    totals = collections.Counter()
+    totals = [0.0, 0.0, 0.0]
     for p, r in zip(predictions, references):
-        for key, value in scorer.score(r, p or "").items():
-            totals[key] += value.fmeasure
+        for k, value in enumerate(rouge_f1(r, p or "")):
+            totals[k] += value
     n = len(references)
-    return {"rouge1": 100.0 * totals["rouge1"] / n, "rouge2": 100.0 * totals["rouge2"] / n,
-            "rougeL": 100.0 * totals["rougeL"] / n}
+    return {"rouge1": 100.0 * totals[0] / n, "rouge2": 100.0 * totals[1] / n,
+            "rougeL": 100.0 * totals[2] / n}
+
+
+@functools.lru_cache(maxsize=1 << 15)
+def _sentence_chrf(prediction, reference):
+    import sacrebleu
+    return sacrebleu.sentence_chrf(prediction, [reference]).score / 100.0
 
 
 CORPUS_SCORERS = {"MC": _mc, "TC": _tc, "NER": _ner, "QA": _qa, "TS": _ts, "SG": _sg}
@@ -191,9 +217,8 @@ def item_score(task_type, prediction, reference):
     if code == "QA":
         return qa_f1(prediction, reference)
     if code == "TS":
-        import sacrebleu
-        return sacrebleu.sentence_chrf(prediction, [reference]).score / 100.0
-    return _rouge_scorer().score(reference, prediction)["rougeL"].fmeasure
+        return _sentence_chrf(prediction, reference)
+    return rouge_f1(reference, prediction)[2]
 
 
 def is_correct(prediction, gold, task_type="multiple_choice"):

@@ -1,0 +1,115 @@
+"""Dataset formats: the distribution center's CSV/JSONL, Ianvs' LLM format, mcq sets."""
+
+import csv
+import json
+
+import pytest
+
+from edgellm.cli import main
+from edgellm.errors import ConfigError
+from edgellm.tasks.datasets import read_items, write_items
+
+ROWS = [
+    ("0", "0", "i miss my grandmother so much today", "0"),
+    ("0", "QA", "Which city is the capital of Australia?", "Canberra"),
+    ("1", "2", "When did Apollo 17 land?", "['14 December 1972 UTC' 'December 1972']"),
+    ("0", "1", "Ada Lovelace lived in London .", "B-PER I-PER O O B-LOC O"),
+    ("1", "NER", "Nairobi", "LOC"),
+    ("0", "3", "今天天气很好。", "The weather is nice today."),
+    ("0", "4", "The council met on Monday. It approved the budget.", "The council approved it."),
+]
+
+
+def write_csv(path, rows, header=("task_id", "task_type", "task_token", "reference_value")):
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return str(path)
+
+
+def test_tasks_csv_ids_repeat_across_types(tmp_path):
+    items, skipped = read_items(write_csv(tmp_path / "t.csv", ROWS))
+    assert skipped == 0
+    assert [(i.code, i.task_id) for i in items] == [
+        ("TC", "0"), ("QA", "0"), ("QA", "1"), ("NER", "0"), ("NER", "1"), ("TS", "0"),
+        ("SG", "0")]
+    assert items[2].reference == "['14 December 1972 UTC' 'December 1972']"
+
+
+def test_reference_enum_column(tmp_path):
+    path = write_csv(tmp_path / "t.csv", [("5", "0", "so scared of the dark", "4")],
+                     header=("task_id", "task_type", "task_token", "reference_enum"))
+    assert read_items(path)[0][0].reference == "4"
+
+
+def test_duplicate_id_within_a_type_names_both_lines(tmp_path):
+    path = write_csv(tmp_path / "t.csv", ROWS + [("1", "QA", "Another?", "x")])
+    with pytest.raises(ConfigError, match=r"t.csv:9: field 'task_id': task QA 1 also at line 4"):
+        read_items(path)
+
+
+def test_bad_rows_name_file_line_field_or_are_skipped(tmp_path):
+    rows = ROWS + [("2", "1", "Ada lived here .", "B-PER O O"),   # 3 tags, 4 tokens
+                   ("3", "9", "what?", "x"),                       # unknown type
+                   ("4", "0", "hmm", "")]                           # no reference
+    path = write_csv(tmp_path / "t.csv", rows)
+    with pytest.raises(ConfigError, match=r"t.csv:9: field 'reference_value': 3 tags for 4"):
+        read_items(path)
+    items, skipped = read_items(path, skip_bad_rows=True)
+    assert (len(items), skipped) == (7, 3)
+
+
+def test_jsonl_tasks_and_malformed_line(tmp_path):
+    path = tmp_path / "t.jsonl"
+    lines = [json.dumps({"task_id": r[0], "task_type": r[1], "task_token": r[2],
+                         "reference_value": r[3]}, ensure_ascii=False) for r in ROWS]
+    path.write_text("\n".join(lines[:3] + ["{not json"] + lines[3:]) + "\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"t.jsonl:4: field '\(line\)': invalid JSON"):
+        read_items(str(path))
+    assert len(read_items(str(path), skip_bad_rows=True)[0]) == 7
+
+
+def test_ianvs_folder_round_trip_keeps_task_types(tmp_path):
+    items, _ = read_items(write_csv(tmp_path / "t.csv", ROWS))
+    write_items(items, str(tmp_path / "ianvs"))
+    meta = json.loads((tmp_path / "ianvs" / "metadata.json").read_text())
+    assert {"dataset", "description", "level_1_dim", "level_2_dim"} <= meta.keys()
+    back, _ = read_items(str(tmp_path / "ianvs" / "metadata.json"))
+    assert [(i.code, i.task_id, i.text, i.reference) for i in back] == \
+        [(i.code, i.task_id, i.text, i.reference) for i in items]
+    # task type from level_3_dim alone (no field of its own)
+    data = tmp_path / "ianvs" / "data.jsonl"
+    records = [json.loads(line) for line in data.read_text().splitlines()]
+    for r in records:
+        del r["task_type"], r["task_id"]
+    data.write_text("".join(json.dumps(r) + "\n" for r in records))
+    assert [i.code for i in read_items(str(tmp_path / "ianvs"))[0]] == \
+        ["TC", "QA", "QA", "NER", "NER", "TS", "SG"]
+
+
+def test_mcq_csv(tmp_path):
+    path = write_csv(tmp_path / "m.csv", [("2+2?", "3", "4", "5", "6", "1"),
+                                          ("Red planet?", "Mars", "Venus", "", "", "A")],
+                     header=("question", "A", "B", "C", "D", "answer"))
+    items, _ = read_items(path)
+    assert items[0].text == "Question: 2+2?\nA. 3\nB. 4\nC. 5\nD. 6" and items[0].reference == "B"
+    assert items[1].text.endswith("B. Venus") and items[1].reference == "A"
+
+
+def test_convert_cli_round_trip_and_errors(tmp_path, capsys):
+    source = write_csv(tmp_path / "t.csv", ROWS)
+    assert main(["dataset", "convert", source, str(tmp_path / "out")]) == 0
+    assert main(["dataset", "convert", str(tmp_path / "out"), str(tmp_path / "back.csv")]) == 0
+    out = capsys.readouterr().out
+    assert "wrote 7 items" in out and "NER 2" in out
+    with open(tmp_path / "back.csv", newline="", encoding="utf-8") as handle:
+        back = [(r["task_id"], r["task_token"], r["reference_value"]) for r in csv.DictReader(handle)]
+    assert back == [(r[0], r[2], r[3]) for r in ROWS]
+
+    bad = write_csv(tmp_path / "bad.csv", ROWS + [("7", "1", "a b", "B-PER")])
+    assert main(["dataset", "convert", bad, str(tmp_path / "x.csv")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "bad.csv:9: field 'reference_value'" in err
+    assert main(["dataset", "convert", bad, str(tmp_path / "x.csv"), "--skip-bad-rows"]) == 0
+    assert "skipped 1 bad rows" in capsys.readouterr().out
