@@ -118,3 +118,31 @@ def test_item_scores_on_zero_one():
     assert item_score("MC", "The answer is B", "B") == 1.0
     assert 0 < item_score("TS", "the weather is good", "the weather is nice") < 1
     assert item_score("QA", None, ["x"]) == 0.0
+
+
+def test_rouge_l_equals_rouge_score_exactly_on_the_shipped_summaries():
+    import csv
+    from pathlib import Path
+
+    from rouge_score import rouge_scorer
+
+    from edgellm.tasks.scoring import rouge_f1
+
+    path = Path(__file__).resolve().parents[1] / \
+        "examples/edge-llm-distribution/dataset/five-tasks/tasks.csv"
+    rows = [r for r in csv.DictReader(open(path, encoding="utf-8")) if r["task_type"] == "4"]
+    reference = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=True)
+    for row in rows:
+        summary, article = row["reference_value"], row["task_token"]
+        for candidate in (article[:300], summary[::-1], " ".join(summary.split()[::2]), ""):
+            expected = reference.score(summary, candidate)
+            assert rouge_f1(summary, candidate) == (
+                expected["rouge1"].fmeasure, expected["rouge2"].fmeasure,
+                expected["rougeL"].fmeasure)
+
+
+def test_lcs_length_small_cases():
+    from edgellm.tasks.scoring import lcs_length
+
+    assert lcs_length(list("ABCBDAB"), list("BDCABA")) == 4
+    assert lcs_length([], ["a"]) == 0 and lcs_length(["a"], ["a"]) == 1

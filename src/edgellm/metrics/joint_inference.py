@@ -79,8 +79,10 @@ def accuracy(y_true, y_pred):
              if r[1] is not None and not r[1].get("error")}
     if types <= {"multiple_choice"}:
         return _mc_accuracy(y_true, y_pred)
-    scores = [score_task(task, *pair)[PRIMARY[get_task_type(task).code]]
-              for task, pair in by_task_type(y_true, y_pred).items()]
+    scores = []
+    for task, pair in by_task_type(y_true, y_pred).items():
+        primary = PRIMARY[get_task_type(task).code]
+        scores.append(score_task(task, *pair, keys=[primary])[primary])
     return round(float(np.mean(scores)), 2)
 
 
@@ -88,7 +90,7 @@ def _task_metric(code, key, label):
     def metric(y_true, y_pred):
         for task, (predictions, references) in by_task_type(y_true, y_pred).items():
             if get_task_type(task).code == code:
-                return round(float(score_task(task, predictions, references)[key]), 2)
+                return round(float(score_task(task, predictions, references, [key])[key]), 2)
         return math.nan
     metric.__name__ = f"{code.lower()}_{key}"
     metric.__doc__ = f"{label}: over the {code} queries only (docs/metrics.md)."
