@@ -57,11 +57,14 @@ def by_task_type(y_true, y_pred):
 
 
 def _mc_accuracy(y_true, y_pred):
+    """MC accuracy in one pass; None as soon as another task type shows up."""
     right = total = 0
     for gold, result in zip(y_true, y_pred):
         res = result[1]
         if res is None or res.get("error"):
             continue
+        if res.get("task_type", "multiple_choice") != "multiple_choice":
+            return None
         prediction = res.get("prediction")
         if prediction is None:
             prediction = extract_choice(res.get("completion"))
@@ -75,10 +78,9 @@ def accuracy(y_true, y_pred):
     letter matches the gold one. Mixed task types: the mean over the task types present
     of each one's primary score (TC accuracy, NER F1, QA F1, TS BLEU, SG ROUGE-L, MC
     accuracy), so that every task type weighs the same whatever its item count."""
-    types = {r[1].get("task_type") or "multiple_choice" for r in y_pred
-             if r[1] is not None and not r[1].get("error")}
-    if types <= {"multiple_choice"}:
-        return _mc_accuracy(y_true, y_pred)
+    mc_only = _mc_accuracy(y_true, y_pred)
+    if mc_only is not None:
+        return mc_only
     scores = []
     for task, pair in by_task_type(y_true, y_pred).items():
         primary = PRIMARY[get_task_type(task).code]

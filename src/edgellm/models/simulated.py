@@ -228,8 +228,7 @@ class SimulatedLLM:
                                                      wrong_pick)]
 
         # Timing, vectorised (formulas in profiles.yaml).
-        prompt_tokens = _prompt_tokens([_prompt_text(s, text) for s, text in zip(samples, texts)],
-                                       p.chars_per_token)
+        prompt_tokens = _prompt_tokens(samples, texts, p.chars_per_token)
         out_tokens = np.fromiter((a[2] for a in answers), np.float64, n)
         j1 = np.exp(p.jitter * _unit_logistic(uniforms(keys, self._salt ^ 0x1111)))
         j2 = np.exp(p.jitter * _unit_logistic(uniforms(keys, self._salt ^ 0x2222)))
@@ -349,13 +348,12 @@ def _ner_answer(query, reference, correct, rng):
 _TASKS = {}
 
 
-def _prompt_text(sample, text):
-    """The rendered prompt (what a real model would be sent), for token counts."""
+def _task(sample):
     name = sample.get("task_type") or "multiple_choice"
     task = _TASKS.get(name)
     if task is None:
         task = _TASKS[name] = get_task_type(name)
-    return task.render(text)
+    return task
 
 
 def _text(sample):
@@ -363,13 +361,22 @@ def _text(sample):
     return query if isinstance(query, str) else _messages_text(query)
 
 
-def _prompt_tokens(texts, chars_per_token):
-    """estimate_tokens() over many texts: ASCII ones by their length, in one go."""
-    lengths = np.fromiter(map(len, texts), np.float64, len(texts))
-    tokens = np.where(lengths > 0, np.maximum(1.0, np.ceil(lengths / chars_per_token)), 0.0)
-    for i, text in enumerate(texts):
-        if not text.isascii():
-            tokens[i] = estimate_tokens(text, chars_per_token)
+def _prompt_tokens(samples, texts, chars_per_token):
+    """estimate_tokens() of each rendered prompt (what a real model would be sent).
+    An ASCII prompt's count follows from its length, the query's plus the template's,
+    so no prompt is rendered unless it holds other characters."""
+    names = [s.get("task_type") or "multiple_choice" for s in samples]
+    tasks = {name: _task({"task_type": name}) for name in set(names)}
+    overhead = {name: len(t.prompt.replace("{query}", "")) for name, t in tasks.items()}
+    extra = next(iter(overhead.values())) if len(overhead) == 1 else \
+        np.fromiter((overhead[name] for name in names), np.float64, len(names))
+    lengths = np.fromiter(map(len, texts), np.float64, len(texts)) + extra
+    tokens = np.maximum(1.0, np.ceil(lengths / chars_per_token))
+    if not (all(t.prompt.isascii() for t in tasks.values()) and all(map(str.isascii, texts))):
+        for i, (name, text) in enumerate(zip(names, texts)):
+            rendered = tasks[name].render(text)
+            if not rendered.isascii():
+                tokens[i] = estimate_tokens(rendered, chars_per_token)
     return tokens
 
 

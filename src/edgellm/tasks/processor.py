@@ -35,9 +35,9 @@ class SampleProcessor:
         if level_3 is None or len(level_3) != n:
             level_3 = [None] * n
         cache = {}
+        types = {kind: self._type_of(kind, cache) for kind in set(level_3)}
         dataset.x = [
-            {"id": i, "query": x, "gold": y, "task_type": self._type_of(kind, cache),
-             "subject": subject}
+            {"id": i, "query": x, "gold": y, "task_type": types[kind], "subject": subject}
             for i, (x, y, kind, subject) in enumerate(zip(dataset.x, dataset.y, level_3, subjects))
         ]
         return dataset
