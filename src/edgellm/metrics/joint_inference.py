@@ -63,7 +63,7 @@ def _mc_accuracy(y_true, y_pred):
         res = result[1]
         if res is None or res.get("error"):
             continue
-        if res.get("task_type", "multiple_choice") != "multiple_choice":
+        if (res.get("task_type") or "multiple_choice") != "multiple_choice":
             return None
         prediction = res.get("prediction")
         if prediction is None:

@@ -153,9 +153,9 @@ class SimulatedLLM:
         self._config = (repr(self.profile), self.tier, self.node, self.seed)
         template, cpt = self.profile.answer_template, self.profile.chars_per_token
         self._option_in_template = "{option}" in template
-        self._letter_answers = {}
-        for letter in "ABCDEFGHIJ":
-            if not self._option_in_template:
+        self._letter_answers = {}  # fixed completions, when the template names no option text
+        if not self._option_in_template:
+            for letter in "ABCDEFGHIJ":
                 text = template.format(letter=letter)
                 self._letter_answers[letter] = (text, letter, max(1, estimate_tokens(text, cpt)))
 
@@ -212,23 +212,20 @@ class SimulatedLLM:
         p = self.profile
         n = len(samples)
         keys, b = self.difficulty(samples)
-        ability = {}
-        for t in {s.get("task_type", "multiple_choice") for s in samples}:
-            ability[t] = self._ability(t)
-        abilities = np.fromiter((ability[s.get("task_type", "multiple_choice")] for s in samples),
-                                np.float64, n)
+        names = [_task_name(s) for s in samples]
+        ability = {name: self._ability(name) for name in set(names)}
+        abilities = np.fromiter((ability[name] for name in names), np.float64, n)
         correct = (uniforms(keys, self._salt) < 1.0 / (1.0 + np.exp(b - abilities))).tolist()
         wrong_pick = uniforms(keys, self._salt ^ 0x5A5A5A5A).tolist()
 
         answer, answer_task = self._answer, self._answer_task
-        answers = [answer(text, s.get("gold"), ok, pick)
-                   if s.get("task_type", "multiple_choice") == "multiple_choice"
+        answers = [answer(text, s.get("gold"), ok, pick) if name == "multiple_choice"
                    else answer_task(s, key, ok, pick)
-                   for s, text, key, ok, pick in zip(samples, texts, keys.tolist(), correct,
-                                                     wrong_pick)]
+                   for s, name, text, key, ok, pick in zip(samples, names, texts, keys.tolist(),
+                                                           correct, wrong_pick)]
 
         # Timing, vectorised (formulas in profiles.yaml).
-        prompt_tokens = _prompt_tokens(samples, texts, p.chars_per_token)
+        prompt_tokens = _prompt_tokens(names, texts, p.chars_per_token)
         out_tokens = np.fromiter((a[2] for a in answers), np.float64, n)
         j1 = np.exp(p.jitter * _unit_logistic(uniforms(keys, self._salt ^ 0x1111)))
         j2 = np.exp(p.jitter * _unit_logistic(uniforms(keys, self._salt ^ 0x2222)))
@@ -240,10 +237,10 @@ class SimulatedLLM:
         rtt, tier, node, model = p.network_rtt_s, self.tier, self.node, self.model
         return [make_response(c, pred, pt, k, ttft=t, itl=g, e2e=e, tier=tier, node=node,
                               model=model, network_time=rtt, cost_usd=usd,
-                              task_type=s.get("task_type", "multiple_choice"))
-                for (c, pred, k), pt, t, g, e, usd, s in zip(
+                              task_type=name)
+                for (c, pred, k), pt, t, g, e, usd, name in zip(
                     answers, prompt_tokens.astype(np.int64).tolist(), ttft.tolist(),
-                    itl.tolist(), e2e.tolist(), cost.tolist(), samples)]
+                    itl.tolist(), e2e.tolist(), cost.tolist(), names)]
 
     def _answer_task(self, sample, key, correct, pick):
         """(completion, prediction, completion tokens) for the five distribution-center
@@ -345,15 +342,9 @@ def _ner_answer(query, reference, correct, rng):
     return "\n".join(f"{kind}: {span}" for span, kind in entities) or "NONE"
 
 
-_TASKS = {}
-
-
-def _task(sample):
-    name = sample.get("task_type") or "multiple_choice"
-    task = _TASKS.get(name)
-    if task is None:
-        task = _TASKS[name] = get_task_type(name)
-    return task
+def _task_name(sample):
+    """The sample's task type name; samples without one are multiple choice."""
+    return sample.get("task_type") or "multiple_choice"
 
 
 def _text(sample):
@@ -361,12 +352,11 @@ def _text(sample):
     return query if isinstance(query, str) else _messages_text(query)
 
 
-def _prompt_tokens(samples, texts, chars_per_token):
+def _prompt_tokens(names, texts, chars_per_token):
     """estimate_tokens() of each rendered prompt (what a real model would be sent).
     An ASCII prompt's count follows from its length, the query's plus the template's,
     so no prompt is rendered unless it holds other characters."""
-    names = [s.get("task_type") or "multiple_choice" for s in samples]
-    tasks = {name: _task({"task_type": name}) for name in set(names)}
+    tasks = {name: get_task_type(name) for name in set(names)}
     overhead = {name: len(t.prompt.replace("{query}", "")) for name, t in tasks.items()}
     extra = next(iter(overhead.values())) if len(overhead) == 1 else \
         np.fromiter((overhead[name] for name in names), np.float64, len(names))

@@ -248,11 +248,8 @@ def item_score(task_type, prediction, reference):
     return rouge_f1(reference, prediction)[2]
 
 
-def is_correct(prediction, gold, task_type="multiple_choice"):
-    """Whether a multiple-choice prediction picks the gold option (the fast path of
-    the MC accuracy over 10^5 items); other task types: a perfect item score."""
-    if get_task_type(task_type).code == "MC":
-        return prediction is not None and \
-            extract_choice(str(prediction), "ABCDEFGHIJ") == extract_choice(str(gold), "ABCDEFGHIJ")
-    from edgellm.tasks.references import parse_reference
-    return item_score(task_type, prediction, parse_reference(task_type, gold)) >= 1.0
+def is_correct(prediction, gold):
+    """Whether a multiple-choice prediction picks the gold option: the fast path of
+    MC accuracy over 10^5 items (other task types go through ``item_score``)."""
+    return prediction is not None and \
+        extract_choice(str(prediction), "ABCDEFGHIJ") == extract_choice(str(gold), "ABCDEFGHIJ")
