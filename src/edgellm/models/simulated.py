@@ -17,6 +17,7 @@ from functools import lru_cache
 import numpy as np
 import yaml
 
+from edgellm.models.pricing import price_for
 from edgellm.models.response import estimate_tokens, make_response
 from edgellm.tasks.extraction import extract_prediction
 from edgellm.tasks.multiple_choice import extract_choice, option_letters, parse_options
@@ -40,8 +41,6 @@ class ModelProfile:
     chars_per_token: float
     jitter: float
     network_rtt_s: float
-    price_input_per_mtok: float
-    price_output_per_mtok: float
     answer_template: str
     difficulty_scale: float
     subject_weight: float
@@ -141,16 +140,19 @@ class SimulatedLLM:
 
     simulated = True
 
-    def __init__(self, model, tier=None, seed=0, node=None, profiles_path=None, **overrides):
+    def __init__(self, model, tier=None, seed=0, node=None, profiles_path=None,
+                 input_per_mtok=None, output_per_mtok=None, cost_per_hour=None, **overrides):
         known = {f.name for f in fields(ModelProfile)}
         self.profile = load_profile(model, profiles_path or PROFILES_PATH,
                                     **{k: v for k, v in overrides.items() if k in known})
+        self.price = price_for(model, input_per_mtok=input_per_mtok,
+                               output_per_mtok=output_per_mtok, cost_per_hour=cost_per_hour)
         self.model = model
         self.tier = tier or self.profile.tier
         self.node = node or self.tier
         self.seed = int(seed)
         self._salt = hash64(f"{self.seed}|{model}")
-        self._config = (repr(self.profile), self.tier, self.node, self.seed)
+        self._config = (repr(self.profile), repr(self.price), self.tier, self.node, self.seed)
         template, cpt = self.profile.answer_template, self.profile.chars_per_token
         self._option_in_template = "{option}" in template
         self._letter_answers = {}  # fixed completions, when the template names no option text
@@ -232,8 +234,9 @@ class SimulatedLLM:
         ttft = p.network_rtt_s + (p.ttft_overhead_s + prompt_tokens / p.prefill_tokens_per_s) * j1
         itl = j2 / p.decode_tokens_per_s
         e2e = ttft + (out_tokens - 1) * itl
-        cost = (prompt_tokens * (p.price_input_per_mtok / 1e6)
-                + out_tokens * (p.price_output_per_mtok / 1e6))
+        price = self.price
+        cost = (prompt_tokens * (price.input_per_mtok / 1e6)
+                + out_tokens * (price.output_per_mtok / 1e6) + e2e * (price.cost_per_hour / 3600))
         rtt, tier, node, model = p.network_rtt_s, self.tier, self.node, self.model
         return [make_response(c, pred, pt, k, ttft=t, itl=g, e2e=e, tier=tier, node=node,
                               model=model, network_time=rtt, cost_usd=usd,
