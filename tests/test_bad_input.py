@@ -117,3 +117,17 @@ def test_bad_input_leaves_existing_rank_files_untouched(example, capsys):
 def test_unknown_visualization_method(example, capsys):
     edit(JOB, 'method: "print_table"', 'method: "plot_bars"')
     assert "key 'benchmarkingjob.rank.visualization.method'" in run_bad(capsys)
+
+
+def test_unknown_backend_fails_before_any_case(example, capsys):
+    edit(f"{ROUTING}/oracle-router.yaml", 'values: ["simulated"]', 'values: ["simulatd"]')
+    err = run_bad(capsys)
+    assert f"{ROUTING}/oracle-router.yaml: key 'algorithm.modules[1]'" in err
+    assert "unknown backend 'simulatd'" in err
+    assert not os.path.exists("workspace/query-routing")  # no case folder was started
+
+
+def test_model_without_profile_fails_before_any_case(example, capsys):
+    edit(f"{ROUTING}/edge-only.yaml", '"Qwen/Qwen2.5-3B-Instruct"', '"Qwen/Qwen9-3B"')
+    err = run_bad(capsys)
+    assert "backend 'simulated'" in err and "no profile for model 'Qwen/Qwen9-3B'" in err

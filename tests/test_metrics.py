@@ -87,3 +87,54 @@ def test_headline_accuracy_is_the_mean_of_primary_scores_over_task_types():
     assert m.METRICS["QA F1"](y_true, y_pred) == round(qa_f1, 2)
     assert m.accuracy(y_true, y_pred) == round((50.0 + qa_f1) / 2, 2)
     assert math.isnan(m.METRICS["TS BLEU"](y_true, y_pred))
+
+
+def recorded(score, tier="edge", task="multiple_choice"):
+    """A response replayed from an outcome matrix: a score, no text."""
+    r = make_response(None, None, 5, 1, ttft=0.1, itl=0.01, e2e=0.1, tier=tier, node=tier,
+                      model="m", task_type=task)
+    r["score"] = score
+    return r
+
+
+def test_recorded_scores_stand_for_correctness():
+    # gold letters would make every one of these wrong: only the recorded score counts
+    y_true = ["A", "B", "C", "D"]
+    answers = [recorded(1.0), recorded(0.0), recorded(1.0, "cloud"), recorded(1.0, "cloud")]
+    y_pred = [[r["tier"] == "cloud", r, None, None] for r in answers]
+    assert m.accuracy(y_true, y_pred) == 75.0
+    assert m.METRICS["MC Accuracy"](y_true, y_pred) == 75.0
+    assert m.edge_ratio(y_true, y_pred) == 50.0
+
+
+def test_recorded_scores_give_the_primary_score_only():
+    y_true = ["ref one", "ref two"]
+    y_pred = [[False, recorded(0.5, task="translation"), None, None],
+              [False, recorded(0.25, task="translation"), None, None]]
+    assert m.METRICS["TS BLEU"](y_true, y_pred) == 37.5
+    assert math.isnan(m.METRICS["TS chrF"](y_true, y_pred))
+    assert m.accuracy(y_true, y_pred) == 37.5
+
+
+def test_cost_sums_each_side_including_escalated_edge_answers():
+    e = resp("A", 0.1, 0.01, 3)
+    e["cost_usd"] = 0.001
+    c = resp("B", 1.0, 0.01, 3, "cloud")
+    c["cost_usd"] = 0.02
+    failed = resp(None, 1.0, 0.01, 3, "cloud", error="HTTP 500")
+    failed["cost_usd"] = 0.0
+    y_pred = [[True, c, e, c], [False, e, e, None], [True, failed, None, failed]]
+    assert m.edge_cost(None, y_pred) == pytest.approx(0.002)
+    assert m.cloud_cost(None, y_pred) == pytest.approx(0.02)
+    assert m.cost(None, y_pred) == pytest.approx(0.022)
+
+
+def test_price_table_and_overrides():
+    from edgellm.models.pricing import price_for
+
+    mini = price_for("gpt-4o-mini")
+    assert mini.cost(1_000_000, 1_000_000) == pytest.approx(0.75)
+    assert price_for("openai/gpt-4o-mini") == mini  # provider prefixes are ignored
+    assert price_for("Qwen/Qwen2.5-1.5B-Instruct").cost(10**6, 10**6, 3600) == 0.0
+    edge = price_for("Qwen/Qwen2.5-1.5B-Instruct", cost_per_hour=0.36)
+    assert edge.cost(0, 0, 10.0) == pytest.approx(0.001)

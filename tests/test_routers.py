@@ -72,3 +72,28 @@ def test_oracle_with_simulated_models_reaches_union_accuracy():
     either = sum(a["prediction"] == s["gold"] or b["prediction"] == s["gold"]
                  for a, b, s in zip(e, c, data))
     assert oracle_acc == either
+
+
+def test_oracle_compares_recorded_scores():
+    from edgellm.models.response import make_response
+
+    def outcome(score):
+        r = make_response(None, None, 1, 1, ttft=0.1, itl=0.0, e2e=0.1, tier="edge",
+                          node="edge", model="m")
+        r["score"] = score
+        return r
+
+    class Recorded:
+        def __init__(self, scores):
+            self.scores = scores
+
+        def predict(self, sample, **kw):
+            return outcome(self.scores[sample["id"]])
+
+        inference = predict
+
+    router = OracleRouter(edgemodel=Recorded([0, 1, 0, 1]), cloudmodel=Recorded([1, 1, 0, 0]))
+    samples = [{"id": i, "query": "q", "gold": "A"} for i in range(4)]
+    assert router.route_batch(samples) == [True, False, False, False]
+    assert router.counts == {"both_right": 1, "both_wrong": 1, "edge_better": 1,
+                             "cloud_better": 1, "tie": 0}

@@ -30,6 +30,7 @@ from edgellm.bench.config import read_job
 from edgellm.bench.loader import ModuleLoader, registry_group
 from edgellm.bench.paradigm import JointInference
 from edgellm.bench.rank import Leaderboard, format_table
+from edgellm.errors import ConfigError
 from edgellm.registry import ClassType
 from edgellm.tasks.ianvs_format import load_test_dataset
 
@@ -92,6 +93,7 @@ class BenchmarkRunner:
         try:
             metrics = self._resolve_metrics(job, loader)
             classes = self._resolve_modules(job, loader)
+            self._check_backends(job, classes)
             dataset = load_test_dataset(job.testenv.dataset)
             workers = min(self.jobs, len(job.test_cases))
             if workers > 1 and "fork" in multiprocessing.get_all_start_methods():
@@ -138,6 +140,30 @@ class BenchmarkRunner:
                     classes[key] = loader.resolve(registry_group(m.type), m.name, m.url,
                                                   m.source, f"{m.type} module")
         return classes
+
+    @staticmethod
+    def _check_backends(job, classes):
+        """A backend that cannot run (a missing API key, no vLLM or GPU, no model
+        folder) fails here, before the first test case, not midway through a run."""
+        from edgellm.models import check_backend
+        from edgellm.models.tiers import TierModel
+
+        checked = set()
+        for case in job.test_cases:
+            for m in case.modules.values():
+                if not (isinstance(classes[(m.type, m.name, m.url)], type)
+                        and issubclass(classes[(m.type, m.name, m.url)], TierModel)):
+                    continue
+                params = dict(m.hyperparameters)
+                name = params.pop("backend", "simulated")
+                key = (name, repr(sorted(params.items(), key=lambda kv: kv[0])))
+                if key in checked:
+                    continue
+                checked.add(key)
+                try:
+                    check_backend(name, params)
+                except ValueError as err:
+                    raise ConfigError(m.source, f"backend {name!r}: {err}") from None
 
     # -- one test case ---------------------------------------------------------
 

@@ -6,7 +6,8 @@ cloud_result]``. ``res`` is the response that answered the query.
 
 Latency definitions follow vLLM's serving benchmark (docs/metrics.md has the
 table). Responses with an ``error`` are left out of quality and latency figures
-and counted by ``errors``. The nine metrics named as in Ianvs' LLM example keep
+and counted by ``errors``. A response replayed from an outcome matrix carries its
+recorded ``score`` (0-1) instead of a completion; quality metrics use it as is. The nine metrics named as in Ianvs' LLM example keep
 that example's meaning and rounding, so its users read them as before.
 """
 
@@ -18,7 +19,7 @@ from edgellm.tasks.extraction import extract_prediction
 from edgellm.tasks.multiple_choice import extract_choice
 from edgellm.tasks.references import parse_reference
 from edgellm.tasks.registry import get_task_type
-from edgellm.tasks.scoring import PRIMARY, is_correct, score_task
+from edgellm.tasks.scoring import PRIMARY, is_correct, item_score, score_task
 
 
 def _answers(y_pred):
@@ -40,7 +41,8 @@ def _percentile(values, q):
 
 
 def by_task_type(y_true, y_pred):
-    """{task type: (predictions, references)} of the answered queries."""
+    """{task type: (predictions, references, recorded scores)} of the answered
+    queries; a recorded score is None where the response has none."""
     groups = {}
     for gold, result in zip(y_true, y_pred):
         res = result[1]
@@ -50,10 +52,23 @@ def by_task_type(y_true, y_pred):
         prediction = res.get("prediction")
         if prediction is None and res.get("completion"):
             prediction = extract_prediction({"task_type": task, "query": ""}, res["completion"])
-        predictions, references = groups.setdefault(task, ([], []))
+        predictions, references, recorded = groups.setdefault(task, ([], [], []))
         predictions.append(prediction)
         references.append(parse_reference(task, gold))
+        recorded.append(res.get("score"))
     return groups
+
+
+def task_scores(task, predictions, references, recorded, keys):
+    """``score_task`` of one task type's queries; when responses carry recorded
+    scores (outcome matrices have no text to score), the primary score is their mean
+    (items without one scored one by one) and the other scores are unknown (NaN)."""
+    if all(r is None for r in recorded):
+        return score_task(task, predictions, references, keys=keys)
+    primary = PRIMARY[get_task_type(task).code]
+    item = [r if r is not None else item_score(task, p, g)
+            for p, g, r in zip(predictions, references, recorded)]
+    return {key: 100.0 * float(np.mean(item)) if key == primary else math.nan for key in keys}
 
 
 def _mc_accuracy(y_true, y_pred):
@@ -65,10 +80,14 @@ def _mc_accuracy(y_true, y_pred):
             continue
         if (res.get("task_type") or "multiple_choice") != "multiple_choice":
             return None
-        prediction = res.get("prediction")
-        if prediction is None:
-            prediction = extract_choice(res.get("completion"))
-        right += prediction == gold or is_correct(prediction, gold)
+        recorded = res.get("score")
+        if recorded is not None:
+            right += recorded
+        else:
+            prediction = res.get("prediction")
+            if prediction is None:
+                prediction = extract_choice(res.get("completion"))
+            right += prediction == gold or is_correct(prediction, gold)
         total += 1
     return round(100.0 * right / total, 2) if total else math.nan
 
@@ -82,17 +101,17 @@ def accuracy(y_true, y_pred):
     if mc_only is not None:
         return mc_only
     scores = []
-    for task, pair in by_task_type(y_true, y_pred).items():
+    for task, group in by_task_type(y_true, y_pred).items():
         primary = PRIMARY[get_task_type(task).code]
-        scores.append(score_task(task, *pair, keys=[primary])[primary])
+        scores.append(task_scores(task, *group, keys=[primary])[primary])
     return round(float(np.mean(scores)), 2)
 
 
 def _task_metric(code, key, label):
     def metric(y_true, y_pred):
-        for task, (predictions, references) in by_task_type(y_true, y_pred).items():
+        for task, group in by_task_type(y_true, y_pred).items():
             if get_task_type(task).code == code:
-                return round(float(score_task(task, predictions, references, [key])[key]), 2)
+                return round(float(task_scores(task, *group, keys=[key])[key]), 2)
         return math.nan
     metric.__name__ = f"{code.lower()}_{key}"
     metric.__doc__ = f"{label}: over the {code} queries only (docs/metrics.md)."
@@ -175,6 +194,29 @@ def output_token_throughput(y_true, y_pred):
     return round(tokens / duration, 4) if duration > 0 else math.nan
 
 
+def _cost(y_pred, sides):
+    """USD of the responses on ``sides`` (2 edge, 3 cloud), failed requests included
+    (a provider bills what it served)."""
+    return round(sum(float(r[side].get("cost_usd") or 0.0)
+                     for r in y_pred for side in sides if r[side] is not None), 6)
+
+
+def cost(y_true, y_pred):
+    """Cost (USD): edge plus cloud cost of every response produced, from the price
+    table (cloud: per million input and output tokens; edge: per hour, where set)."""
+    return _cost(y_pred, (2, 3))
+
+
+def cloud_cost(y_true, y_pred):
+    """Cloud Cost (USD): cost of the cloud responses."""
+    return _cost(y_pred, (3,))
+
+
+def edge_cost(y_true, y_pred):
+    """Edge Cost (USD): cost of the edge responses (0 unless cost_per_hour is set)."""
+    return _cost(y_pred, (2,))
+
+
 def errors(y_true, y_pred):
     """Errors: requests that failed (recorded with an error, not scored)."""
     return sum(1 for r in y_pred if r[1] is not None and r[1].get("error"))
@@ -194,6 +236,9 @@ METRICS = {
     "Request Throughput": request_throughput,
     "Output Token Throughput": output_token_throughput,
     "Errors": errors,
+    "Cost": cost,
+    "Cloud Cost": cloud_cost,
+    "Edge Cost": edge_cost,
 }
 for _name, _code, _key in (
         ("MC Accuracy", "MC", "accuracy"), ("TC Accuracy", "TC", "accuracy"),

@@ -161,6 +161,13 @@ class SimulatedLLM:
                 text = template.format(letter=letter)
                 self._letter_answers[letter] = (text, letter, max(1, estimate_tokens(text, cpt)))
 
+    @staticmethod
+    def check(params):
+        """Fail before the run when the model has no profile."""
+        if "model" not in params:
+            raise ValueError("the simulated backend needs a 'model' hyperparameter")
+        load_profile(params["model"], params.get("profiles_path") or PROFILES_PATH)
+
     def _ability(self, task_type):
         p = self.profile
         accuracy = p.accuracy.get(task_type, p.accuracy.get("multiple_choice"))

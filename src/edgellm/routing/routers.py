@@ -65,6 +65,20 @@ class RandomRouter(Router):
         return self._rng.random() < self.cloud_probability
 
 
+def _score(sample, response):
+    """A response's quality on 0-1: its recorded score (outcome matrices) or its
+    prediction scored against the sample's gold answer; a failed request scores 0."""
+    if response.get("error"):
+        return 0.0
+    recorded = response.get("score")
+    if recorded is not None:
+        return float(recorded)
+    task = sample.get("task_type") or "multiple_choice"
+    if task == "multiple_choice":  # the common case, kept cheap
+        return float(is_correct(response.get("prediction"), sample["gold"]))
+    return item_score(task, response.get("prediction"), parse_reference(task, sample["gold"]))
+
+
 class OracleRouter(Router):
     """Knows both answers: the cloud only when its answer scores higher than the
     edge's (for multiple choice and labels: the edge is wrong and the cloud right;
@@ -87,14 +101,7 @@ class OracleRouter(Router):
         if not isinstance(sample, dict) or "gold" not in sample:
             raise ValueError("OracleRouter needs samples with 'gold' (mining-then-inference "
                              "mode and a dataset processor that keeps the answer)")
-        task = sample.get("task_type") or "multiple_choice"
-        if task == "multiple_choice":  # the common case, kept cheap
-            edge_score = float(is_correct(edge.get("prediction"), sample["gold"]))
-            cloud_score = float(is_correct(cloud.get("prediction"), sample["gold"]))
-        else:
-            gold = parse_reference(task, sample["gold"])
-            edge_score = item_score(task, edge.get("prediction"), gold)
-            cloud_score = item_score(task, cloud.get("prediction"), gold)
+        edge_score, cloud_score = _score(sample, edge), _score(sample, cloud)
         key = ("cloud_better" if cloud_score > edge_score else
                "edge_better" if edge_score > cloud_score else
                "both_right" if edge_score >= 1.0 else "both_wrong" if edge_score <= 0.0
