@@ -96,11 +96,21 @@ def test_seed_changes_outcomes(example, capsys):
 
 
 def test_failing_case_is_reported_and_others_ranked(example, capsys):
-    edit(f"{ROUTING}/edge-only.yaml", '"Qwen/Qwen2.5-3B-Instruct"', '"Qwen/Qwen9-Nope"')
+    # a profile that loads (the checks before the run pass) but fails when it answers
+    from edgellm.models.simulated import PROFILES_PATH
+
+    with open(PROFILES_PATH) as handle:
+        profiles = handle.read()
+    assert "multiple_choice: 0.603," in profiles
+    with open("profiles.yaml", "w") as handle:
+        handle.write(profiles.replace("multiple_choice: 0.603,", "multiple_choice: 1.5,"))
+    edit(f"{ROUTING}/edge-only.yaml", "        - seed:\n            values: [0]\n",
+         "        - seed:\n            values: [0]\n"
+         "        - profiles_path:\n            values: [profiles.yaml]\n")
     assert main(["run", "-f", JOB, "--no-progress"]) == 1
     err = capsys.readouterr().err
-    assert "FAILED test case 2/10 edge-only (EdgeOnly, Qwen9-Nope, gpt-4o-mini)" in err
-    assert "no profile for model 'Qwen/Qwen9-Nope'" in err and "error.txt" in err
+    assert "FAILED test case 2/10 edge-only (EdgeOnly, Qwen2.5-3B-Instruct, gpt-4o-mini)" in err
+    assert "accuracy must be in (0, 1), got 1.5" in err and "error.txt" in err
     assert "1 of 10 test cases failed" in err
     assert len(rows("all_rank.csv")) == 9
     failed = [d for d in os.listdir("workspace/query-routing/edge-only")
@@ -124,7 +134,7 @@ def test_inference_then_mining_mode(example, capsys):
 
 
 def test_parallel_workers_give_the_same_rows(example, capsys):
-    assert main(["run", "-f", JOB, "--no-progress"]) == 0
+    assert main(["run", "-f", JOB, "--no-progress", "--jobs", "1"]) == 0
     serial = {case_key(r): {m: r[m] for m in METRICS_9} for r in rows("all_rank.csv")}
     os.remove(f"{RANK}/all_rank.csv")
     assert main(["run", "-f", JOB, "--no-progress", "--jobs", "2"]) == 0
@@ -139,3 +149,26 @@ def test_rank_files_are_readable_like_any_file_the_user_writes(example, capsys):
     umask = os.umask(0)
     os.umask(umask)
     assert os.stat(f"{RANK}/all_rank.csv").st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_auto_jobs_use_every_core_only_for_simulated_models(example, monkeypatch):
+    from edgellm.bench.runner import BenchmarkRunner
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2})
+    runner = BenchmarkRunner(JOB, progress=False)
+    assert runner.run().failed == []
+    assert runner._workers == 3
+    # an edge model module of the user's own might hold a GPU: one process
+    with open(f"{ROUTING}/edge_model.py", "w") as handle:
+        handle.write(
+            "from edgellm.models.tiers import EdgeModel\n"
+            "from edgellm.registry import ClassFactory, ClassType\n\n\n"
+            "@ClassFactory.register(ClassType.GENERAL, alias='EdgeModel')\n"
+            "class OwnEdgeModel:\n"
+            "    def __init__(self, **params):\n"
+            "        self.inner = EdgeModel(**params)\n\n"
+            "    def predict(self, data, **kwargs):\n"
+            "        return self.inner.predict(data)\n")
+    runner = BenchmarkRunner(JOB, progress=False)
+    assert runner.run().failed == []
+    assert runner._workers == 1

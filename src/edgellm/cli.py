@@ -42,6 +42,17 @@ def _convert(args):
     return 0
 
 
+def _jobs(value):
+    if value == "auto":
+        return value
+    try:
+        if int(value) >= 1:
+            return int(value)
+    except ValueError:
+        pass
+    raise argparse.ArgumentTypeError(f"expected a number >= 1 or 'auto', got {value!r}")
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="edgellm", description=__doc__)
     parser.add_argument("--version", action="version", version=f"edgellm {__version__}")
@@ -50,9 +61,9 @@ def build_parser():
     run.add_argument("-f", "--file", required=True, help="benchmarkingjob.yaml; paths in it "
                      "resolve against the current directory, as in Ianvs")
     run.add_argument("--no-progress", action="store_true", help="hide the progress bars")
-    run.add_argument("-j", "--jobs", type=int, default=1, metavar="N",
-                     help="run up to N test cases at once in worker processes (default 1; "
-                          "keep 1 for GPU or rate-limited API backends)")
+    run.add_argument("-j", "--jobs", type=_jobs, default="auto", metavar="N",
+                     help="run up to N test cases at once in worker processes (default "
+                          "auto: every core when all models are simulated, else 1)")
     run.set_defaults(handler=_run)
 
     dataset = commands.add_parser("dataset", help="work with task datasets")

@@ -77,13 +77,16 @@ class BenchmarkRunner:
     """Runs one benchmarking job; ``run()`` returns a ``RunReport``.
 
     ``jobs`` > 1 runs that many test cases at once in forked worker processes
-    (test cases are independent, so the results are the same as one by one). Keep
-    it at 1 for backends that hold a GPU or an API rate limit."""
+    (test cases are independent, so the results are the same as one by one).
+    ``"auto"`` uses every core when all models are simulated (pure CPU work) and one
+    process otherwise: real backends hold a GPU or an API rate limit, and cases
+    running side by side would disturb each other's timings."""
 
-    def __init__(self, job_path, progress=True, jobs=1):
+    def __init__(self, job_path, progress=True, jobs="auto"):
         self.job_path = job_path
         self.progress = progress
-        self.jobs = max(1, int(jobs))
+        self.jobs = jobs if jobs == "auto" else max(1, int(jobs))
+        self._workers = 1
 
     def run(self):
         # sedna's default backend imports tensorflow; the LLM paradigm needs none.
@@ -93,9 +96,12 @@ class BenchmarkRunner:
         try:
             metrics = self._resolve_metrics(job, loader)
             classes = self._resolve_modules(job, loader)
-            self._check_backends(job, classes)
+            simulated_only = self._check_backends(job, classes)
             dataset = load_test_dataset(job.testenv.dataset)
-            workers = min(self.jobs, len(job.test_cases))
+            workers = self.jobs
+            if workers == "auto":
+                workers = len(os.sched_getaffinity(0)) if simulated_only else 1
+            workers = self._workers = min(workers, len(job.test_cases))
             if workers > 1 and "fork" in multiprocessing.get_all_start_methods():
                 outcomes = self._run_in_workers(workers, job, classes, dataset, metrics)
             else:
@@ -144,18 +150,21 @@ class BenchmarkRunner:
     @staticmethod
     def _check_backends(job, classes):
         """A backend that cannot run (a missing API key, no vLLM or GPU, no model
-        folder) fails here, before the first test case, not midway through a run."""
+        folder) fails here, before the first test case, not midway through a run.
+        Returns whether every edge and cloud model of the job is simulated."""
         from edgellm.models import check_backend
         from edgellm.models.tiers import TierModel
 
-        checked = set()
+        checked, simulated_only = set(), True
         for case in job.test_cases:
             for m in case.modules.values():
-                if not (isinstance(classes[(m.type, m.name, m.url)], type)
-                        and issubclass(classes[(m.type, m.name, m.url)], TierModel)):
+                cls = classes[(m.type, m.name, m.url)]
+                if not (isinstance(cls, type) and issubclass(cls, TierModel)):
+                    simulated_only &= m.type not in ("edgemodel", "cloudmodel")
                     continue
                 params = dict(m.hyperparameters)
                 name = params.pop("backend", "simulated")
+                simulated_only &= name == "simulated"
                 key = (name, repr(sorted(params.items(), key=lambda kv: kv[0])))
                 if key in checked:
                     continue
@@ -164,6 +173,7 @@ class BenchmarkRunner:
                     check_backend(name, params)
                 except ValueError as err:
                     raise ConfigError(m.source, f"backend {name!r}: {err}") from None
+        return simulated_only
 
     # -- one test case ---------------------------------------------------------
 
@@ -242,7 +252,7 @@ class BenchmarkRunner:
         label = f"[{case.index + 1}/{len(job.test_cases)}] {case.label()}"
         with tqdm(total=len(samples), desc=label, unit="q", file=sys.stderr, dynamic_ncols=True,
                   mininterval=0.1, disable=not self.progress,
-                  position=case.index % self.jobs if self.jobs > 1 else None) as bar:
+                  position=case.index % self._workers if self._workers > 1 else None) as bar:
             def on_chunk(chunk):
                 cloud = sum(1 for r in chunk if r[0])
                 counts["Cloud"] += cloud
