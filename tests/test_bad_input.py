@@ -2,7 +2,6 @@
 
 import os
 
-import pytest
 
 from conftest import EXAMPLE, JOB, edit
 from edgellm.cli import main

@@ -3,7 +3,7 @@
 import pytest
 import yaml
 
-from conftest import EXAMPLE, JOB
+from conftest import JOB
 from edgellm.bench.config import read_algorithm, read_job
 from edgellm.errors import ConfigError
 

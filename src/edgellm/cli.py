@@ -1,6 +1,7 @@
 """The ``edgellm`` command."""
 
 import argparse
+import os
 import sys
 
 from edgellm import __version__
@@ -12,6 +13,13 @@ EXIT_BAD_INPUT = 2
 
 def _run(args):
     from edgellm.bench.runner import BenchmarkRunner
+
+    # backends read these (worker processes inherit them); a `store` or `store_mode`
+    # hyperparameter in the algorithm yaml still wins
+    if args.store:
+        os.environ["EDGELLM_STORE"] = os.path.abspath(args.store)
+    if args.store_mode:
+        os.environ["EDGELLM_STORE_MODE"] = args.store_mode
 
     report = BenchmarkRunner(args.file, progress=not args.no_progress, jobs=args.jobs).run()
     if report.table:
@@ -53,6 +61,34 @@ def _jobs(value):
     raise argparse.ArgumentTypeError(f"expected a number >= 1 or 'auto', got {value!r}")
 
 
+def _import(args):
+    from edgellm.models.importers import read_entries
+    from edgellm.models.store import open_store
+
+    entries = []  # every file read and checked before the store changes
+    for source in args.sources:
+        entries += read_entries(source, args.format, args.task_type, args.system_prompt)
+    store = open_store(args.store)
+    written, new = store.save_many(entries)
+    store.close()
+    print(f"imported {written} responses into {store.path} ({new} new, "
+          f"{written - new} replaced stored ones)")
+    return 0
+
+
+def _export(args):
+    from edgellm.models.importers import export_store
+    from edgellm.models.store import open_store, store_path
+
+    if not os.path.isfile(store_path(args.store)):
+        raise ConfigError(store_path(args.store), "no response store here")
+    store = open_store(args.store)
+    count = export_store(store, args.target, args.model)
+    store.close()
+    print(f"exported {count} responses from {store.path} to {args.target}")
+    return 0
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="edgellm", description=__doc__)
     parser.add_argument("--version", action="version", version=f"edgellm {__version__}")
@@ -64,7 +100,37 @@ def build_parser():
     run.add_argument("-j", "--jobs", type=_jobs, default="auto", metavar="N",
                      help="run up to N test cases at once in worker processes (default "
                           "auto: every core when all models are simulated, else 1)")
+    run.add_argument("--store", metavar="PATH",
+                     help="response store of the real backends (default: "
+                          "<workspace>/responses.sqlite; sets EDGELLM_STORE)")
+    run.add_argument("--store-mode", choices=["record", "replay", "auto"],
+                     help="record: always call the model; replay: stored responses only; "
+                          "auto (default): replay what is stored, call for the rest "
+                          "(sets EDGELLM_STORE_MODE)")
     run.set_defaults(handler=_run)
+
+    store_help = ("response store file (default: env EDGELLM_STORE, else "
+                  "./workspace/responses.sqlite, where 'edgellm run' of a job with "
+                  "workspace ./workspace keeps it)")
+    import_ = commands.add_parser(
+        "import", help="bring recorded responses into the response store: Ianvs' "
+                       "cache.json, outcome matrices (CSV/JSONL), 'edgellm export' files")
+    import_.add_argument("sources", nargs="+", metavar="FILE")
+    import_.add_argument("--store", metavar="PATH", help=store_help)
+    import_.add_argument("--format", choices=["ianvs-cache", "outcomes", "store"],
+                         help="default: .json is ianvs-cache, .csv outcomes, .jsonl "
+                              "store when written by 'edgellm export', else outcomes")
+    import_.add_argument("--task-type", help="ianvs-cache: the task type of the queries, "
+                         "which decides the prompt edgellm sends (default: multiple choice)")
+    import_.add_argument("--system-prompt", help="ianvs-cache: the system_prompt of the "
+                         "algorithm that replays them (default: none)")
+    import_.set_defaults(handler=_import)
+
+    export = commands.add_parser("export", help="write the response store as JSONL")
+    export.add_argument("target", help="a .jsonl file ('edgellm import' reads it back)")
+    export.add_argument("--store", metavar="PATH", help=store_help)
+    export.add_argument("--model", help="only the responses of this model identity")
+    export.set_defaults(handler=_export)
 
     dataset = commands.add_parser("dataset", help="work with task datasets")
     dataset_commands = dataset.add_subparsers(dest="dataset_command", required=True)

@@ -192,7 +192,8 @@ class BenchmarkRunner:
 
     def _run_case_unpaused(self, job, case, classes, dataset, metric_funcs):
         algorithm_dir = os.path.join(job.output_dir, case.algorithm)
-        outcome = CaseOutcome(case, os.path.join(algorithm_dir, str(uuid.uuid1())))
+        # uuid4, not Ianvs' uuid1: uuid1 can repeat across forked workers
+        outcome = CaseOutcome(case, os.path.join(algorithm_dir, str(uuid.uuid4())))
         partial = outcome.output_dir + ".partial"
         os.makedirs(partial)
         # Ianvs' LLM example keeps its caches here; keep the variable for such modules.
@@ -236,8 +237,10 @@ class BenchmarkRunner:
         paradigm = JointInference(edge, cloud, router, job.testenv.mining_mode)
         try:
             results = self._with_progress(job, case, paradigm, samples)
+            # the title's SIMULATED label: only tiers that answered count
             simulated = any(getattr(instances.get(t), "simulated", False)
-                            for t in ("edgemodel", "cloudmodel"))
+                            and any(r[side] is not None for r in results)
+                            for t, side in (("edgemodel", 2), ("cloudmodel", 3)))
         finally:
             for instance in [*instances.values(), router]:
                 if callable(getattr(instance, "cleanup", None)):

@@ -202,19 +202,23 @@ class SimulatedLLM:
         """Responses to ``samples``. Outcomes are deterministic, so responses are
         memoised per process: a sweep over routers (or the oracle's look-ahead)
         computes each (model, seed, item) once. Responses are shared: read-only."""
-        memo, config = _RESPONSES, self._config
+        memo = _RESPONSES.get(self._config)
+        if memo is None:
+            memo = _RESPONSES[self._config] = {}
         # everything a response depends on: the same id and text with another gold
         # answer (another dataset in the same process) is another item
-        keys = [(config, s.get("id"), _text(s), s.get("gold"), s.get("subject"),
-                 s.get("task_type")) for s in samples]
-        found = [memo.get(k) for k in keys]
+        keys = [(s.get("id"), _text(s), s.get("gold"), s.get("subject"), s.get("task_type"))
+                for s in samples]
+        get = memo.get
+        found = [get(k) for k in keys]
         missing = [i for i, r in enumerate(found) if r is None]
         if missing:
-            fresh = self._generate([samples[i] for i in missing], [keys[i][2] for i in missing])
+            fresh = self._generate([samples[i] for i in missing], [keys[i][1] for i in missing])
             for i, response in zip(missing, fresh):
                 found[i] = response
-                if len(memo) < _RESPONSES_MAX:
-                    memo[keys[i]] = response
+            room = _RESPONSES_MAX - sum(map(len, _RESPONSES.values()))
+            for i in missing[:max(0, room)]:
+                memo[keys[i]] = found[i]
         return found
 
     def _generate(self, samples, texts):
@@ -301,8 +305,9 @@ class SimulatedLLM:
         return self._letter_answers[letter]
 
 
-# Simulated responses, memoised per process (see generate_batch); bounded so runs
-# over 10^5 items do not hold a second copy of everything.
+# Simulated responses, memoised per process (see generate_batch): backend
+# configuration -> {item key: response}; bounded in all so runs over 10^5 items do
+# not hold a second copy of everything.
 _RESPONSES = {}
 _RESPONSES_MAX = 1 << 16
 

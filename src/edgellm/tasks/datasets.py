@@ -120,11 +120,14 @@ def _ianvs_item(record, index):
                     str(record["response"]), str(record.get("level_4_dim") or ""))
 
 
-def _rows(path):
-    """(line number, dict) for each row of a CSV or JSONL file."""
+def read_rows(path):
+    """(line number, dict or BadRow) for each row of a CSV or JSONL file; a CSV row's
+    number is the line it starts on."""
     if path.endswith(".csv"):
         with open(path, newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle)
+            if reader.fieldnames is None:  # reads the header (None: an empty file)
+                return
             start = reader.line_num + 1
             for row in reader:
                 yield start, row
@@ -149,7 +152,7 @@ def detect_format(path):
     if not path.endswith((".csv", ".jsonl")):
         raise ConfigError(path, "unknown dataset format: give a .csv or .jsonl file, or an "
                                 "Ianvs folder (metadata.json + data.jsonl)")
-    first = next((row for _, row in _rows(path) if isinstance(row, dict)), {})
+    first = next((row for _, row in read_rows(path) if isinstance(row, dict)), {})
     if "task_token" in first or "task_type" in first:
         return "tasks"
     if "question" in first:
@@ -174,7 +177,7 @@ def read_items(path, fmt=None, skip_bad_rows=False):
             raise ConfigError(path, "file not found (an Ianvs folder holds data.jsonl)")
     make = {"tasks": lambda row, i: _task_item(row), "mcq": _mcq_item, "ianvs": _ianvs_item}[fmt]
     items, skipped, seen = [], 0, {}
-    for index, (line, row) in enumerate(_rows(path)):
+    for index, (line, row) in enumerate(read_rows(path)):
         try:
             if isinstance(row, BadRow):
                 raise row

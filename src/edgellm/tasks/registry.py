@@ -1,7 +1,7 @@
 """Task types, declared in task_types.yaml and looked up by any of their names."""
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 
 import yaml

@@ -1,0 +1,343 @@
+"""Recorded responses in, and out of, the response store (``edgellm import`` and
+``edgellm export``; docs/response-store.md describes each format).
+
+- ``ianvs-cache``: the cache.json of Ianvs' cloud-edge LLM example, a JSON list of
+  ``{"config": {model settings}, "result": [{"query", "response", "prediction",
+  "gold"}]}``. Each result is filed under the messages edgellm's ``ChatBackend``
+  sends for that query, so replaying the same dataset finds it.
+- ``outcomes``: outcome matrices of routing studies, CSV or JSONL, one row per item
+  and model with a correctness or score, and optionally token counts, latencies and
+  cost, but no completion text.
+- ``store``: the JSONL ``edgellm export`` writes.
+
+Every file is read and checked in full before anything is stored: a bad row is one
+error naming the file, the line (or JSON key) and the column, and the store is left
+as it was.
+"""
+
+import json
+import math
+import os
+
+import orjson
+
+from edgellm.errors import ConfigError
+from edgellm.models.chat import SamplingSettings, messages_for
+from edgellm.models.response import make_response
+from edgellm.models.store import SCHEMA_VERSION, StoredResponse, item_key
+from edgellm.tasks.datasets import BadRow, read_rows
+from edgellm.tasks.extraction import extract_prediction
+from edgellm.tasks.registry import get_task_type
+
+FORMATS = ("ianvs-cache", "outcomes", "store")
+
+# What Ianvs' BaseLLM uses when its config leaves a setting out (models/base_llm.py).
+IANVS_DEFAULTS = {"temperature": 0.8, "top_p": 0.8, "max_tokens": 512,
+                  "repetition_penalty": 1.05}
+
+
+def detect_format(path):
+    if path.endswith(".json"):
+        return "ianvs-cache"
+    if path.endswith(".csv"):
+        return "outcomes"
+    if path.endswith(".jsonl"):
+        first = next((row for _, row in read_rows(path) if isinstance(row, dict)), {})
+        return "store" if "edgellm_store" in first else "outcomes"
+    raise ConfigError(path, "unknown format: give Ianvs' cache.json (.json), an outcome "
+                            "matrix (.csv or .jsonl) or an 'edgellm export' file (.jsonl)")
+
+
+def read_entries(path, fmt=None, task_type=None, system_prompt=None):
+    """The ``StoredResponse`` entries of a file; ``task_type`` and ``system_prompt``
+    shape the messages cache.json queries are filed under (see IanvsCacheReader)."""
+    if not os.path.isfile(path):
+        raise ConfigError(path, "file not found")
+    fmt = fmt or detect_format(path)
+    if fmt == "ianvs-cache":
+        try:
+            reader = IanvsCacheReader(task_type, system_prompt)
+        except ValueError as err:
+            raise ConfigError("--task-type", str(err)) from None
+        return reader.read(path)
+    if fmt == "outcomes":
+        return read_outcomes(path)
+    if fmt == "store":
+        return read_export(path)
+    raise ConfigError(path, f"unknown format {fmt!r} (known: {', '.join(FORMATS)})")
+
+
+# -- Ianvs' cache.json ----------------------------------------------------------------
+
+
+class IanvsCacheReader:
+    """Entries from Ianvs' cache.json.
+
+    Ianvs sent the system message "You are a helpful assistant." and the query as the
+    user message, and keys its cache by the query. edgellm sends the query in its task type's prompt
+    (``task_type``, default multiple choice: Ianvs' example is MMLU) after the
+    algorithm's ``system_prompt`` (default none). Each result is filed under those
+    messages, with the config's ``model`` as the identity and its temperature, top_p,
+    max_tokens and repetition_penalty (Ianvs' defaults where left out) as settings,
+    so that ``backend: replay`` with the same model and settings finds it.
+
+    Ianvs records TTFT, the mean gap between tokens (ITL) and throughput; the end-to-end
+    latency is derived as TTFT + ITL x (completion tokens - 1). The prediction is
+    extracted again by edgellm's rules (Ianvs takes the last letter A-D)."""
+
+    def __init__(self, task_type=None, system_prompt=None):
+        self.task_type = get_task_type(task_type or "multiple_choice").name
+        self.system_prompt = system_prompt or None
+
+    def read(self, path):
+        try:  # the standard library, as Ianvs wrote it (it accepts NaN too)
+            with open(path, encoding="utf-8") as handle:
+                data = json.load(handle)
+        except (ValueError, UnicodeDecodeError) as err:
+            raise ConfigError(path, f"invalid JSON: {err}") from None
+        if not isinstance(data, list):
+            raise ConfigError(path, "expected a JSON list of {\"config\", \"result\"} "
+                                    "objects (Ianvs' cache.json)")
+        entries = []
+        for i, block in enumerate(data):
+            where = f"[{i}]"
+            if not isinstance(block, dict) or not isinstance(block.get("config"), dict):
+                raise ConfigError(path, f"{where}.config: missing (expected an object)")
+            identity, settings = self._model(path, where, block["config"])
+            results = block.get("result")
+            if not isinstance(results, list):
+                raise ConfigError(path, f"{where}.result: missing (expected a list)")
+            for j, result in enumerate(results):
+                try:
+                    entries.append(self._entry(identity, settings, result))
+                except BadRow as err:
+                    raise ConfigError(path, f"{where}.result[{j}].{err.field}: {err}") from None
+        return entries
+
+    @staticmethod
+    def _model(path, where, config):
+        model = config.get("model")
+        if not isinstance(model, str) or not model:
+            raise ConfigError(path, f"{where}.config.model: missing (the model's name)")
+        values = {}
+        for key, default in IANVS_DEFAULTS.items():
+            value = config.get(key, default)
+            try:
+                values[key] = int(value) if key == "max_tokens" else float(value)
+            except (TypeError, ValueError):
+                raise ConfigError(path, f"{where}.config.{key}: {value!r} is not a "
+                                        "number") from None
+        return model, SamplingSettings(**values).as_dict()
+
+    def _entry(self, identity, settings, result):
+        if not isinstance(result, dict):
+            raise BadRow("(item)", "expected an object with query and response")
+        query = result.get("query")
+        if not isinstance(query, str) or not query:
+            raise BadRow("query", "missing or empty")
+        response = result.get("response")
+        if not isinstance(response, dict) or not isinstance(response.get("completion"), str):
+            raise BadRow("response.completion", "missing (expected the completion text)")
+        usage = response.get("usage") or {}
+        perf = response.get("perf") or {}
+        for name, part in (("usage", usage), ("perf", perf)):
+            if not isinstance(part, dict):
+                raise BadRow(f"response.{name}", "expected an object")
+        prompt_tokens = _count(usage, "prompt_tokens", "response.usage.")
+        completion_tokens = _count(usage, "completion_tokens", "response.usage.")
+        ttft = _number(perf, "time_to_first_token", "response.perf.")
+        itl = _number(perf, "internal_token_latency", "response.perf.")
+        sample = {"query": query, "task_type": self.task_type}
+        completion = response["completion"]
+        record = make_response(
+            completion, extract_prediction(sample, completion), prompt_tokens,
+            completion_tokens, ttft=ttft, itl=itl, e2e=_e2e(ttft, itl, completion_tokens),
+            tier=None, node=None, model=identity, task_type=self.task_type)
+        record["perf"].update(itl=[], tpot=itl or 0.0)
+        return StoredResponse(identity, settings, record,
+                              messages=messages_for(sample, self.system_prompt))
+
+
+def _e2e(ttft, tpot, completion_tokens):
+    if ttft is None or tpot is None:
+        return ttft
+    return ttft + tpot * max(completion_tokens - 1, 0)
+
+
+def _present(row, column):
+    value = row.get(column)
+    return value is not None and not (isinstance(value, str) and not value.strip())
+
+
+def _number(row, column, prefix=""):
+    if not _present(row, column):
+        return None
+    value = row[column]
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise BadRow(prefix + column, f"{value!r} is not a number") from None
+    if isinstance(value, bool) or not math.isfinite(number) or number < 0:
+        raise BadRow(prefix + column, f"{value!r} is not a number >= 0")
+    return number
+
+
+def _count(row, column, prefix=""):
+    number = _number(row, column, prefix)
+    if number is None:
+        return 0
+    if number != int(number):
+        raise BadRow(prefix + column, f"{row[column]!r} is not a whole number")
+    return int(number)
+
+
+# -- outcome matrices ---------------------------------------------------------------
+
+_TRUE = {"1", "true", "yes", "y", "t", "correct", "1.0"}
+_FALSE = {"0", "false", "no", "n", "f", "wrong", "incorrect", "0.0"}
+
+
+def _score(row):
+    if _present(row, "score"):
+        score = _number(row, "score")
+        if score > 1:
+            raise BadRow("score", f"{row['score']!r} is not between 0 and 1")
+        return score
+    if _present(row, "correct"):
+        value = str(row["correct"]).strip().lower()
+        if value in _TRUE:
+            return 1.0
+        if value in _FALSE:
+            return 0.0
+        raise BadRow("correct", f"{row['correct']!r} is not true/false or 1/0")
+    raise BadRow("correct", "missing: give correct (true/false, 1/0) or score (0..1)")
+
+
+def _text(row, *columns):
+    for column in columns:
+        if _present(row, column):
+            value = row[column]
+            if isinstance(value, (list, dict)):  # a JSONL query given as chat messages
+                return orjson.dumps(value).decode()
+            if isinstance(value, float) and value.is_integer():  # 17.0 from a spreadsheet
+                value = int(value)
+            return str(value)
+    return None
+
+
+def outcome_entry(row):
+    """The entry of one outcome-matrix row (raises BadRow naming the column)."""
+    model = _text(row, "model")
+    if model is None:
+        raise BadRow("model", "missing or empty (the model that answered)")
+    item_id, query = _text(row, "item_id", "id"), row.get("query")
+    if item_id is not None and item_id.endswith(".0") and item_id[:-2].isdigit():
+        item_id = item_id[:-2]  # line numbers read by a spreadsheet as floats
+    if not _present(row, "query"):
+        query = None
+    if item_id is None and query is None:
+        raise BadRow("item_id", "missing: give item_id (or id), or query")
+    task_type = None
+    if _present(row, "task_type"):
+        try:
+            task_type = get_task_type(row["task_type"]).name
+        except ValueError as err:
+            raise BadRow("task_type", str(err)) from None
+    score = _score(row)
+    prompt_tokens = _count(row, "prompt_tokens")
+    completion_tokens = _count(row, "completion_tokens")
+    ttft, e2e = _number(row, "ttft"), _number(row, "e2e_latency")
+    tpot = _number(row, "tpot") if _present(row, "tpot") else _number(row, "itl")
+    cost = _number(row, "cost_usd")
+    if e2e is None and ttft is not None and tpot is not None:
+        e2e = _e2e(ttft, tpot, completion_tokens)
+    record = make_response(None, None, prompt_tokens, completion_tokens, ttft=ttft, itl=tpot,
+                           e2e=e2e, tier=None, node=None, model=model,
+                           cost_usd=cost or 0.0, task_type=task_type or "multiple_choice")
+    record["perf"]["tpot"] = tpot
+    record["score"] = score
+    if cost is not None:
+        record["cost_recorded"] = True  # replay keeps the study's cost, not today's prices
+    item = {"id": item_id} if item_id is not None else {}
+    if query is not None:
+        item["query"] = query
+    return StoredResponse(model, {}, record, item=item)
+
+
+def read_outcomes(path):
+    entries, seen = [], {}
+    for line, row in read_rows(path):
+        try:
+            if isinstance(row, BadRow):
+                raise row
+            entry = outcome_entry(row)
+            key = (entry.identity, item_key(entry.item))
+            if key in seen:
+                raise BadRow("item_id", f"model {entry.identity!r} has this item already at "
+                                        f"line {seen[key]}")
+            seen[key] = line
+            entries.append(entry)
+        except BadRow as err:
+            raise ConfigError(f"{path}:{line}", f"column '{err.field}': {err}") from None
+    if not entries:
+        raise ConfigError(path, "no rows")
+    return entries
+
+
+# -- edgellm export -------------------------------------------------------------------
+
+
+def export_line(entry):
+    line = {"edgellm_store": SCHEMA_VERSION, "model": entry.identity, "settings": entry.settings}
+    if entry.messages is not None:
+        line["messages"] = entry.messages
+    else:
+        line["item"] = entry.item
+    line.update(response=entry.response, created=entry.created)
+    return orjson.dumps(line) + b"\n"
+
+
+def _export_entry(row):
+    if not isinstance(row.get("model"), str) or not row["model"]:
+        raise BadRow("model", "missing or empty")
+    if not isinstance(row.get("settings"), dict):
+        raise BadRow("settings", "missing (expected an object)")
+    if not isinstance(row.get("response"), dict):
+        raise BadRow("response", "missing (expected an object)")
+    messages, item = row.get("messages"), row.get("item")
+    if messages is not None:
+        if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
+            raise BadRow("messages", "expected a list of chat messages")
+    elif not isinstance(item, dict) or not (_present(item, "id") or _present(item, "query")):
+        raise BadRow("messages", "missing (or an item with id or query)")
+    created = row.get("created")
+    if created is not None and not isinstance(created, (int, float)):
+        raise BadRow("created", f"{created!r} is not a Unix time")
+    return StoredResponse(row["model"], row["settings"], row["response"], messages=messages,
+                          item=None if messages is not None else item, created=created)
+
+
+def read_export(path):
+    entries = []
+    for line, row in read_rows(path):
+        try:
+            if isinstance(row, BadRow):
+                raise row
+            version = row.get("edgellm_store")
+            if not isinstance(version, int) or version > SCHEMA_VERSION:
+                raise BadRow("edgellm_store", f"{version!r} is not a store format this "
+                                              f"edgellm reads (1..{SCHEMA_VERSION})")
+            entries.append(_export_entry(row))
+        except BadRow as err:
+            raise ConfigError(f"{path}:{line}", f"field '{err.field}': {err}") from None
+    return entries
+
+
+def export_store(store, path, identity=None):
+    """Write the store (or one model's responses) to ``path`` as JSONL, atomically;
+    returns the number of responses written."""
+    from edgellm.bench.atomic import write_text
+
+    lines = [export_line(entry) for entry in store.entries(identity)]
+    write_text(path, b"".join(lines).decode())
+    return len(lines)
