@@ -69,3 +69,24 @@ def test_example_job_reads_as_ianvs_would(example):
     assert job.testenv.dataset.test_key == "test_data_info"
     assert len(job.testenv.metrics) == 19
     assert job.rank.sort_by == [("Accuracy", False), ("Edge Ratio", False)]
+
+
+def test_the_real_models_algorithm_reads_and_names_what_is_missing(example, capsys,
+                                                                     monkeypatch):
+    """The shipped real-model algorithm is valid; run without its model folder, it
+    stops before any test case with one line naming the folder."""
+    from conftest import EXAMPLE, edit
+    from edgellm.cli import main
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-used")
+    real = f"{EXAMPLE}/testalgorithms/query-routing/real-models.yaml"
+    cases = read_algorithm("real", real)
+    assert len(cases) == 1
+    assert cases[0].modules["edgemodel"].hyperparameters["backend"] == "huggingface"
+    assert cases[0].modules["cloudmodel"].hyperparameters["backend"] == "openai"
+    edit(JOB, "testalgorithms/query-routing/edge-only.yaml",
+         "testalgorithms/query-routing/real-models.yaml")
+    assert main(["run", "-f", JOB, "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "real-models.yaml: key 'algorithm.modules[1]': backend 'huggingface'" in err
+    assert "model folder not found: ./models/Qwen2.5-1.5B-Instruct" in err

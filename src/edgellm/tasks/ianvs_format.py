@@ -86,13 +86,16 @@ def load_llm_dataset(metadata_path):
                      source=data_path)
     x, y, level_3, level_4 = ds.x.append, ds.y.append, ds.level_3.append, ds.level_4.append
     explanation, judge = ds.explanation.append, ds.judge_prompts.append
+    # one string object per distinct level (a few subjects, 10^5 lines): less memory
+    shared = {}.setdefault
     for _, rec in read_jsonl(data_path, LLM_LINE_KEYS):
         get = rec.get
         prompt = get("prompt")
         x(prompt + rec["query"] if prompt else rec["query"])
         y(rec["response"])
-        level_3(rec["level_3_dim"])
-        level_4(rec["level_4_dim"])
+        level, subject = rec["level_3_dim"], rec["level_4_dim"]
+        level_3(shared(level, level) if type(level) is str else level)
+        level_4(shared(subject, subject) if type(subject) is str else subject)
         explanation(get("explanation", ""))
         judge(get("judge_prompt", ""))
     return ds
