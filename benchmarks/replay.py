@@ -63,6 +63,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--responses", type=int, default=100_000)
     parser.add_argument("--store", help="store file to use (default: a temporary one)")
+    parser.add_argument("--passes", type=int, default=3, help="replay passes (best is kept)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         path = args.store or os.path.join(tmp, "responses.sqlite")
@@ -72,10 +73,16 @@ def main():
         _, record_s, _ = timed(recorder, items)
         recorder.close()
 
-        replayer = ReplayLLM(IDENTITY, store=path, **SETTINGS)
-        timed(replayer, items[:CHUNK])  # open the file and warm SQLite's page cache
-        replayed, replay_s, replay_cpu = timed(replayer, items)
-        replayer.close()
+        # Three passes, each through a fresh backend and connection; the best is the
+        # least disturbed by other work on the machine (as benchmarks/harness.py).
+        passes = []
+        for _ in range(args.passes):
+            replayer = ReplayLLM(IDENTITY, store=path, **SETTINGS)
+            timed(replayer, items[:CHUNK])  # open the file
+            replayed, replay_s, replay_cpu = timed(replayer, items)
+            replayer.close()
+            passes.append((replay_s, replay_cpu))
+        replay_s, replay_cpu = min(passes)
 
         hits = sum(1 for r in replayed if r["replayed"])
         right = sum(1 for r, s in zip(replayed, items) if r["prediction"] == "ABCD"[
@@ -84,8 +91,10 @@ def main():
         print(f"store: {path} ({size:.1f} MiB, {args.responses:,} responses)")
         print(f"record: {args.responses / record_s:,.0f} responses/s "
               f"({record_s:.2f} s, one commit per response)")
-        print(f"replay: {args.responses / replay_s:,.0f} responses/s ({replay_s:.2f} s; "
-              f"{hits:,} replayed, {right:,} predictions as recorded)")
+        print("replay passes: " + ", ".join(f"{args.responses / s:,.0f}/s" for s, _ in passes)
+              + f" ({hits:,} replayed, {right:,} predictions as recorded)")
+        print(f"replay, best of {args.passes}: {args.responses / replay_s:,.0f} responses/s "
+              f"({replay_s:.2f} s)")
         # on a busy machine wall time includes waiting for a core; CPU time does not
         print(f"replay per CPU second: {args.responses / replay_cpu:,.0f} responses "
               f"({replay_cpu:.2f} s CPU, load average {os.getloadavg()[0]:.1f} on "

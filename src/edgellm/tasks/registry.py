@@ -54,6 +54,9 @@ def get_task_type(value):
     an alias, or its numeric id (0-4, as in the distribution center's files)."""
     if isinstance(value, TaskType):
         return value
+    found = _SEEN.get(value) if type(value) is str else None
+    if found is not None:  # the hot path: a name seen before (one per sample and call)
+        return found
     key = str(value).strip().lower()
     if key.endswith(".0"):  # ids read from spreadsheets as floats
         key = key[:-2]
@@ -62,7 +65,12 @@ def get_task_type(value):
         names = ", ".join(f"{t.code} ({t.id})" if t.id is not None else t.code
                           for t in task_types().values())
         raise ValueError(f"unknown task type {value!r} (known: {names})")
+    if type(value) is str and len(_SEEN) < 1024:
+        _SEEN[value] = found
     return found
+
+
+_SEEN = {}  # value as given -> TaskType
 
 
 def prompt_for(sample):
