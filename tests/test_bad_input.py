@@ -2,6 +2,8 @@
 
 import os
 
+import pytest
+
 
 from conftest import EXAMPLE, JOB, edit
 from edgellm.cli import main
@@ -82,6 +84,15 @@ def test_jsonl_line_missing_key(example, capsys):
     lines[2] = lines[2].replace('"response"', '"answer"')
     open(DATA, "w", encoding="utf-8").write("\n".join(lines) + "\n")
     assert f"{DATA}:3: missing key 'response'" in run_bad(capsys)
+
+
+@pytest.mark.parametrize("line", ['["a", "list"]', '"text"', "null", "7"])
+def test_jsonl_line_that_is_not_an_object(example, capsys, line):
+    lines = open(DATA, encoding="utf-8").read().splitlines()
+    lines[4] = line
+    lines.insert(1, "   ")  # blank lines are skipped, not errors
+    open(DATA, "w", encoding="utf-8").write("\n".join(lines) + "\n")
+    assert f"{DATA}:6: expected a JSON object" in run_bad(capsys)
 
 
 def test_unknown_metric(example, capsys):
