@@ -89,6 +89,57 @@ def _export(args):
     return 0
 
 
+def _router_spec(value):
+    """--router NAME[=MODEL_PATH] -> (name, class name, path or None)."""
+    name, _, path = value.partition("=")
+    if not name:
+        raise argparse.ArgumentTypeError(f"expected NAME or NAME=MODEL_PATH, got {value!r}")
+    return (name if not path else f"{name} ({os.path.basename(path)})", name, path or None)
+
+
+def _share(value):
+    try:
+        share = float(value)
+    except ValueError:
+        share = -1.0
+    if not 0.0 <= share <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a share between 0 and 1, got {value!r}")
+    return share
+
+
+def _train_fraction(value):
+    share = _share(value)
+    if not 0.0 < share < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a fraction strictly between 0 and 1, "
+                                         f"got {value!r}")
+    return share
+
+
+def _report(args):
+    from edgellm.report import job_report, outcomes_report, write_report
+
+    if bool(args.file) == bool(args.outcomes):
+        raise ConfigError("-f/--outcomes", "give either -f benchmarkingjob.yaml or --outcomes "
+                                           "MATRIX (one of the two)")
+    if args.file:
+        if args.router:
+            raise ConfigError("--router", "only with --outcomes (a job's routers are its "
+                                          "test cases)")
+        report, folder = job_report(args.file, args.edge_model, args.cloud_model)
+        folder = args.out or folder
+    else:
+        for option in ("edge_model", "cloud_model", "out"):
+            if not getattr(args, option):
+                raise ConfigError(f"--{option.replace('_', '-')}", "required with --outcomes")
+        report = outcomes_report(args.outcomes, args.edge_model, args.cloud_model,
+                                 args.router or [], args.label, args.train_fraction, args.seed,
+                                 args.target_share)
+        folder = args.out
+    paths = write_report(report, folder)
+    print(f"report written to {folder}: {', '.join(os.path.basename(p) for p in paths)}")
+    return 0
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="edgellm", description=__doc__)
     parser.add_argument("--version", action="version", version=f"edgellm {__version__}")
@@ -131,6 +182,36 @@ def build_parser():
     export.add_argument("--store", metavar="PATH", help=store_help)
     export.add_argument("--model", help="only the responses of this model identity")
     export.set_defaults(handler=_export)
+
+    report = commands.add_parser(
+        "report", help="cost-quality report: accuracy vs cloud calls and vs cost, "
+                       "APGR/CPT/AIQ, Pareto front, as CSV, PNG and HTML",
+        description="Either a job that has run (-f: its test cases as points, written to "
+                    "<workspace>/<job>/report) or learned routers on an outcome matrix "
+                    "(--outcomes: fitted on a train split, swept over the test split). "
+                    "The random router (10 seeds) and the oracle are always drawn.")
+    report.add_argument("-f", "--file", help="benchmarkingjob.yaml of a job that has run")
+    report.add_argument("--outcomes", metavar="MATRIX",
+                        help="an outcome matrix (.csv/.jsonl, the format 'edgellm import' reads)")
+    report.add_argument("--edge-model", help="the edge (weak) model's name in the matrix; "
+                        "with -f: the edge model of the baselines (default: the one most "
+                        "test cases use)")
+    report.add_argument("--cloud-model", help="the cloud (strong) model's name, likewise")
+    report.add_argument("--router", action="append", type=_router_spec, metavar="NAME[=PATH]",
+                        help="a learned router of edgellm.routing.learned (e.g. TfidfRouter), "
+                             "fitted on the train split, or loaded from PATH; repeatable")
+    report.add_argument("--label", default="cloud_right_edge_wrong",
+                        choices=["edge_wrong", "cloud_right_edge_wrong"],
+                        help="training label of the routers (default: %(default)s)")
+    report.add_argument("--train-fraction", type=_train_fraction, default=0.5,
+                        help="share of the items the routers train on (default 0.5)")
+    report.add_argument("--seed", type=int, default=0, help="seed of the split (default 0)")
+    report.add_argument("--target-share", type=_share, default=0.5,
+                        help="cloud share the threshold is calibrated to on train "
+                             "(default 0.5); the share reached on test is reported")
+    report.add_argument("--out", metavar="DIR", help="output folder (required with --outcomes; "
+                        "a job's default: <workspace>/<job>/report)")
+    report.set_defaults(handler=_report)
 
     dataset = commands.add_parser("dataset", help="work with task datasets")
     dataset_commands = dataset.add_subparsers(dest="dataset_command", required=True)

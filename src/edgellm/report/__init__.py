@@ -1,0 +1,192 @@
+"""``edgellm report``: the cost-quality view of a job or of routers on an outcome matrix.
+
+Writes to one folder (a job's: ``<workspace>/<job>/report/``):
+
+- ``curves.csv``: every point drawn: the routers' threshold sweeps, the random router
+  (mean of 10 seeds), the oracle, and a job's test cases, with cloud share, accuracy,
+  performance gap recovered, cost, p95 latency and whether the point is on the Pareto
+  front over (accuracy max, cost min, p95 latency min);
+- ``accuracy_vs_share.png`` and ``accuracy_vs_cost.png``;
+- ``index.html``: the leaderboard, the routers' APGR, CPT(50 %), CPT(80 %), AIQ and
+  threshold calibration, and the plots.
+
+Everything is computed before the first file is written, and each file is replaced
+atomically: bad input leaves the folder as it was.
+"""
+
+import csv
+import io
+import os
+import tempfile
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from edgellm.bench.atomic import write_text
+from edgellm.metrics.routing_curves import pareto_front
+
+FILES = ("curves.csv", "accuracy_vs_share.png", "accuracy_vs_cost.png", "index.html")
+
+
+@dataclass
+class PlotPoint:
+    label: str
+    cloud_share: float
+    accuracy: float
+    cost: float
+    p95_latency: float
+
+
+@dataclass
+class Report:
+    title: str
+    source: str
+    edge_model: str
+    cloud_model: str
+    edge_accuracy: float
+    cloud_accuracy: float
+    random: object  # Curve
+    oracle: object  # Curve
+    router_curves: list = field(default_factory=list)
+    router_rows: list = field(default_factory=list)  # one dict per curve for the table
+    points: list = field(default_factory=list)  # a job's test cases (CasePoint)
+    leaderboard: tuple = None  # (header, rows)
+    notes: list = field(default_factory=list)
+
+    def _candidates(self):
+        """Points that can be on the Pareto front: the test cases and every point of
+        the routers' sweeps (not the random mean nor the oracle, which no router is)."""
+        points = [PlotPoint(p.label, p.cloud_share, p.accuracy, p.cost, p.p95_latency)
+                  for p in self.points]
+        for curve in self.router_curves:
+            points += [PlotPoint(f"{curve.name} @ {t:.4g}", s, a, c, lat) for t, s, a, c, lat in
+                       zip(curve.threshold, curve.cloud_share, curve.accuracy, curve.cost,
+                           curve.p95_latency)]
+        return points
+
+    def front_mask(self):
+        points = self._candidates()
+        if not points:
+            return points, np.zeros(0, dtype=bool)
+        return points, pareto_front([p.accuracy for p in points], [p.cost for p in points],
+                                    [p.p95_latency for p in points])
+
+    def front_points(self):
+        points, mask = self.front_mask()
+        return [p for p, on in zip(points, mask) if on]
+
+    def curves_csv(self):
+        _, mask = self.front_mask()  # cases first, then each router's points in order
+        out = io.StringIO()
+        columns = ["curve", "kind", "threshold", "cloud_share", "accuracy", "pgr", "cost_usd",
+                   "p95_latency_s", "pareto"]
+        writer = csv.DictWriter(out, columns, lineterminator="\n")
+        writer.writeheader()
+        offset = len(self.points)
+        for curve in self.router_curves:
+            for i, row in enumerate(curve.rows()):
+                writer.writerow({**row, "pareto": bool(mask[offset + i])})
+            offset += len(curve.threshold)
+        for curve in (self.random, self.oracle):
+            writer.writerows({**row, "pareto": ""} for row in curve.rows())
+        gap = self.cloud_accuracy - self.edge_accuracy
+        for i, p in enumerate(self.points):
+            writer.writerow({"curve": p.label, "kind": "case", "threshold": "",
+                             "cloud_share": p.cloud_share, "accuracy": p.accuracy,
+                             "pgr": (p.accuracy - self.edge_accuracy) / gap if gap else "",
+                             "cost_usd": p.cost, "p95_latency_s": p.p95_latency,
+                             "pareto": bool(mask[i])})
+        return out.getvalue()
+
+
+def write_report(report, folder):
+    """Render every file, then write them; returns their paths."""
+    from edgellm.report import html_page, plots
+
+    contents = {
+        "curves.csv": report.curves_csv(),
+        "accuracy_vs_share.png": plots.render(report, "share"),
+        "accuracy_vs_cost.png": plots.render(report, "cost"),
+    }
+    contents["index.html"] = html_page.render(report, FILES[1:3])
+    paths = []
+    for name in FILES:
+        path = os.path.join(folder, name)
+        if isinstance(contents[name], bytes):
+            _write_bytes(path, contents[name])
+        else:
+            write_text(path, contents[name])
+        paths.append(path)
+    return paths
+
+
+def _write_bytes(path, data):
+    """write_text's atomic replace, for the PNGs."""
+    folder = os.path.dirname(path) or "."
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def job_report(job_path, edge_model=None, cloud_model=None):
+    """(report, folder) of a job that has run: its test cases as points, the random
+    and oracle baselines from its edge-only and cloud-only cases."""
+    from edgellm.report.job_results import read_job_results
+    from edgellm.report.router_curves import baselines
+
+    results = read_job_results(job_path, edge_model, cloud_model)
+    outcomes = results.baseline
+    random, oracle = baselines(outcomes)
+    notes = [f"Points: the {len(results.points)} test cases of {results.rank_file}; random "
+             f"and oracle: {outcomes.edge_model} / {outcomes.cloud_model} on the job's "
+             f"{len(outcomes)} queries ({outcomes.source})."]
+    if results.missing:
+        notes.append(f"{results.missing} leaderboard rows left out: their results folders "
+                     f"are gone.")
+    report = Report(f"job {results.name}", job_path, outcomes.edge_model, outcomes.cloud_model,
+                    outcomes.edge_accuracy, outcomes.cloud_accuracy, random.curve, oracle.curve,
+                    router_rows=[_row(random), _row(oracle)], points=results.points,
+                    leaderboard=results.leaderboard, notes=notes)
+    return report, os.path.join(results.output_dir, "report")
+
+
+def outcomes_report(path, edge_model, cloud_model, routers=(), label="cloud_right_edge_wrong",
+                    train_fraction=0.5, seed=0, target_share=0.5):
+    """The report of learned routers on an outcome matrix: fitted on its train split,
+    drawn on its test split, with the random and oracle baselines."""
+    from edgellm.report.router_curves import evaluate_routers
+    from edgellm.routing.outcomes import OutcomeSet
+
+    outcomes = OutcomeSet.from_matrix(path, edge_model, cloud_model)
+    result = evaluate_routers(outcomes, routers, label, train_fraction, seed, target_share)
+    test, split = result.test, result.split
+    notes = [f"{len(outcomes)} items of {path}, split {split['train_items']} train / "
+             f"{split['test_items']} test (fraction {split['fraction']}, seed {split['seed']}); "
+             f"routers fitted on train with label {label!r}, every curve drawn on test."]
+    if not routers:
+        notes.append("No --router given: the baselines only.")
+    rows = [_row(e, target_share) for e in result.routers] + [_row(result.random),
+                                                               _row(result.oracle)]
+    return Report(f"{os.path.basename(path)}", path, edge_model, cloud_model,
+                  test.edge_accuracy, test.cloud_accuracy, result.random.curve,
+                  result.oracle.curve, router_curves=[e.curve for e in result.routers],
+                  router_rows=rows, notes=notes)
+
+
+def _row(evaluation, target_share=None):
+    row = {"router": evaluation.name, **evaluation.metrics}
+    if evaluation.calibration is not None:
+        c = evaluation.calibration
+        row.update({f"threshold @ {target_share:.0%} train share": c.threshold,
+                    "train share": c.train_share, "test share": c.test_share})
+    return row

@@ -1,0 +1,134 @@
+"""A benchmarking job's test cases as points of the report: each case's cloud share,
+accuracy, cost and p95 end-to-end latency, recomputed from its ``results.jsonl``
+(the folder its leaderboard row's ``url`` names), and the outcome set the random and
+oracle baselines are drawn from (a case that answered every query on the edge and one
+that did on the cloud, for the same pair of models)."""
+
+import csv
+import os
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+
+from edgellm.errors import ConfigError
+from edgellm.routing.outcomes import OutcomeSet, read_results
+
+
+@dataclass
+class CasePoint:
+    label: str
+    cloud_share: float
+    accuracy: float  # 0-1, the leaderboard's Accuracy
+    cost: float  # USD, every response produced
+    p95_latency: float  # seconds, answering responses (NaN when not recorded)
+    edge_model: str
+    cloud_model: str
+    results: str  # the results.jsonl
+
+
+@dataclass
+class JobResults:
+    name: str
+    output_dir: str  # <workspace>/<job>
+    rank_file: str
+    leaderboard: tuple  # (header, rows) of selected_rank.csv, as Ianvs prints it
+    points: list
+    baseline: OutcomeSet
+    missing: int  # leaderboard rows whose results folder is gone
+
+
+def _read_csv(path):
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        return list(reader.fieldnames or []), list(reader)
+
+
+def _label(row, edge_used=True):
+    router_params = [f"{k.split('-', 1)[1]}={v}" for k, v in row.items()
+                     if k.startswith("hard_example_mining-") and v not in (None, "")]
+    parts = [row.get("hard_example_mining") or "", *router_params]
+    edge = (row.get("edgemodel-model") or "").rsplit("/", 1)[-1]
+    if edge and edge_used:
+        parts.append(edge)
+    return f"{row.get('algorithm', '?')} ({', '.join(p for p in parts if p)})"
+
+
+def case_point(label, results_path, records, edge_model="", cloud_model=""):
+    """The point of one test case from its results.jsonl records."""
+    from edgellm.metrics.joint_inference import accuracy, cost
+
+    y_pred = [[r["is_hard"], r["cloud"] if r["is_hard"] else r["edge"], r.get("edge"),
+               r.get("cloud")] for r in records]
+    golds = [r.get("gold") for r in records]
+    latencies = np.array([(res[1].get("perf") or {}).get("e2e_latency") or np.nan
+                          for res in y_pred if res[1] is not None and not res[1].get("error")],
+                         dtype=np.float64)
+    p95 = float(np.percentile(latencies, 95)) if latencies.size and \
+        np.isfinite(latencies).all() else float("nan")
+    return CasePoint(label, float(np.mean([bool(r["is_hard"]) for r in records])),
+                     float(accuracy(golds, y_pred)) / 100.0, float(cost(golds, y_pred)), p95,
+                     edge_model, cloud_model, results_path)
+
+
+def read_job_results(job_path, edge_model=None, cloud_model=None):
+    """The job's points and baseline outcomes; one-line errors naming the file."""
+    from edgellm.bench.config import read_job
+
+    job = read_job(job_path)
+    rank_dir = os.path.join(job.output_dir, "rank")
+    rank_file = next((p for p in (os.path.join(rank_dir, "all_rank.csv"),
+                                  os.path.join(rank_dir, "selected_rank.csv"))
+                      if os.path.isfile(p)), None)
+    if rank_file is None:
+        raise ConfigError(job_path, f"no rank file in {rank_dir}: run the job first "
+                                    f"(edgellm run -f {job_path})")
+    _, rows = _read_csv(rank_file)
+    selected = os.path.join(rank_dir, "selected_rank.csv")
+    leaderboard = _read_csv(selected) if os.path.isfile(selected) else _read_csv(rank_file)
+
+    points, records_of, missing = [], {}, 0
+    for line, row in enumerate(rows, 2):
+        url = row.get("url") or ""
+        results = os.path.join(url, "results.jsonl")
+        if not url or not os.path.isfile(results):
+            missing += 1  # an earlier run's folder, since removed
+            continue
+        records = records_of[results] = read_results(results)
+        edge_used = any(r.get("edge") is not None for r in records)
+        points.append(case_point(_label(row, edge_used), results, records,
+                                 row.get("edgemodel-model") or "",
+                                 row.get("cloudmodel-model") or ""))
+    if not points:
+        raise ConfigError(rank_file, "column 'url': no test case results found (results "
+                                     "folders missing: run the job again)")
+    baseline = _baseline(job_path, points, records_of, edge_model, cloud_model)
+    return JobResults(job.name, job.output_dir, rank_file, leaderboard, points, baseline, missing)
+
+
+def _complete_on(records, side):
+    return all(r.get(side) is not None for r in records)
+
+
+def _baseline(job_path, points, records_of, edge_model, cloud_model):
+    """Both models' outcomes on every query, from a case that answered all of them on
+    the edge and one on the cloud; the model pair most cases use unless given."""
+    if not edge_model or not cloud_model:
+        pairs = Counter((p.edge_model, p.cloud_model) for p in points)
+        common_edge, common_cloud = pairs.most_common(1)[0][0]
+        edge_model, cloud_model = edge_model or common_edge, cloud_model or common_cloud
+    edge = next((p for p in points if p.edge_model == edge_model
+                 and _complete_on(records_of[p.results], "edge")), None)
+    cloud = next((p for p in points if p.cloud_model == cloud_model
+                  and _complete_on(records_of[p.results], "cloud")), None)
+    for found, tier, model in ((edge, "edge", edge_model), (cloud, "cloud", cloud_model)):
+        if found is None:
+            raise ConfigError(job_path, f"key 'test_object.algorithms': no test case answered "
+                                        f"every query on the {tier} model {model!r}; the random "
+                                        f"and oracle baselines need one (add an {tier}-only "
+                                        f"algorithm with that model, or pick another with "
+                                        f"--{tier}-model)")
+    outcomes = OutcomeSet.from_results(edge.results, cloud.results)
+    outcomes.edge_model, outcomes.cloud_model = edge_model or outcomes.edge_model, \
+        cloud_model or outcomes.cloud_model
+    return outcomes

@@ -1,0 +1,122 @@
+"""Learned routers fitted on the train split of an outcome set and swept over its
+test split: their curves, figures (APGR, CPT, AIQ) and threshold calibration, next
+to the random and oracle baselines on the same test items."""
+
+import inspect
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from edgellm.errors import ConfigError
+from edgellm.metrics.routing_curves import (
+    aiq_cost_range, calibrate_threshold, curve_metrics, oracle_curve, random_curve, sweep)
+
+
+@dataclass
+class RouterEvaluation:
+    name: str
+    curve: object
+    metrics: dict
+    calibration: object = None  # threshold for the target share, its train/test share
+    fit_seconds: float = float("nan")
+    score_seconds: float = float("nan")
+
+
+@dataclass
+class CurveSet:
+    """Everything a report or benchmark prints for one outcome set."""
+
+    test: object  # the OutcomeSet the curves are drawn on
+    routers: list = field(default_factory=list)  # RouterEvaluation
+    random: RouterEvaluation = None
+    oracle: RouterEvaluation = None
+    split: dict = field(default_factory=dict)
+    skipped: dict = field(default_factory=dict)  # router name -> why it was left out
+
+
+def learned_router_classes():
+    """{name: class} of the routers in edgellm.routing.learned that can be fitted
+    (a ``fit`` and a ``score`` method); empty when that module is not there."""
+    try:
+        from edgellm.routing import learned
+    except ImportError:
+        return {}
+    return {name: cls for name, cls in vars(learned).items()
+            if inspect.isclass(cls) and cls.__module__ == learned.__name__
+            and callable(getattr(cls, "fit", None)) and callable(getattr(cls, "score", None))
+            and not inspect.isabstract(cls) and not name.startswith("_")
+            and name != "ScoringRouter"}
+
+
+def training_labels(train, label):
+    """The train items' labels (edgellm.routing.learned.training_labels)."""
+    from edgellm.routing.learned import training_labels as labels_for
+
+    return labels_for(train.edge_score, train.cloud_score, label)
+
+
+def evaluate_scores(name, train_scores, test_scores, test, target_share=0.5, max_cost=None):
+    curve = sweep(test_scores, test, name=name)
+    calibration = None
+    if train_scores is not None:
+        calibration = calibrate_threshold(train_scores, target_share, test_scores)
+    cost_range = aiq_cost_range(test) if max_cost is None else max_cost
+    return RouterEvaluation(name, curve, curve_metrics(curve, cost_range), calibration)
+
+
+def fit_and_evaluate(name, router, train, test, label, target_share=0.5):
+    """Fit ``router`` on ``train`` (labels from its outcomes only), score both splits,
+    evaluate on ``test``."""
+    import time
+
+    start = time.perf_counter()
+    router.fit(train.samples(), training_labels(train, label))
+    fitted = time.perf_counter()
+    test_scores = np.asarray(router.score(test.samples()), dtype=np.float64)
+    scored = time.perf_counter()
+    train_scores = np.asarray(router.score(train.samples()), dtype=np.float64)
+    evaluation = evaluate_scores(name, train_scores, test_scores, test, target_share)
+    evaluation.fit_seconds, evaluation.score_seconds = fitted - start, scored - fitted
+    return evaluation
+
+
+def baselines(test):
+    """The random router (10 seeds) and the oracle on the test items."""
+    cost_range = aiq_cost_range(test)
+    random = random_curve(test)
+    oracle = oracle_curve(test)
+    return (RouterEvaluation("random", random, curve_metrics(random, cost_range)),
+            RouterEvaluation("oracle", oracle, curve_metrics(oracle, cost_range)))
+
+
+def evaluate_routers(outcomes, routers, label="cloud_right_edge_wrong", train_fraction=0.5,
+                     seed=0, target_share=0.5):
+    """``routers``: [(name, class name, model path or None)]. A router with a model
+    path is loaded (``cls.load(path)``) instead of fitted. Bad names and routers that
+    cannot run are one-line errors naming ``--router``."""
+    train, test = outcomes.split(train_fraction, seed)
+    if len(train) < 2 or len(test) < 2:
+        raise ConfigError(outcomes.source, f"{len(outcomes)} items are too few to split into "
+                                           f"train and test (fraction {train_fraction})")
+    result = CurveSet(test, split={k: v for k, v in train.split_info.items() if k != "part"})
+    available = learned_router_classes()
+    for name, class_name, model_path in routers:
+        cls = available.get(class_name)
+        if cls is None:
+            known = ", ".join(sorted(available)) or "none: edgellm.routing.learned is missing"
+            raise ConfigError("--router", f"unknown learned router {class_name!r} "
+                                          f"(known: {known})")
+        try:
+            if model_path:
+                router = cls.load(model_path)
+                scores = np.asarray(router.score(test.samples()), dtype=np.float64)
+                train_scores = np.asarray(router.score(train.samples()), dtype=np.float64)
+                result.routers.append(evaluate_scores(name, train_scores, scores, test,
+                                                      target_share))
+            else:
+                result.routers.append(fit_and_evaluate(name, cls(label=label), train, test,
+                                                       label, target_share))
+        except (ValueError, ImportError, OSError) as err:
+            raise ConfigError("--router", f"{class_name}: {err}") from None
+    result.random, result.oracle = baselines(test)
+    return result

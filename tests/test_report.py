@@ -1,0 +1,179 @@
+"""edgellm report: a job's test cases and learned routers on an outcome matrix, as
+curves.csv, two PNG plots and an HTML page; bad input is one line and writes nothing."""
+
+import csv
+import json
+import os
+
+import numpy as np
+import pytest
+
+from conftest import JOB
+from edgellm.cli import main
+from edgellm.metrics.routing_curves import apgr, sweep
+from edgellm.report import router_curves
+from edgellm.routing.outcomes import OutcomeSet
+from edgellm.testing import outcome_matrix
+
+REPORT = "workspace/query-routing/report"
+EDGE, CLOUD = outcome_matrix.EDGE_MODEL, outcome_matrix.CLOUD_MODEL
+
+
+def read_csv(path):
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+class SubjectPrior:
+    """A learned router in the shape edgellm.routing.learned's have (fit/score), for
+    the report's plumbing: the share of train items of the subject that are positive."""
+
+    seen = []
+
+    def __init__(self, label="edge_wrong"):
+        self.label = label
+
+    def fit(self, samples, labels):
+        SubjectPrior.seen.append({s["id"] for s in samples})
+        self.prior = {}
+        for sample, label in zip(samples, labels):
+            self.prior.setdefault(sample["subject"], []).append(label)
+        self.prior = {k: float(np.mean(v)) for k, v in self.prior.items()}
+        return self
+
+    def score(self, samples):
+        return np.array([self.prior.get(s["subject"], 0.5) for s in samples])
+
+
+@pytest.fixture
+def matrix_csv(tmp_path, monkeypatch):
+    monkeypatch.setattr(router_curves, "learned_router_classes",
+                        lambda: {"SubjectPrior": SubjectPrior})
+    monkeypatch.setattr(router_curves, "training_labels",
+                        lambda part, label: (part.cloud_score > part.edge_score).astype(int))
+    path = tmp_path / "matrix.csv"
+    outcome_matrix.main([str(path), "--items", "1000", "--seed", "3"])
+    return str(path)
+
+
+def test_outcomes_report_fits_on_train_and_draws_on_test(matrix_csv, tmp_path, capsys):
+    out = tmp_path / "report"
+    SubjectPrior.seen.clear()
+    assert main(["report", "--outcomes", matrix_csv, "--edge-model", EDGE, "--cloud-model",
+                 CLOUD, "--router", "SubjectPrior", "--out", str(out), "--target-share",
+                 "0.3"]) == 0
+    assert "report written to" in capsys.readouterr().out
+    assert sorted(os.listdir(out)) == ["accuracy_vs_cost.png", "accuracy_vs_share.png",
+                                       "curves.csv", "index.html"]
+    for png in ("accuracy_vs_cost.png", "accuracy_vs_share.png"):
+        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    outcomes = OutcomeSet.from_matrix(matrix_csv, EDGE, CLOUD)
+    train, test = outcomes.split(0.5, seed=0)
+    assert SubjectPrior.seen == [set(train.ids)]  # fitted on the train items only
+    expected = sweep(SubjectPrior().fit(train.samples(), (train.cloud_score > train.edge_score)
+                                        .astype(int)).score(test.samples()), test)
+
+    rows = read_csv(out / "curves.csv")
+    router = [r for r in rows if r["curve"] == "SubjectPrior"]
+    assert [float(r["cloud_share"]) for r in router] == pytest.approx(expected.cloud_share)
+    assert [float(r["accuracy"]) for r in router] == pytest.approx(expected.accuracy)
+    assert float(router[0]["accuracy"]) == pytest.approx(test.cloud_accuracy)
+    assert float(router[-1]["accuracy"]) == pytest.approx(test.edge_accuracy)
+    assert any(r["pareto"] == "True" for r in router)
+    random = [r for r in rows if r["kind"] == "random"]
+    oracle = [r for r in rows if r["kind"] == "oracle"]
+    assert len(random) >= 11 and len(oracle) >= 11
+    either = np.mean(np.maximum(test.edge_score, test.cloud_score))
+    assert max(float(r["accuracy"]) for r in oracle) == pytest.approx(either)
+
+    page = (out / "index.html").read_text()
+    assert "500 train / 500 test (fraction 0.5, seed 0)" in page
+    assert f"{apgr(expected):.4g}" in page
+    assert "threshold @ 30% train share" in page
+    assert "<img src='accuracy_vs_share.png'" in page and "<img src='accuracy_vs_cost.png'" in page
+
+
+def test_job_report_points_are_the_test_cases(example, capsys, monkeypatch):
+    from edgellm.report import plots
+
+    # the PNGs are checked with the outcome matrix above; drawing them again here
+    # would only double the time
+    monkeypatch.setattr(plots, "render", lambda report, axis: b"\x89PNG " + axis.encode())
+    assert main(["run", "-f", JOB, "--no-progress"]) == 0
+    assert main(["report", "-f", JOB, "--edge-model", "Qwen/Qwen2.5-1.5B-Instruct"]) == 0
+    ranked = read_csv("workspace/query-routing/rank/all_rank.csv")
+    rows = read_csv(f"{REPORT}/curves.csv")
+    cases = [r for r in rows if r["kind"] == "case"]
+    assert len(cases) == len(ranked) == 10
+    assert sorted(float(r["accuracy"]) for r in cases) == pytest.approx(
+        sorted(float(r["Accuracy"]) / 100 for r in ranked))
+    assert sorted(float(r["cloud_share"]) for r in cases) == pytest.approx(
+        sorted(1 - float(r["Edge Ratio"]) / 100 for r in ranked), abs=1e-4)  # rounded there
+
+    # the oracle reaches the share of queries either model answers right, from the
+    # edge-only and cloud-only cases' own records
+    def right(algorithm, model):
+        row = next(r for r in ranked if r["algorithm"] == algorithm
+                   and (model is None or r["edgemodel-model"] == model))
+        with open(os.path.join(row["url"], "results.jsonl")) as handle:
+            records = [json.loads(line) for line in handle]
+        side = "edge" if algorithm == "edge-only" else "cloud"
+        return np.array([r[side]["prediction"] == r["gold"] for r in records])
+
+    either = np.mean(right("edge-only", "Qwen/Qwen2.5-1.5B-Instruct") | right("cloud-only", None))
+    oracle = [float(r["accuracy"]) for r in rows if r["kind"] == "oracle"]
+    assert max(oracle) == pytest.approx(either)
+    # the oracle router's cases are on the Pareto front; no case beats the front
+    front = [r for r in cases if r["pareto"] == "True"]
+    assert any(r["curve"].startswith("oracle-router") for r in front)
+    best = max(cases, key=lambda r: float(r["accuracy"]))
+    assert best["pareto"] == "True"
+
+    page = open(f"{REPORT}/index.html").read()
+    assert "<h2>Leaderboard</h2>" in page and "E2E Latency P99" in page
+    assert "Qwen/Qwen2.5-1.5B-Instruct" in page
+
+    # no baseline for a model no case answered every query with: one line, no change
+    before = os.path.getmtime(f"{REPORT}/index.html")
+    capsys.readouterr()
+    assert main(["report", "-f", JOB, "--edge-model", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "key 'test_object.algorithms'" in err and "'nope'" in err
+    assert os.path.getmtime(f"{REPORT}/index.html") == before
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["report"], "-f/--outcomes: give either -f benchmarkingjob.yaml or --outcomes"),
+    (["report", "-f", JOB], "no rank file"),
+    (["report", "--outcomes", "{m}", "--edge-model", EDGE, "--cloud-model", CLOUD],
+     "--out: required with --outcomes"),
+    (["report", "--outcomes", "{m}", "--edge-model", EDGE, "--cloud-model", "other", "--out",
+      "{o}"], "column 'model': no rows for 'other'"),
+    (["report", "--outcomes", "{m}", "--edge-model", EDGE, "--cloud-model", CLOUD, "--out",
+      "{o}", "--router", "Nope"], "--router: unknown learned router 'Nope' (known: SubjectPrior)"),
+])
+def test_bad_input_is_one_line_and_writes_nothing(example, matrix_csv, tmp_path, capsys, argv,
+                                                  message):
+    out = tmp_path / "out"
+    argv = [a.format(m=matrix_csv, o=out) for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("edgellm: error: ") and err.count("\n") == 1
+    assert message in err
+    assert not out.exists() and not os.path.exists(REPORT)
+
+
+def test_bad_matrix_row_names_file_line_and_column(matrix_csv, tmp_path, capsys):
+    rows = read_csv(matrix_csv)
+    rows[2]["correct"] = "7"  # the second item's edge row, starting on line 14 (6 per row)
+    bad = tmp_path / "bad.csv"
+    with open(bad, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    assert main(["report", "--outcomes", str(bad), "--edge-model", EDGE, "--cloud-model", CLOUD,
+                 "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert f"{bad}:14: column 'correct': '7'" in err
+    assert not (tmp_path / "o").exists()
