@@ -17,12 +17,11 @@ atomically: bad input leaves the folder as it was.
 import csv
 import io
 import os
-import tempfile
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from edgellm.bench.atomic import write_text
+from edgellm.bench.atomic import write_bytes
 from edgellm.metrics.routing_curves import pareto_front
 
 FILES = ("curves.csv", "accuracy_vs_share.png", "accuracy_vs_cost.png", "index.html")
@@ -112,30 +111,10 @@ def write_report(report, folder):
     paths = []
     for name in FILES:
         path = os.path.join(folder, name)
-        if isinstance(contents[name], bytes):
-            _write_bytes(path, contents[name])
-        else:
-            write_text(path, contents[name])
+        data = contents[name]
+        write_bytes(path, data if isinstance(data, bytes) else data.encode("utf-8"))
         paths.append(path)
     return paths
-
-
-def _write_bytes(path, data):
-    """write_text's atomic replace, for the PNGs."""
-    folder = os.path.dirname(path) or "."
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def job_report(job_path, edge_model=None, cloud_model=None):

@@ -227,14 +227,14 @@ def read_results(path):
 def response_outcome(record, side):
     """(score, cost USD, e2e seconds) of the ``side`` ("edge"/"cloud") response of a
     results.jsonl record; None when that side did not answer."""
-    from edgellm.routing.routers import _score
+    from edgellm.routing.routers import response_score
 
     response = record.get(side)
     if response is None:
         return None
     sample = {"gold": record.get("gold"), "task_type": response.get("task_type")}
     latency = (response.get("perf") or {}).get("e2e_latency")
-    return (_score(sample, response), float(response.get("cost_usd") or 0.0),
+    return (response_score(sample, response), float(response.get("cost_usd") or 0.0),
             math.nan if latency is None else float(latency))
 
 

@@ -65,7 +65,7 @@ class RandomRouter(Router):
         return self._rng.random() < self.cloud_probability
 
 
-def _score(sample, response):
+def response_score(sample, response):
     """A response's quality on 0-1: its recorded score (outcome matrices) or its
     prediction scored against the sample's gold answer; a failed request scores 0."""
     if response.get("error"):
@@ -101,7 +101,7 @@ class OracleRouter(Router):
         if not isinstance(sample, dict) or "gold" not in sample:
             raise ValueError("OracleRouter needs samples with 'gold' (mining-then-inference "
                              "mode and a dataset processor that keeps the answer)")
-        edge_score, cloud_score = _score(sample, edge), _score(sample, cloud)
+        edge_score, cloud_score = response_score(sample, edge), response_score(sample, cloud)
         key = ("cloud_better" if cloud_score > edge_score else
                "edge_better" if edge_score > cloud_score else
                "both_right" if edge_score >= 1.0 else "both_wrong" if edge_score <= 0.0
