@@ -16,6 +16,7 @@ random router (10 seeds) and the oracle.
 """
 
 import argparse
+import functools
 import os
 import sys
 import tempfile
@@ -109,6 +110,9 @@ def main():
     print()
 
     classes, placeholder = routers_to_run(args.routers)
+    if "TfidfRouter" in classes:  # the text router with the subject as features too
+        classes["TfidfRouter+subject"] = functools.partial(classes["TfidfRouter"],
+                                                           metadata=["subject"])
     if placeholder:
         router_curves.training_labels = placeholder_labels
     header = (f"{'router':<28} {'label':<23} {'APGR':>6} {'CPT50':>6} {'CPT80':>6} {'AIQ':>6} "

@@ -469,3 +469,9 @@ def test_tfidf_router_in_an_edgellm_run_job(example, caplog):
     # the matrix covers the job's own items: half of them were train items, and said so
     assert reloaded.fit_report()["routed_train_items"] == 80
     assert "asked to route items it was trained on" in caplog.text
+    # the case folder says how the router was fitted: split, seed, threshold
+    with open(os.path.join(row["url"], "router.json")) as handle:
+        fitted = json.load(handle)
+    assert (fitted["split"]["fraction"], fitted["split"]["seed"], fitted["threshold"]) == \
+        (0.5, 0, 0.5)
+    assert fitted["routed_train_items"] == 80

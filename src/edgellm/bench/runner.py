@@ -6,8 +6,9 @@ ends with one line and touches no rank file. A test case that fails while
 running is reported with its error and the others are still ranked (Ianvs
 aborts the job instead). Each test case gets its own folder,
 ``<workspace>/<job>/<algorithm>/<uuid>``, holding ``results.jsonl`` (one record per
-sample), ``metrics.json`` and ``config.yaml``, so every leaderboard row can be
-traced to its raw records (the row's ``url``).
+sample), ``metrics.json`` and ``config.yaml`` (and ``router.json``, how a learned
+router was fitted: split, seed, threshold), so every leaderboard row can be traced to
+its raw records (the row's ``url``).
 """
 
 import copy
@@ -237,6 +238,10 @@ class BenchmarkRunner:
         paradigm = JointInference(edge, cloud, router, job.testenv.mining_mode)
         try:
             results = self._with_progress(job, case, paradigm, samples)
+            fit_report = getattr(router, "fit_report", None)
+            if callable(fit_report):  # a learned router: its split, seed and threshold
+                write_text(os.path.join(folder, "router.json"), orjson.dumps(
+                    fit_report(), default=str, option=orjson.OPT_INDENT_2).decode())
             # the title's SIMULATED label: only tiers that answered count
             simulated = any(getattr(instances.get(t), "simulated", False)
                             and any(r[side] is not None for r in results)
