@@ -141,3 +141,4 @@ def test_model_without_profile_fails_before_any_case(example, capsys):
     edit(f"{ROUTING}/edge-only.yaml", '"Qwen/Qwen2.5-3B-Instruct"', '"Qwen/Qwen9-3B"')
     err = run_bad(capsys)
     assert "backend 'simulated'" in err and "no profile for model 'Qwen/Qwen9-3B'" in err
+

@@ -172,3 +172,11 @@ def test_auto_jobs_use_every_core_only_for_simulated_models(example, monkeypatch
     runner = BenchmarkRunner(JOB, progress=False)
     assert runner.run().failed == []
     assert runner._workers == 1
+
+
+def test_verbose_shows_the_library_log_lines(example, capsys):
+    assert main(["-v", "run", "-f", JOB, "--no-progress", "--jobs", "1"]) == 0
+    err = capsys.readouterr().err
+    assert "edgellm: OracleRouter: both_right=" in err  # an INFO line of a router's cleanup
+    assert main(["run", "-f", JOB, "--no-progress", "--jobs", "1"]) == 0
+    assert "OracleRouter: both_right=" not in capsys.readouterr().err

@@ -1,6 +1,7 @@
 """The ``edgellm`` command."""
 
 import argparse
+import logging
 import os
 import sys
 
@@ -143,6 +144,9 @@ def _report(args):
 def build_parser():
     parser = argparse.ArgumentParser(prog="edgellm", description=__doc__)
     parser.add_argument("--version", action="version", version=f"edgellm {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="also print what the library logs at INFO level (e.g. where a "
+                             "fitted router was saved)")
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="run an Ianvs benchmarkingjob.yaml without Ianvs")
     run.add_argument("-f", "--file", required=True, help="benchmarkingjob.yaml; paths in it "
@@ -229,8 +233,27 @@ def build_parser():
     return parser
 
 
+class _LogFormat(logging.Formatter):
+    def format(self, record):
+        level = "" if record.levelno == logging.INFO else f"{record.levelname.lower()}: "
+        return f"edgellm: {level}{record.getMessage()}"
+
+
+def _configure_logging(verbose):
+    """The library's log lines on stderr, as the CLI's own messages look."""
+    logger = logging.getLogger("edgellm")
+    for handler in [h for h in logger.handlers if getattr(h, "edgellm_cli", False)]:
+        logger.removeHandler(handler)  # main() may run more than once in a process
+    handler = logging.StreamHandler(sys.stderr)
+    handler.edgellm_cli = True
+    handler.setFormatter(_LogFormat())
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO if verbose else logging.WARNING)
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    _configure_logging(args.verbose)
     try:
         return args.handler(args)
     except ConfigError as err:
