@@ -22,7 +22,7 @@ from edgellm.models.response import estimate_tokens, make_response
 from edgellm.tasks.extraction import extract_prediction
 from edgellm.tasks.multiple_choice import extract_choice, option_letters, parse_options
 from edgellm.tasks.references import parse_reference
-from edgellm.tasks.registry import get_task_type
+from edgellm.tasks.registry import get_task_type, messages_text
 
 PROFILES_PATH = os.path.join(os.path.dirname(__file__), "profiles.yaml")
 
@@ -364,7 +364,7 @@ def _task_name(sample):
 
 def _text(sample):
     query = sample.get("query", "")
-    return query if isinstance(query, str) else _messages_text(query)
+    return query if isinstance(query, str) else messages_text(query)
 
 
 def _prompt_tokens(names, texts, chars_per_token):
@@ -388,8 +388,3 @@ def _prompt_tokens(names, texts, chars_per_token):
 def _unit_logistic(u):
     """A unit-variance logistic variate: close enough to a normal for jitter."""
     return _logit(u) * (math.sqrt(3) / math.pi)
-
-
-def _messages_text(messages):
-    return "\n".join(str(m.get("content", "")) if isinstance(m, dict) else str(m)
-                     for m in messages)

@@ -31,6 +31,7 @@ import uuid
 import numpy as np
 
 from edgellm.routing.routers import Router
+from edgellm.tasks.registry import messages_text
 
 LOG = logging.getLogger(__name__)
 
@@ -71,8 +72,7 @@ def query_text(sample):
                          "the one for inference-then-mining)")
     query = sample.get("query")
     if isinstance(query, list):  # chat messages
-        return "\n".join(str(m.get("content", "")) if isinstance(m, dict) else str(m)
-                         for m in query)
+        return messages_text(query)
     return "" if query is None else str(query)
 
 

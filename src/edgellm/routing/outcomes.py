@@ -202,23 +202,18 @@ class OutcomeSet:
 
 def read_results(path):
     """The records of a results.jsonl, in dataset order (one-line errors)."""
-    import orjson
+    from edgellm.tasks.datasets import BadRow, read_rows
 
     if not os.path.isfile(path):
         raise ConfigError(path, "results file not found")
     records = []
-    with open(path, "rb") as handle:
-        for line_number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                record = orjson.loads(line)
-            except orjson.JSONDecodeError as err:
-                raise ConfigError(f"{path}:{line_number}", f"invalid JSON: {err}") from None
-            if not isinstance(record, dict) or "is_hard" not in record:
-                raise ConfigError(f"{path}:{line_number}", "field 'is_hard': missing (not "
-                                                           "a results.jsonl of edgellm run)")
-            records.append(record)
+    for line_number, record in read_rows(path):
+        if isinstance(record, BadRow) and str(record).startswith("invalid JSON"):
+            raise ConfigError(f"{path}:{line_number}", str(record))
+        if not isinstance(record, dict) or "is_hard" not in record:
+            raise ConfigError(f"{path}:{line_number}", "field 'is_hard': missing (not "
+                                                       "a results.jsonl of edgellm run)")
+        records.append(record)
     if not records:
         raise ConfigError(path, "no records")
     return records

@@ -79,3 +79,9 @@ def prompt_for(sample):
     if not isinstance(query, str):  # chat messages are sent as they are
         return query
     return get_task_type(sample.get("task_type") or "multiple_choice").render(query)
+
+
+def messages_text(messages):
+    """The text of a query given as chat messages: their contents, one per line."""
+    return "\n".join(str(m.get("content", "")) if isinstance(m, dict) else str(m)
+                     for m in messages)
