@@ -9,27 +9,26 @@ table). Responses with an ``error`` are left out of quality and latency figures
 and counted by ``errors``. A response replayed from an outcome matrix carries its
 recorded ``score`` (0-1) instead of a completion; quality metrics use it as is. The nine metrics named as in Ianvs' LLM example keep
 that example's meaning and rounding, so its users read them as before.
+
+Edge or cloud goes by each response's ``tier`` (a fleet's cloud fallback is the edge
+module's result with tier "cloud"); a response without one goes by where it sits.
+The fleet's own metrics live in ``edgellm.metrics.fleet`` and share ``METRICS``.
 """
 
 import math
 
 import numpy as np
 
+from edgellm.metrics.fleet import METRICS as _FLEET_METRICS
+from edgellm.metrics.responses import answers as _answers
+from edgellm.metrics.responses import duration as _duration
+from edgellm.metrics.responses import perf as _perf
+from edgellm.metrics.responses import tiered
 from edgellm.tasks.extraction import extract_prediction
 from edgellm.tasks.multiple_choice import extract_choice
 from edgellm.tasks.references import parse_reference
 from edgellm.tasks.registry import get_task_type
 from edgellm.tasks.scoring import PRIMARY, is_correct, item_score, score_task
-
-
-def _answers(y_pred):
-    """The responses that answered, without failed requests."""
-    return [r[1] for r in y_pred if r[1] is not None and not r[1].get("error")]
-
-
-def _perf(responses, key):
-    values = [r["perf"].get(key) for r in responses]
-    return np.array([v for v in values if v is not None], dtype=np.float64)
 
 
 def _mean(values, digits):
@@ -118,9 +117,16 @@ def _task_metric(code, key, label):
     return metric
 
 
+def _on_edge(result):
+    """Whether the answering response came from the edge: its tier, else not hard."""
+    tier = result[1].get("tier") if result[1] is not None else None
+    return tier == "edge" if tier else not result[0]
+
+
 def edge_ratio(y_true, y_pred):
-    """Edge Ratio (%): queries the router kept on the edge (not hard)."""
-    return round(100.0 * (1 - sum(bool(r[0]) for r in y_pred) / len(y_pred)), 2)
+    """Edge Ratio (%): queries answered on the edge (the answer's tier is "edge";
+    without a tier, the router kept it: not hard)."""
+    return round(100.0 * (1 - sum(not _on_edge(r) for r in y_pred) / len(y_pred)), 2)
 
 
 def time_to_first_token(y_true, y_pred):
@@ -141,28 +147,28 @@ def throughput(y_true, y_pred):
     return round(1.0 / float(itl.mean()), 2) if itl.size and itl.mean() > 0 else math.nan
 
 
-def _token_sum(y_pred, side, key):
-    return int(sum(r[side]["usage"][key] for r in y_pred if r[side] is not None))
+def _token_sum(y_pred, tier, key):
+    return int(sum(r["usage"][key] for t, r in tiered(y_pred) if t == tier))
 
 
 def edge_prompt_tokens(y_true, y_pred):
-    """Edge Prompt Tokens: prompt tokens the edge model consumed."""
-    return _token_sum(y_pred, 2, "prompt_tokens")
+    """Edge Prompt Tokens: prompt tokens edge models consumed."""
+    return _token_sum(y_pred, "edge", "prompt_tokens")
 
 
 def edge_completion_tokens(y_true, y_pred):
-    """Edge Completion Tokens: completion tokens the edge model generated."""
-    return _token_sum(y_pred, 2, "completion_tokens")
+    """Edge Completion Tokens: completion tokens edge models generated."""
+    return _token_sum(y_pred, "edge", "completion_tokens")
 
 
 def cloud_prompt_tokens(y_true, y_pred):
     """Cloud Prompt Tokens: prompt tokens sent to the cloud model."""
-    return _token_sum(y_pred, 3, "prompt_tokens")
+    return _token_sum(y_pred, "cloud", "prompt_tokens")
 
 
 def cloud_completion_tokens(y_true, y_pred):
     """Cloud Completion Tokens: completion tokens the cloud model generated."""
-    return _token_sum(y_pred, 3, "completion_tokens")
+    return _token_sum(y_pred, "cloud", "completion_tokens")
 
 
 def _percentile_metric(key, q, doc):
@@ -173,14 +179,10 @@ def _percentile_metric(key, q, doc):
     return metric
 
 
-def _duration(responses):
-    """Seconds the requests took when issued one after another, as Ianvs' loop
-    issues them: the sum of their end-to-end latencies."""
-    return float(_perf(responses, "e2e_latency").sum())
-
-
 def request_throughput(y_true, y_pred):
-    """Request Throughput (req/s): answered requests / duration."""
+    """Request Throughput (req/s): answered requests / duration (their makespan when
+    every answer has perf arrival_s and finish_s, as the fleet's do; else the sum of
+    their E2E latencies, requests issued one after another as Ianvs' loop does)."""
     responses = _answers(y_pred)
     duration = _duration(responses)
     return round(len(responses) / duration, 4) if duration > 0 else math.nan
@@ -194,27 +196,27 @@ def output_token_throughput(y_true, y_pred):
     return round(tokens / duration, 4) if duration > 0 else math.nan
 
 
-def _cost(y_pred, sides):
-    """USD of the responses on ``sides`` (2 edge, 3 cloud), failed requests included
-    (a provider bills what it served)."""
-    return round(sum(float(r[side].get("cost_usd") or 0.0)
-                     for r in y_pred for side in sides if r[side] is not None), 6)
+def _cost(y_pred, tiers):
+    """USD of the responses on ``tiers``, failed requests included (a provider bills
+    what it served)."""
+    return round(sum(float(r.get("cost_usd") or 0.0)
+                     for t, r in tiered(y_pred) if t in tiers), 6)
 
 
 def cost(y_true, y_pred):
     """Cost (USD): edge plus cloud cost of every response produced, from the price
     table (cloud: per million input and output tokens; edge: per hour, where set)."""
-    return _cost(y_pred, (2, 3))
+    return _cost(y_pred, ("edge", "cloud"))
 
 
 def cloud_cost(y_true, y_pred):
     """Cloud Cost (USD): cost of the cloud responses."""
-    return _cost(y_pred, (3,))
+    return _cost(y_pred, ("cloud",))
 
 
 def edge_cost(y_true, y_pred):
     """Edge Cost (USD): cost of the edge responses (0 unless cost_per_hour is set)."""
-    return _cost(y_pred, (2,))
+    return _cost(y_pred, ("edge",))
 
 
 def errors(y_true, y_pred):
@@ -249,9 +251,13 @@ for _name, _code, _key in (
         ("SG ROUGE-L", "SG", "rougeL")):
     METRICS[_name] = _task_metric(_code, _key, _name)
 for _label, _key in (("TTFT", "time_to_first_token"), ("E2E Latency", "e2e_latency")):
-    for _q in (50, 90, 99):
+    for _q in (50, 90, 95, 99):
         METRICS[f"{_label} P{_q}"] = _percentile_metric(
             _key, _q, f"{_label} P{_q} (s): {_q}th percentile over answering responses.")
+
+
+# The fleet's metrics (edgellm.metrics.fleet): one mapping, so register_metric finds them.
+METRICS.update(_FLEET_METRICS)
 
 
 def register_metric(name):
