@@ -160,6 +160,13 @@ class BenchmarkRunner:
         for case in job.test_cases:
             for m in case.modules.values():
                 cls = classes[(m.type, m.name, m.url)]
+                check_config = getattr(cls, "check_config", None)
+                if callable(check_config):  # a module that checks its own settings (the fleet)
+                    try:
+                        simulated_only &= bool(check_config(m.hyperparameters, m.source))
+                    except ValueError as err:
+                        raise ConfigError(m.source, str(err)) from None
+                    continue
                 if not (isinstance(cls, type) and issubclass(cls, TierModel)):
                     simulated_only &= m.type not in ("edgemodel", "cloudmodel")
                     continue
@@ -199,6 +206,8 @@ class BenchmarkRunner:
         os.makedirs(partial)
         # Ianvs' LLM example keeps its caches here; keep the variable for such modules.
         os.environ["RESULT_SAVED_URL"] = algorithm_dir
+        # modules that write per-case files (the fleet's round log) put them here
+        os.environ["EDGELLM_CASE_DIR"] = partial
         write_text(os.path.join(partial, "config.yaml"), self._config_yaml(job, case))
         try:
             results, y_true, outcome.simulated = self._infer(job, case, classes, dataset,

@@ -24,16 +24,17 @@ def tiered(y_pred):
 
 
 def produced(y_pred):
-    """Every response in the results, each once (the answer, the edge and the cloud
-    result may be the same object), failed ones included: the fleet charges its
-    facts (transfers, nodes) to whichever task triggered them."""
-    seen = set()
+    """Every response produced: the edge and cloud results (``r[2]``, ``r[3]``), each
+    once, failed ones included (the fleet charges its facts, transfers and nodes, to
+    whichever task triggered them). ``r[1]`` is always one of the two, but sedna hands
+    it over as a copy, so it is not counted again."""
     out = []
     for r in y_pred:
-        for res in r[1:4]:
-            if res is not None and id(res) not in seen:
-                seen.add(id(res))
-                out.append(res)
+        edge, cloud = r[2], r[3]
+        if edge is not None:
+            out.append(edge)
+        if cloud is not None and cloud is not edge:
+            out.append(cloud)
     return out
 
 

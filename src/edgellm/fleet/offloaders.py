@@ -1,0 +1,142 @@
+"""Task offloading: which node, and which model loaded there, serves a task.
+
+An offloader is one method, ``choose(task, options) -> row``: ``options`` holds one
+row per (node, model loaded or loading there) with the center's expectations for
+this task. The simulator applies the SLO-aware cloud fallback around any
+offloader, so each one only ranks edge options. Learning offloaders also get
+``observe(outcomes)`` after every round (what the tasks really scored and took).
+"""
+
+import inspect
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class Task:
+    """What the center knows of a task when it places it."""
+
+    index: int                 # position in the run
+    task_type: str
+    type_index: int            # row in the fleet's task-type list
+    prompt_tokens: int
+    arrival_s: float
+    round: int
+
+
+@dataclass
+class Options:
+    """The edge options for one task (numpy arrays, one entry per row)."""
+
+    node: np.ndarray           # node index
+    model: np.ndarray          # catalog index
+    quality: np.ndarray        # expected quality (0-1) of the model for the task type
+    latency_s: np.ndarray      # expected end-to-end latency from arrival (view of the center)
+    wait_s: np.ndarray         # expected wait before service starts (queue + model load)
+    ready: np.ndarray          # model ready now (not still loading)
+
+    def __len__(self):
+        return len(self.node)
+
+
+@dataclass
+class Outcome:
+    """A served task, as learning offloaders see it after its round."""
+
+    task: Task
+    node: int
+    model: int                 # -1 for the cloud
+    expected_latency_s: float
+    wait_s: float
+    quality: float             # item score, 0-1
+    latency_s: float           # measured end-to-end latency
+
+
+class Offloader:
+    """Base class: parameters stored by ``__init__``, nothing else needed."""
+
+    learns = False
+
+    def choose(self, task, options):
+        raise NotImplementedError
+
+    def observe(self, outcomes):
+        """Feedback after a round (learning offloaders override it)."""
+
+
+class RoundRobinOffloader(Offloader):
+    """Nodes in turn; on the node, its models in turn. Ignores load and quality."""
+
+    def __init__(self):
+        self._next_node = 0
+        self._next_model = {}
+
+    def choose(self, task, options):
+        nodes = np.unique(options.node)
+        node = nodes[np.searchsorted(nodes, self._next_node) % len(nodes)]
+        self._next_node = int(node) + 1
+        rows = np.flatnonzero(options.node == node)
+        turn = self._next_model.get(int(node), 0)
+        self._next_model[int(node)] = turn + 1
+        return int(rows[turn % len(rows)])
+
+
+class LeastLoadedOffloader(Offloader):
+    """The option with the earliest expected finish (ties: the first). Ignores quality."""
+
+    def choose(self, task, options):
+        return int(np.argmin(options.latency_s))
+
+
+class QualityGreedyOffloader(Offloader):
+    """Maximise expected quality minus ``latency_weight`` x expected latency (per s)."""
+
+    def __init__(self, latency_weight=0.02):
+        self.latency_weight = float(latency_weight)
+
+    def choose(self, task, options):
+        return int(np.argmax(options.quality - self.latency_weight * options.latency_s))
+
+
+OFFLOADERS = {
+    "RoundRobin": RoundRobinOffloader,
+    "LeastLoaded": LeastLoadedOffloader,
+    "QualityGreedy": QualityGreedyOffloader,
+}
+
+
+def register_offloader(alias):
+    """Class decorator: make an offloader selectable by ``offloader: <alias>``."""
+    def wrapper(cls):
+        OFFLOADERS[alias] = cls
+        return cls
+    return wrapper
+
+
+def accepted_params(cls, params):
+    """The subset of ``params`` that ``cls.__init__`` takes (grids hold every module's
+    hyperparameters; each part takes its own)."""
+    if cls.__init__ is object.__init__:
+        return {}
+    signature = inspect.signature(cls.__init__)
+    if any(p.kind == p.VAR_KEYWORD for p in signature.parameters.values()):
+        return dict(params)
+    return {k: v for k, v in params.items() if k in signature.parameters}
+
+
+def create_offloader(alias, **params):
+    if alias not in OFFLOADERS:
+        _import_learning()
+    if alias not in OFFLOADERS:
+        raise ValueError(f"unknown offloader {alias!r} (available: {', '.join(OFFLOADERS)})")
+    cls = OFFLOADERS[alias]
+    return cls(**accepted_params(cls, params))
+
+
+def _import_learning():
+    """The learning offloaders register themselves on import (they pull scikit-learn)."""
+    try:
+        import edgellm.fleet.learning  # noqa: F401
+    except ImportError:  # not written yet, or a dependency missing: the lookup fails clearly
+        pass
