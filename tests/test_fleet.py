@@ -316,3 +316,39 @@ def test_fleet_metrics_do_not_count_sednas_copy_of_the_answer_twice():
                  "Cache Hit Ratio", "Edge Ratio", "Cloud Cost", "Goodput", "Accuracy"):
         assert METRICS[name](golds, copied) == METRICS[name](golds, shared), name
     assert METRICS["Models Transferred"](golds, shared) == len(sim.transfers) > 0
+
+
+def test_nodes_with_a_base_url_answer_from_their_server(tmp_path, monkeypatch):
+    """Each node an OpenAI-compatible endpoint: its server's answers and measured times
+    replace the modelled ones; queueing at the node stays on the clock."""
+    from edgellm.fleet.module import _endpoints
+    from edgellm.models.chat import messages_for
+    from edgellm.testing.openai_server import LoopbackOpenAIServer
+
+    monkeypatch.setenv("EDGELLM_STORE", str(tmp_path / "responses.sqlite"))
+    with LoopbackOpenAIServer(first_token_delay=0.03, token_delay=0.002,
+                              completion_tokens=5) as one, \
+            LoopbackOpenAIServer(first_token_delay=0.03, token_delay=0.002,
+                                 completion_tokens=5) as two:
+        text = TOPOLOGY.replace("models: [small]}", f"models: [small], base_url: '{one.base_url}'}}")
+        text = text.replace("models: []}", f"models: [small], base_url: '{two.base_url}'}}")
+        path = tmp_path / "served.yaml"
+        path.write_text(text)
+        topo = load_topology(str(path))
+        sim = FleetSimulator(topo, "RoundRobin", "Static", endpoints=_endpoints(topo))
+        samples = [mc(i, 0.0, 0) for i in range(4)]
+        responses = sim.serve_batch(samples)
+        for endpoint in sim.endpoints.values():
+            endpoint.close()
+    assert [r["node"] for r in responses] == ["fast", "slow", "fast", "slow"]
+    assert len(one.requests) == 2 and len(two.requests) == 2
+    for sample, res in zip(samples, responses):
+        server = one if res["node"] == "fast" else two
+        tokens, _ = server.completion_for(messages_for(sample))
+        assert res["completion"] == "".join(tokens) and res["model"] == "small"
+        assert res["usage"]["completion_tokens"] == 5
+        assert res["perf"]["busy_s"] >= 0.03 + 4 * 0.002
+    # the second task on each node waited for the first: one slot per node
+    for first, second in ((responses[0], responses[2]), (responses[1], responses[3])):
+        assert second["perf"]["queue_time"] == pytest.approx(first["perf"]["busy_s"], abs=1e-6)
+        assert second["perf"]["e2e_latency"] >= first["perf"]["busy_s"] + 0.03

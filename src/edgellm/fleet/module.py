@@ -104,16 +104,16 @@ def _case_folder():
 
 
 def _endpoints(topology):
-    """A real backend per (node, model) for nodes with a ``base_url``."""
+    """A real backend per (node, model) for nodes with a ``base_url`` (an
+    OpenAI-compatible server; local ones need no key unless ``api_key_env`` is set)."""
     from edgellm.models import create_backend
+    from edgellm.models.openai_compatible import NO_KEY
     endpoints = {}
     for i, node in enumerate(topology.nodes):
         if not node.base_url:
             continue
         for j, model in enumerate(topology.models):
-            kwargs = {"base_url": node.base_url}
-            if node.api_key_env:
-                kwargs["api_key_env"] = node.api_key_env
             endpoints[(i, j)] = create_backend(
-                "openai", tier="edge", model=model.endpoint_model or model.profile, **kwargs)
+                "openai", tier="edge", node=node.id, model=model.endpoint_model or model.profile,
+                base_url=node.base_url, api_key_env=node.api_key_env or NO_KEY)
     return endpoints
