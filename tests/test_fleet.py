@@ -352,3 +352,21 @@ def test_nodes_with_a_base_url_answer_from_their_server(tmp_path, monkeypatch):
     for first, second in ((responses[0], responses[2]), (responses[1], responses[3])):
         assert second["perf"]["queue_time"] == pytest.approx(first["perf"]["busy_s"], abs=1e-6)
         assert second["perf"]["e2e_latency"] >= first["perf"]["busy_s"] + 0.03
+
+
+def test_a_quality_override_changes_the_answers_too(tmp_path):
+    """The topology's `quality` is what offloaders expect *and* what answers follow."""
+    path = tmp_path / "override.yaml"
+    path.write_text(TOPOLOGY.replace("load_s_per_gb: 2.0,", "load_s_per_gb: 2.0, quality: "
+                                     "{multiple_choice: 0.05},"))
+    samples = [mc(i, float(i), i) for i in range(400)]
+    for topology, low, high in ((path, 0.0, 0.15), (None, 0.4, 0.75)):
+        topo = load_topology(str(topology)) if topology else None
+        if topo is None:
+            plain = tmp_path / "plain.yaml"
+            plain.write_text(TOPOLOGY)
+            topo = load_topology(str(plain))
+        responses = FleetSimulator(topo, "LeastLoaded", "Static").serve_batch(samples)
+        assert all(r["model"] == "small" for r in responses)
+        accuracy = np.mean([r["prediction"] == "A" for r in responses])
+        assert low <= accuracy <= high, accuracy

@@ -126,17 +126,9 @@ def accepted_params(cls, params):
 
 
 def create_offloader(alias, **params):
-    if alias not in OFFLOADERS:
-        _import_learning()
+    import edgellm.fleet.learning  # noqa: F401  (the learning offloaders register on import)
     if alias not in OFFLOADERS:
         raise ValueError(f"unknown offloader {alias!r} (available: {', '.join(OFFLOADERS)})")
     cls = OFFLOADERS[alias]
     return cls(**accepted_params(cls, params))
 
-
-def _import_learning():
-    """The learning offloaders register themselves on import (they pull scikit-learn)."""
-    try:
-        import edgellm.fleet.learning  # noqa: F401
-    except ImportError:  # not written yet, or a dependency missing: the lookup fails clearly
-        pass

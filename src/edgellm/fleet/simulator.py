@@ -54,8 +54,8 @@ class FleetSimulator:
     def __init__(self, topology, offloader="LeastLoaded", caching="Static", caching_every=20,
                  slo_s=None, seed=0, endpoints=None, **params):
         self.topology = topology
-        self.offloader = create_offloader(offloader, **params) if isinstance(offloader, str) \
-            else offloader
+        self.offloader = create_offloader(offloader, seed=seed, **params) \
+            if isinstance(offloader, str) else offloader
         self.caching = create_caching_policy(caching, **params) if isinstance(caching, str) \
             else caching
         self.caching_every = int(caching_every)
@@ -106,11 +106,14 @@ class FleetSimulator:
         """The simulated model answering for catalog entry ``model_index`` (-1: cloud)."""
         llm = self._llms.get(model_index)
         if llm is None:
+            # answers follow the topology's quality (the profile's unless overridden)
             if model_index < 0:
-                llm = SimulatedLLM(self.cloud.profile, tier="cloud", node="cloud", seed=self.seed)
+                llm = SimulatedLLM(self.cloud.profile, tier="cloud", node="cloud", seed=self.seed,
+                                   accuracy=self.cloud.quality)
             else:
-                llm = SimulatedLLM(self.topology.models[model_index].profile, tier="edge",
-                                   seed=self.seed)
+                model = self.topology.models[model_index]
+                llm = SimulatedLLM(model.profile, tier="edge", seed=self.seed,
+                                   accuracy=model.quality)
             self._llms[model_index] = llm
         return llm
 

@@ -199,8 +199,8 @@ def output_token_throughput(y_true, y_pred):
 def _cost(y_pred, tiers):
     """USD of the responses on ``tiers``, failed requests included (a provider bills
     what it served)."""
-    return round(sum(float(r.get("cost_usd") or 0.0)
-                     for t, r in tiered(y_pred) if t in tiers), 6)
+    return round(sum((float(r.get("cost_usd") or 0.0)
+                      for t, r in tiered(y_pred) if t in tiers), 0.0), 6)
 
 
 def cost(y_true, y_pred):
