@@ -271,7 +271,9 @@ class BenchmarkRunner:
                   mininterval=0.1, disable=not self.progress,
                   position=case.index % self._workers if self._workers > 1 else None) as bar:
             def on_chunk(chunk):
-                cloud = sum(1 for r in chunk if r[0])
+                # a fleet's cloud fallback is not "hard" but its answer's tier is cloud
+                cloud = sum(1 for r in chunk if r[0] or (type(r[1]) is dict
+                                                          and r[1].get("tier") == "cloud"))
                 counts["Cloud"] += cloud
                 counts["Edge"] += len(chunk) - cloud
                 bar.set_postfix(counts, refresh=False)
