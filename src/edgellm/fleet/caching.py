@@ -11,6 +11,8 @@ for its task type among the models that fit the node (``Topology.preferred_model
 
 from dataclasses import dataclass, field
 
+from edgellm.fleet.registry import PolicyRegistry
+
 
 @dataclass
 class Demand:
@@ -148,25 +150,9 @@ def _usable(node, model, horizon_s):
     return max(0.0, 1.0 - delay / horizon_s)
 
 
-CACHING_POLICIES = {
-    "Static": StaticCaching,
-    "LRU": LruCaching,
-    "LFU": LfuCaching,
-    "DemandKnapsack": DemandKnapsackCaching,
-}
-
-
-def register_caching_policy(alias):
-    def wrapper(cls):
-        CACHING_POLICIES[alias] = cls
-        return cls
-    return wrapper
-
-
-def create_caching_policy(alias, **params):
-    from edgellm.fleet.offloaders import accepted_params
-    if alias not in CACHING_POLICIES:
-        raise ValueError(f"unknown caching policy {alias!r} "
-                         f"(available: {', '.join(CACHING_POLICIES)})")
-    cls = CACHING_POLICIES[alias]
-    return cls(**accepted_params(cls, params))
+CACHING_POLICIES = PolicyRegistry("caching policy")
+for _alias, _cls in (("Static", StaticCaching), ("LRU", LruCaching), ("LFU", LfuCaching),
+                     ("DemandKnapsack", DemandKnapsackCaching)):
+    CACHING_POLICIES.register(_alias)(_cls)
+register_caching_policy = CACHING_POLICIES.register
+create_caching_policy = CACHING_POLICIES.create

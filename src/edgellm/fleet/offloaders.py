@@ -7,10 +7,11 @@ offloader, so each one only ranks edge options. Learning offloaders also get
 ``observe(outcomes)`` after every round (what the tasks really scored and took).
 """
 
-import inspect
 from dataclasses import dataclass
 
 import numpy as np
+
+from edgellm.fleet.registry import PolicyRegistry
 
 
 @dataclass
@@ -99,36 +100,13 @@ class QualityGreedyOffloader(Offloader):
         return int(np.argmax(options.quality - self.latency_weight * options.latency_s))
 
 
-OFFLOADERS = {
-    "RoundRobin": RoundRobinOffloader,
-    "LeastLoaded": LeastLoadedOffloader,
-    "QualityGreedy": QualityGreedyOffloader,
-}
-
-
-def register_offloader(alias):
-    """Class decorator: make an offloader selectable by ``offloader: <alias>``."""
-    def wrapper(cls):
-        OFFLOADERS[alias] = cls
-        return cls
-    return wrapper
-
-
-def accepted_params(cls, params):
-    """The subset of ``params`` that ``cls.__init__`` takes (grids hold every module's
-    hyperparameters; each part takes its own)."""
-    if cls.__init__ is object.__init__:
-        return {}
-    signature = inspect.signature(cls.__init__)
-    if any(p.kind == p.VAR_KEYWORD for p in signature.parameters.values()):
-        return dict(params)
-    return {k: v for k, v in params.items() if k in signature.parameters}
+OFFLOADERS = PolicyRegistry("offloader")
+for _alias, _cls in (("RoundRobin", RoundRobinOffloader), ("LeastLoaded", LeastLoadedOffloader),
+                     ("QualityGreedy", QualityGreedyOffloader)):
+    OFFLOADERS.register(_alias)(_cls)
+register_offloader = OFFLOADERS.register
 
 
 def create_offloader(alias, **params):
     import edgellm.fleet.learning  # noqa: F401  (the learning offloaders register on import)
-    if alias not in OFFLOADERS:
-        raise ValueError(f"unknown offloader {alias!r} (available: {', '.join(OFFLOADERS)})")
-    cls = OFFLOADERS[alias]
-    return cls(**accepted_params(cls, params))
-
+    return OFFLOADERS.create(alias, **params)
