@@ -226,16 +226,20 @@ def main():
                       f"{r['rss_mb']:>7.0f} MB {r['edge']:>5.2f} {r['p95_s']:>5.2f} s "
                       f"{r['hit']:>5.2f} {r['util_mean']:>4.2f}/{r['util_max']:.2f} "
                       f"{r['transfers']:>9}", flush=True)
-        print("\n(util: mean/max node utilisation; edge: share served at the edge)")
+        print("\n(util: mean/max node utilisation; edge: share served at the edge; a "
+              "linearity below 1: fixed start-up, ~1 s, spread over more tasks)")
         small, big = min(sizes), max(sizes)
         for offloader in args.offloaders:
             ratio = (walls[offloader, big] / big) / (walls[offloader, small] / small)
             print(f"linearity, {offloader}: time per task at {big:,} / at {small:,} tasks = "
                   f"{ratio:.2f} (1.00 = linear)")
         for offloader in args.offloaders:
-            wall = walls[offloader, big] * 100000 / big
+            wall, how = walls[offloader, big], ""
+            if big != 100000 and small < big:   # the marginal cost per task, from the start-up on
+                marginal = (walls[offloader, big] - walls[offloader, small]) / (big - small)
+                wall = walls[offloader, small] + (100000 - small) * marginal
+                how = f" (extrapolated from {small:,} and {big:,})"
             verdict = "ok" if wall < 60 else "MISSED"
-            how = "" if big == 100000 else f" (extrapolated from {big:,})"
             print(f"target (issue 6): 100,000 tasks in < 60 s, {offloader}: {wall:.1f} s"
                   f"{how} {verdict}")
         if args.profile:
