@@ -7,9 +7,11 @@ about 91 words a question). Each router is fitted on other queries (the matrix w
 seed 1), so the embedding router scores every one of the 14,000 cold: nothing is in
 its per-process embedding cache. The process is pinned to 2 cores and torch to 2
 threads. A second, warm pass shows what the cache gives the later test cases of a job.
+Other work on the machine slows every figure: the CPU seconds the process used are
+printed too (queries per CPU second x 2 is what 2 idle cores would give).
 
     python benchmarks/router_speed.py [--items 14000] [--routers tfidf embedding knn]
-        [--max-tokens 128 64 32] [--no-quantize]
+        [--layers 1 6] [--max-tokens 128] [--no-quantize]
 """
 
 import argparse
@@ -32,13 +34,23 @@ def timed(function, *args):
     return result, time.perf_counter() - start
 
 
+def timed_cpu(function, *args):
+    """(wall seconds, CPU seconds of this process) of one call."""
+    start, cpu = time.perf_counter(), time.process_time()
+    function(*args)
+    return time.perf_counter() - start, time.process_time() - cpu
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=14000)
     parser.add_argument("--train-items", type=int, default=2000)
     parser.add_argument("--routers", nargs="*", default=["tfidf", "embedding", "knn"],
                         choices=["tfidf", "embedding", "knn"])
-    parser.add_argument("--max-tokens", nargs="*", type=int, default=[128, 32],
+    parser.add_argument("--layers", nargs="*", type=int, default=[1, 6],
+                        help="embedding routers: transformer layers run (one run each; "
+                             "1 is the default, 6 the full model)")
+    parser.add_argument("--max-tokens", nargs="*", type=int, default=[128],
                         help="embedding routers: word pieces kept per query (one run each)")
     parser.add_argument("--no-quantize", action="store_true",
                         help="embedding routers: float32 instead of int8 linear layers")
@@ -73,25 +85,27 @@ def main():
 
         torch.set_num_threads(2)
         quantize = not args.no_quantize
-        for max_tokens in args.max_tokens:
-            (_, load_s) = timed(SentenceEncoder.shared, "cpu", quantize, max_tokens)
+        settings = [(layers, max_tokens) for layers in args.layers
+                    for max_tokens in args.max_tokens]
+        for layers, max_tokens in settings:
+            (_, load_s) = timed(SentenceEncoder.shared, "cpu", quantize, max_tokens, layers)
             for name in embedding:
                 cls = EmbeddingRouter if name == "embedding" else EmbeddingKnnRouter
-                router = cls(max_tokens=max_tokens, quantize=quantize).fit(
+                router = cls(layers=layers, max_tokens=max_tokens, quantize=quantize).fit(
                     train.samples(), labels)
-                encoder = SentenceEncoder.shared("cpu", quantize, max_tokens)
+                encoder = router.encoder()
                 cold = [q for q in queries if q["query"] not in encoder.cache]
                 assert len(cold) == len(queries), "queries already embedded: not a cold run"
-                _, cold_s = timed(router.score, queries)
-                _, warm_s = timed(router.score, queries)
-                print(f"{cls.__name__} (max_tokens {max_tokens}, "
+                cold_s, cold_cpu = timed_cpu(router.score, queries)
+                warm_s, _ = timed_cpu(router.score, queries)
+                print(f"{cls.__name__} (layers {layers}, max_tokens {max_tokens}, "
                       f"{'int8' if quantize else 'float32'}, torch threads 2): "
                       f"{len(queries)} queries cold in {cold_s:.1f} s: "
-                      f"{len(queries) / cold_s:,.0f} queries/s (target >= 300); warm "
-                      f"(cached embeddings) {len(queries) / warm_s:,.0f} queries/s; encoder "
-                      f"load {load_s:.1f} s")
+                      f"{len(queries) / cold_s:,.0f} queries/s (target >= 300; "
+                      f"{len(queries) / cold_cpu:,.0f} per CPU second); warm (cached "
+                      f"embeddings) {len(queries) / warm_s:,.0f} queries/s; encoder load "
+                      f"{load_s:.1f} s; load average {os.getloadavg()[0]:.2f}")
                 encoder.cache.clear()  # the next router starts cold too
-
 
 if __name__ == "__main__":
     main()
