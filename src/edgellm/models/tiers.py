@@ -7,7 +7,20 @@ the same results.
 
 import os
 
+from edgellm.metrics.routing import ROUTER_SCORE
 from edgellm.models import create_backend
+
+
+def with_router_scores(samples, responses):
+    """The responses, each carrying its sample's ``router_score`` where the router
+    wrote one (edgellm.routing.routers.note_scores): the routing-curve metrics read
+    it from the results. A response is copied before the key is added."""
+    out = []
+    for sample, response in zip(samples, responses):
+        if isinstance(sample, dict) and ROUTER_SCORE in sample and isinstance(response, dict):
+            response = dict(response, **{ROUTER_SCORE: sample[ROUTER_SCORE]})
+        out.append(response)
+    return out
 
 
 class TierModel:
@@ -34,7 +47,11 @@ class TierModel:
         return self.llm
 
     def generate_batch(self, samples):
-        return self.llm.generate_batch(list(samples))
+        samples = list(samples)
+        return with_router_scores(samples, self.llm.generate_batch(samples))
+
+    def generate(self, sample):
+        return with_router_scores([sample], [self.llm.generate(sample)])[0]
 
     def cleanup(self):
         close = getattr(self._llm, "close", None)
@@ -55,7 +72,7 @@ class EdgeModel(TierModel):
         os.environ["model_path"] = model if os.path.exists(model) else os.path.abspath(__file__)
 
     def predict(self, data, **kwargs):
-        return self.llm.generate(data)
+        return self.generate(data)
 
     predict_batch = TierModel.generate_batch
 
@@ -64,7 +81,7 @@ class CloudModel(TierModel):
     tier = "cloud"
 
     def inference(self, data, **kwargs):
-        return self.llm.generate(data)
+        return self.generate(data)
 
     inference_batch = TierModel.generate_batch
 

@@ -30,7 +30,7 @@ import uuid
 
 import numpy as np
 
-from edgellm.routing.routers import Router
+from edgellm.routing.routers import Router, note_scores
 from edgellm.tasks.registry import messages_text
 
 LOG = logging.getLogger(__name__)
@@ -329,10 +329,13 @@ class ScoringRouter(Router):
         return scores >= self.threshold_
 
     def route_batch(self, samples):
+        """The decisions; each score is also written on its sample (``router_score``,
+        ``note_scores``) for the routing-curve metrics."""
         samples = list(samples)
-        decisions = self.predict(samples)
+        scores = self.score(samples)
+        note_scores(samples, scores)
         self._note_train_items(samples)
-        return [bool(d) for d in decisions]
+        return [bool(d) for d in scores >= self.threshold_]
 
     def __call__(self, data=None):
         return self.route_batch([data])[0]

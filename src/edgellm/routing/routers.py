@@ -4,11 +4,23 @@ and per chunk (``route_batch``, used by ``edgellm run``) with the same decisions
 import logging
 import random
 
+from edgellm.metrics.routing import ROUTER_SCORE
 from edgellm.models.tiers import answer_all
 from edgellm.tasks.references import parse_reference
 from edgellm.tasks.scoring import is_correct, item_score
 
 LOG = logging.getLogger(__name__)
+
+
+def note_scores(samples, scores):
+    """Write each router score on its sample dict (``router_score``), where the edge
+    or cloud module copies it onto the response, so that the routing-curve metrics
+    (edgellm.metrics.routing) can sweep the router's threshold over a test case's
+    results. sedna hands the router and then the model the same sample object.
+    Samples that are not dicts (a raw query string) are left alone."""
+    for sample, score in zip(samples, scores):
+        if isinstance(sample, dict):
+            sample[ROUTER_SCORE] = float(score)
 
 
 class Router:
@@ -47,7 +59,12 @@ class CloudOnly(Router):
 class RandomRouter(Router):
     """Sends each query to the cloud with probability ``cloud_probability``, from a
     generator seeded by ``seed``. Ianvs' RandomRouter calls its parameter
-    ``threshold`` and means the *edge* probability; it is accepted as such."""
+    ``threshold`` and means the *edge* probability; it is accepted as such.
+
+    Its score per query is 1 - u, u the uniform draw (cloud when u <
+    ``cloud_probability``, i.e. when the score exceeds 1 - ``cloud_probability``):
+    written on the sample (``note_scores``) so that a test case's APGR is that of a
+    random router, about 0.5."""
 
     def __init__(self, cloud_probability=None, seed=0, threshold=None, **kwargs):
         super().__init__(**kwargs)
@@ -62,7 +79,9 @@ class RandomRouter(Router):
         self._rng = random.Random(seed)
 
     def __call__(self, data=None):
-        return self._rng.random() < self.cloud_probability
+        draw = self._rng.random()
+        note_scores([data], [1.0 - draw])
+        return draw < self.cloud_probability
 
 
 def response_score(sample, response):
