@@ -51,6 +51,19 @@ def _convert(args):
     return 0
 
 
+def _split(args):
+    from edgellm.bench.dataset_split import split_dataset
+
+    record = split_dataset(args.source, args.out, args.train_fraction, args.seed)
+    written = [record["train"]["path"], record["test"]["path"]]
+    if record.get("test_dataset"):
+        written.append(record["test_dataset"])
+    print(f"split {record['items']} items of {args.source} (train fraction "
+          f"{record['train_fraction']}, seed {record['seed']}): {record['train_items']} train, "
+          f"{record['test_items']} test; wrote {', '.join(written)} and split.json to {args.out}")
+    return 0
+
+
 def _jobs(value):
     if value == "auto":
         return value
@@ -230,6 +243,21 @@ def build_parser():
     convert.add_argument("--skip-bad-rows", action="store_true",
                          help="leave out rows that cannot be read, and count them")
     convert.set_defaults(handler=_convert)
+    split = dataset_commands.add_parser(
+        "split", help="split a dataset into train and test parts (items, seeded), so that "
+                      "a job routes test items only and learned routers fit on train",
+        description="An Ianvs dataset (folder or metadata.json) becomes OUT/train_data and "
+                    "OUT/test_data; an outcome matrix (.csv/.jsonl) OUT/train.<ext> and "
+                    "OUT/test.<ext> (each item's rows on one side) and, when it has queries, "
+                    "OUT/test_data (the test items as an Ianvs dataset). OUT/split.json "
+                    "records the source, fraction, seed and counts.")
+    split.add_argument("source", help="an Ianvs dataset folder or metadata.json, or an "
+                                      "outcome matrix (.csv/.jsonl)")
+    split.add_argument("out", help="output folder")
+    split.add_argument("--train-fraction", type=_train_fraction, default=0.5,
+                       help="share of the items in the train part (default 0.5)")
+    split.add_argument("--seed", type=int, default=0, help="seed of the split (default 0)")
+    split.set_defaults(handler=_split)
     return parser
 
 

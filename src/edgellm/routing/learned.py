@@ -113,7 +113,11 @@ class ScoringRouter(Router):
     - ``train_outcomes``, ``edge_model``, ``cloud_model``: an outcome matrix (CSV or
       JSONL as ``edgellm import`` reads) and the two models' names in it; the router
       fits itself on the train part of a seeded split of its items (``split``: the
-      train fraction, default 0.5; ``split_seed``, default 0), on first use.
+      train fraction, default 0.5, or 1: every item; ``split_seed``, default 0), on
+      first use. A file that ``edgellm dataset split`` wrote as the train part (its
+      split.json says so) is all train by default (``split`` unset), and the split
+      it came from (source, fraction, seed) is what the fit reports; its test part
+      is refused.
     - ``model_path``: a router saved with ``save`` (joblib), instead of fitting. Its
       fitted state and training settings are used; ``threshold``/``cloud_share`` are
       this router's own, so one fitted router serves a whole threshold grid.
@@ -131,7 +135,7 @@ class ScoringRouter(Router):
     _trains = True  # False: fitting only records the train items and calibrates
 
     def __init__(self, threshold=None, cloud_share=None, label="edge_wrong", model_path=None,
-                 train_outcomes=None, edge_model=None, cloud_model=None, split=0.5,
+                 train_outcomes=None, edge_model=None, cloud_model=None, split=None,
                  split_seed=0, save_dir=None, **unknown):
         if unknown:
             raise ValueError(f"{type(self).__name__}: unknown setting(s) "
@@ -207,9 +211,9 @@ class ScoringRouter(Router):
         if self.cloud_share is not None and not 0.0 <= float(self.cloud_share) <= 1.0:
             raise ValueError(f"{name}: cloud_share must be between 0 and 1, "
                              f"got {self.cloud_share}")
-        if not 0.0 < float(self.split) < 1.0:
-            raise ValueError(f"{name}: split (the train fraction) must be between 0 and 1, "
-                             f"got {self.split}")
+        if self.split is not None and not 0.0 < float(self.split) <= 1.0:
+            raise ValueError(f"{name}: split (the train fraction) must be above 0 and at "
+                             f"most 1 (1: every item trains), got {self.split}")
         if self.model_path and self.train_outcomes:
             raise ValueError(f"{name}: give model_path (a saved router) or train_outcomes "
                              "(an outcome matrix to fit on), not both")
@@ -242,25 +246,47 @@ class ScoringRouter(Router):
     def fit_outcomes(self, outcomes):
         """Fit on the train part of an ``OutcomeSet`` (or an outcome-matrix path, read
         with ``edge_model``/``cloud_model``), split by ``split`` and ``split_seed``;
-        labels from the train items' recorded outcomes only."""
-        from edgellm.routing.outcomes import OutcomeSet
+        labels from the train items' recorded outcomes only. The train part written
+        by ``edgellm dataset split`` trains whole unless ``split`` is set; its test
+        part is refused."""
+        from edgellm.routing.outcomes import OutcomeSet, split_part
 
-        source_digest = None
+        source_digest, prepared = None, None
         if not isinstance(outcomes, OutcomeSet):
             path = os.fspath(outcomes)
             if not self.edge_model or not self.cloud_model:
                 raise ValueError(f"{type(self).__name__}: train_outcomes {path} needs edge_model "
                                  "and cloud_model: the two models' names in that file")
+            part, record = split_part(path)
+            if part == "test":
+                raise ValueError(f"{type(self).__name__}: train_outcomes {path} is the test "
+                                 f"part of a split (its split.json says so): fit on the train "
+                                 f"part, {record['train']['file']}")
+            if part == "train" and self.split is None:
+                prepared = record
             outcomes = OutcomeSet.from_matrix(path, self.edge_model, self.cloud_model)
             source_digest = file_digest(path)
         self._check_params()
-        train, _ = outcomes.split(self.split, self.split_seed)  # the test part is never read
+        fraction = 0.5 if self.split is None else float(self.split)
+        if prepared is not None or fraction == 1.0:
+            train = outcomes  # every item trains: the test items are elsewhere
+        else:
+            train, _ = outcomes.split(fraction, self.split_seed)  # the test part is never read
         labels = training_labels(train.edge_score, train.cloud_score, self.label)
         self.fit(train.samples(), labels)
+        if prepared is not None:
+            split = {"by": "edgellm dataset split", "source": prepared.get("source"),
+                     "source_sha256": prepared.get("source_sha256"),
+                     "fraction": prepared.get("train_fraction"), "seed": prepared.get("seed"),
+                     "train_items": prepared.get("train_items"),
+                     "test_items": prepared.get("test_items")}
+        elif fraction == 1.0:
+            split = {"fraction": 1.0, "seed": None, "train_items": len(train), "test_items": 0}
+        else:
+            split = {k: v for k, v in train.split_info.items() if k != "part"}
         self.fit_info_.update(
             source=outcomes.source, source_sha256=source_digest,
-            edge_model=outcomes.edge_model, cloud_model=outcomes.cloud_model,
-            split={k: v for k, v in train.split_info.items() if k != "part"})
+            edge_model=outcomes.edge_model, cloud_model=outcomes.cloud_model, split=split)
         return self
 
     def _fit(self, samples, y):
@@ -444,9 +470,10 @@ class ScoringRouter(Router):
         if path:
             self.save(path)
             self.fit_info_["saved_to"] = path
+            split = self.fit_info_["split"]
             LOG.info("%s: fitted on %d train items of %s (split %s, seed %s); saved to %s",
                      type(self).__name__, self.fit_info_["train_items"], outcomes_path,
-                     self.split, self.split_seed, path)
+                     split.get("fraction"), split.get("seed"), path)
 
 
 class _MetadataFeatures:

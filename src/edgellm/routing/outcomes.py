@@ -20,6 +20,46 @@ import numpy as np
 from edgellm.errors import ConfigError
 
 
+SPLIT_FILE = "split.json"  # what `edgellm dataset split` writes beside the two parts
+
+
+def split_indices(items, fraction=0.5, seed=0):
+    """(train indices, test indices), each ascending: the split rule of every split in
+    edgellm (``OutcomeSet.split``, the learned routers' ``split``, ``edgellm report``,
+    ``edgellm dataset split``): ``numpy.random.default_rng(seed).permutation(items)``,
+    whose first round(fraction x items) are train."""
+    if not 0.0 < float(fraction) < 1.0:
+        raise ValueError(f"train fraction must be between 0 and 1, got {fraction}")
+    order = np.random.default_rng(seed).permutation(items)
+    cut = int(round(float(fraction) * items))
+    return np.sort(order[:cut]), np.sort(order[cut:])
+
+
+def split_part(path):
+    """What ``edgellm dataset split`` recorded about the file at ``path``: (part,
+    record), part "train" or "test", record the content of the split.json beside it;
+    (None, None) when no split.json there names the file. A file changed since the
+    split (another SHA-256) is no longer a part of it: (None, record)."""
+    import json
+
+    from edgellm.routing.learned import file_digest
+
+    sidecar = os.path.join(os.path.dirname(os.path.abspath(path)), SPLIT_FILE)
+    if not os.path.isfile(sidecar):
+        return None, None
+    try:
+        with open(sidecar, encoding="utf-8") as handle:
+            record = json.load(handle)
+    except (OSError, ValueError) as err:
+        raise ConfigError(sidecar, f"not a split record: {err}") from None
+    name = os.path.basename(path)
+    for part in ("train", "test"):
+        entry = record.get(part) if isinstance(record, dict) else None
+        if isinstance(entry, dict) and entry.get("path", entry.get("file")) == name:
+            return (part if entry.get("sha256") == file_digest(path) else None), record
+    return None, None
+
+
 @dataclass
 class OutcomeSet:
     ids: list
@@ -82,14 +122,11 @@ class OutcomeSet:
         outcomes of an item land on the same side). ``fraction`` of the items, rounded,
         go to train; each part keeps the original item order and records the split in
         ``split_info``."""
-        if not 0.0 < float(fraction) < 1.0:
-            raise ValueError(f"train fraction must be between 0 and 1, got {fraction}")
-        order = np.random.default_rng(seed).permutation(len(self))
-        cut = int(round(float(fraction) * len(self)))
-        info = {"fraction": float(fraction), "seed": seed, "train_items": cut,
-                "test_items": len(self) - cut}
-        return (self.subset(np.sort(order[:cut]), part="train", **info),
-                self.subset(np.sort(order[cut:]), part="test", **info))
+        train, test = split_indices(len(self), fraction, seed)
+        info = {"fraction": float(fraction), "seed": seed, "train_items": len(train),
+                "test_items": len(test)}
+        return (self.subset(train, part="train", **info),
+                self.subset(test, part="test", **info))
 
     def samples(self):
         """Sample dicts as the routers see them (no gold answer, no outcome)."""
