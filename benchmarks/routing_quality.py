@@ -12,7 +12,7 @@ calibrated to a 50 % cloud share on train and the share it reaches on test, with
 random router (10 seeds) and the oracle.
 
     python benchmarks/routing_quality.py [--items 14000] [--seed 0]
-        [--routers TfidfRouter ...] [--labels edge_wrong cloud_right_edge_wrong]
+        [--routers TfidfRouter ...] [--labels edge_wrong cloud_right_edge_wrong expected_gain]
 """
 
 import argparse
@@ -24,7 +24,7 @@ import time
 
 import numpy as np
 
-LABELS = ("edge_wrong", "cloud_right_edge_wrong")
+LABELS = ("edge_wrong", "cloud_right_edge_wrong", "expected_gain")
 # Routers that cannot be fitted from an outcome matrix alone
 NOT_FITTED_HERE = {"BERTRouter": "needs a local fine-tuned model (model_path)",
                    "CascadeRouter": "routes on the edge's answer, not the query"}
@@ -113,6 +113,10 @@ def main():
     if "TfidfRouter" in classes:  # the text router with the subject as features too
         classes["TfidfRouter+subject"] = functools.partial(classes["TfidfRouter"],
                                                            metadata=["subject"])
+        # the subject columns regularised less than the words (weight chosen by 5-fold
+        # cross-validation on the train half, docs/routers.md)
+        classes["TfidfRouter+subject x3"] = functools.partial(
+            classes["TfidfRouter"], metadata=["subject"], metadata_weight=3.0)
     if placeholder:
         router_curves.training_labels = placeholder_labels
     header = (f"{'router':<28} {'label':<23} {'APGR':>6} {'CPT50':>6} {'CPT80':>6} {'AIQ':>6} "

@@ -77,6 +77,9 @@ def test_training_labels_settings():
         [False, True, True, False, True, False]
     assert training_labels(edge, cloud, "cloud_right_edge_wrong").tolist() == \
         [False, True, False, False, True, False]
+    assert training_labels(edge, cloud, "expected_gain").tolist() == \
+        [[True, True], [False, True], [False, False], [True, False], [False, True],
+         [True, True]]
     with pytest.raises(ValueError, match="unknown training label 'both'"):
         training_labels(edge, cloud, "both")
     with pytest.raises(ValueError, match="unknown label"):
@@ -108,6 +111,68 @@ def test_tfidf_router_with_subject_features_learns_the_subject_prior():
     physics = np.array([s["subject"] == "physics" for s in test])
     assert auc(router.score(test), physics) > 0.95
     assert auc(TfidfRouter().fit(train, y).score(test), physics) < 0.7  # the text alone can't
+
+
+def gain_items(n, seed):
+    """Questions with one of three markers: 'quantum' (the edge is wrong, the cloud
+    right), 'paradox' (both wrong), none (both right); subject 'law' has the cloud
+    wrong where the edge is right on a third of its unmarked items."""
+    rng = np.random.default_rng(seed)
+    samples, right = [], []
+    for i in range(n):
+        words = list(rng.choice(WORDS, size=10))
+        kind = rng.choice(["gain", "both_wrong", "plain"], p=[0.3, 0.3, 0.4])
+        if kind != "plain":
+            words.insert(int(rng.integers(0, 10)), "quantum" if kind == "gain" else "paradox")
+        subject = "law" if i % 2 else "art"
+        edge, cloud = {"gain": (False, True), "both_wrong": (False, False),
+                       "plain": (True, True)}[kind]
+        if kind == "plain" and subject == "law" and rng.random() < 0.33:
+            cloud = False
+        samples.append({"id": i, "query": " ".join(words) + "?", "subject": subject})
+        right.append((edge, cloud, kind))
+    return samples, np.array([[e, c] for e, c, _ in right]), [k for _, _, k in right]
+
+
+def test_expected_gain_ranks_by_the_cloud_s_predicted_gain_not_by_edge_errors(tmp_path):
+    train, right, _ = gain_items(600, 0)
+    test, _, kinds = gain_items(300, 1)
+    kinds = np.array(kinds)
+    gain = TfidfRouter(label="expected_gain", metadata=["subject"], metadata_weight=3.0,
+                       C=10.0).fit(train, right)
+    scores = gain.score(test)
+    assert ((scores > -1) & (scores < 1)).all()
+    # the queries the cloud fixes first; both-wrong ones no higher than answered ones
+    fixed, both_wrong = kinds == "gain", kinds == "both_wrong"
+    assert auc(scores[fixed | both_wrong], fixed[fixed | both_wrong]) > 0.95
+    assert scores[fixed].mean() > scores[both_wrong].mean() + 0.2
+    assert auc(scores[fixed | (kinds == "plain")], fixed[fixed | (kinds == "plain")]) > 0.95
+    assert abs(scores[kinds == "both_wrong"].mean() - scores[kinds == "plain"].mean()) < 0.15
+    plain = kinds == "plain"
+    law = np.array([s["subject"] == "law" for s in test])
+    assert scores[plain & law].mean() < scores[plain & ~law].mean() - 0.1  # cloud worse there
+    # an edge_wrong router sends both-wrong queries too: it cannot tell them apart
+    edge_wrong = TfidfRouter(label="edge_wrong", C=1.0).fit(train, ~right[:, 0])
+    other = edge_wrong.score(test)
+    assert other[kinds == "both_wrong"].mean() > other[kinds == "plain"].mean() + 0.3
+    path = gain.save(tmp_path / "gain.joblib")
+    assert np.array_equal(TfidfRouter.load(path).score(test), scores)
+    with pytest.raises(ValueError, match=r"needs an \(items, 2\) array"):
+        TfidfRouter(label="expected_gain").fit(train, right[:, 0])
+    with pytest.raises(ValueError, match="needs one boolean per item"):
+        TfidfRouter(label="edge_wrong").fit(train, right)
+    with pytest.raises(ValueError, match=r"every train label is True \(cloud right\)"):
+        TfidfRouter(label="expected_gain").fit(train, np.column_stack([right[:, 0],
+                                                                       [True] * 600]))
+
+
+def test_metadata_router_expected_gain_is_the_difference_of_smoothed_shares():
+    train = [{"query": "q", "subject": s} for s in ["a", "a", "b", "b"]]
+    right = np.array([[False, True], [True, True], [True, False], [True, True]])
+    router = MetadataRouter(label="expected_gain", smoothing=2).fit(train, right)
+    # global: cloud 0.75, edge 0.75; a: (2 + 1.5) / 4 - (1 + 1.5) / 4 = 0.25; b: -0.25
+    assert router.score([{"subject": "a"}, {"subject": "b"}, {"subject": "c"}]).tolist() == \
+        pytest.approx([0.25, -0.25, 0.0])
 
 
 def test_metadata_router_smoothed_group_shares():
@@ -166,6 +231,12 @@ def test_embedding_routers_learn_meaning_and_round_trip(topic_items, tmp_path):
         assert np.array_equal(type(router).load(path).score(test), scores)
     with pytest.raises(ValueError, match="metadata features are for classifier 'logistic'"):
         EmbeddingKnnRouter(metadata=["subject"]).fit(train, y)
+    # expected_gain: physics questions are the ones the cloud fixes (edge wrong, cloud right)
+    right = np.column_stack([~y, y | (np.arange(len(y)) % 4 != 0)])  # cloud: some misses
+    for router in (EmbeddingRouter(C=10.0, label="expected_gain"),
+                   EmbeddingKnnRouter(n_neighbors=5, label="expected_gain")):
+        scores = router.fit(train, right).score(test)
+        assert auc(scores, y_test) > 0.9 and ((scores >= -1) & (scores <= 1)).all()
 
 
 def test_sentence_encoder_batches_by_length_and_equals_sentence_transformers():

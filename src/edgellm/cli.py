@@ -218,7 +218,7 @@ def build_parser():
                         help="a learned router of edgellm.routing.learned (e.g. TfidfRouter), "
                              "fitted on the train split, or loaded from PATH; repeatable")
     report.add_argument("--label", default="cloud_right_edge_wrong",
-                        choices=["edge_wrong", "cloud_right_edge_wrong"],
+                        choices=["edge_wrong", "cloud_right_edge_wrong", "expected_gain"],
                         help="training label of the routers (default: %(default)s)")
     report.add_argument("--train-fraction", type=_train_fraction, default=0.5,
                         help="share of the items the routers train on (default 0.5)")

@@ -35,7 +35,7 @@ from edgellm.tasks.registry import messages_text
 
 LOG = logging.getLogger(__name__)
 
-LABELS = ("edge_wrong", "cloud_right_edge_wrong")
+LABELS = ("edge_wrong", "cloud_right_edge_wrong", "expected_gain")
 # An edge answer scoring below this is wrong. Correctness is 0 or 1, so this only
 # decides for graded scores (F1, ROUGE-L...): below half counts as wrong.
 PASS_SCORE = 0.5
@@ -47,7 +47,11 @@ def training_labels(edge_score, cloud_score, label="edge_wrong"):
 
     - ``edge_wrong``: the edge's score is below PASS_SCORE (0.5), i.e. wrong;
     - ``cloud_right_edge_wrong``: the cloud scores strictly higher than the edge
-      (for correctness: cloud right and edge wrong), as the OracleRouter decides.
+      (for correctness: cloud right and edge wrong), as the OracleRouter decides;
+    - ``expected_gain``: not one label but two per item, an (items, 2) array: is the
+      edge right, is the cloud right (score >= PASS_SCORE). A router trained on them
+      predicts each model's chance of being right and scores a query by the cloud's
+      minus the edge's: the accuracy expected from sending it to the cloud.
     """
     edge = np.asarray(edge_score, dtype=np.float64)
     cloud = np.asarray(cloud_score, dtype=np.float64)
@@ -57,6 +61,8 @@ def training_labels(edge_score, cloud_score, label="edge_wrong"):
         return edge < PASS_SCORE
     if label == "cloud_right_edge_wrong":
         return cloud > edge
+    if label == "expected_gain":
+        return np.column_stack([edge >= PASS_SCORE, cloud >= PASS_SCORE])
     raise ValueError(f"unknown training label {label!r} (known: {', '.join(LABELS)})")
 
 
@@ -109,7 +115,9 @@ class ScoringRouter(Router):
       the cloud: the threshold that sends that share of the train queries there
       (edgellm.metrics.routing_curves.calibrate_threshold over the train items'
       scores; tied scores can only send more). ``fit_report()`` has the share reached.
-    - ``label``: "edge_wrong" or "cloud_right_edge_wrong" (``training_labels``).
+    - ``label``: "edge_wrong", "cloud_right_edge_wrong" or "expected_gain"
+      (``training_labels``; with expected_gain the score is a predicted accuracy gain
+      between -1 and 1, so give ``cloud_share`` or a threshold near 0).
     - ``train_outcomes``, ``edge_model``, ``cloud_model``: an outcome matrix (CSV or
       JSONL as ``edgellm import`` reads) and the two models' names in it; the router
       fits itself on the train part of a seeded split of its items (``split``: the
@@ -222,22 +230,32 @@ class ScoringRouter(Router):
 
     def fit(self, samples, labels):
         """Train on ``samples`` (the train split only) with boolean ``labels`` (True:
-        hard, send to the cloud; see ``training_labels``)."""
+        hard, send to the cloud), or, for ``label: expected_gain``, an (items, 2)
+        boolean array: edge right, cloud right (see ``training_labels``)."""
         self._check_params()
         samples = list(samples)
         y = np.asarray(labels).astype(bool)
+        name = type(self).__name__
+        gain = self.label == "expected_gain"
+        if y.ndim != (2 if gain else 1) or (gain and y.shape[1] != 2):
+            raise ValueError(f"{name}: label {self.label} needs "
+                             + ("an (items, 2) array: edge right, cloud right" if gain
+                                else "one boolean per item") + f", got shape {y.shape}")
         if len(samples) != len(y):
             raise ValueError(f"{len(samples)} samples but {len(y)} labels")
         if not len(y):
-            raise ValueError(f"{type(self).__name__}: no train items")
-        if self._trains and (y.all() or not y.any()):
-            raise ValueError(f"{type(self).__name__}: every train label is {bool(y[0])} "
-                             f"({self.label}): nothing to learn from {len(y)} items")
+            raise ValueError(f"{name}: no train items")
+        for column, what in ([(y[:, 0], "edge right"), (y[:, 1], "cloud right")] if gain
+                             else [(y, self.label)]):
+            if self._trains and (column.all() or not column.any()):
+                raise ValueError(f"{name}: every train label is {bool(column[0])} ({what}): "
+                                 f"nothing to learn from {len(y)} items")
         self._fit(samples, y)
         self.train_key_field_, self.train_ids_ = self._train_keys(samples)
-        self.fit_info_ = {"router": type(self).__name__, "params": self._fit_params(),
+        hard = (y[:, 1] & ~y[:, 0]) if gain else y
+        self.fit_info_ = {"router": name, "params": self._fit_params(),
                           "label": self.label, "train_items": len(samples),
-                          "train_hard_share": float(y.mean())}
+                          "train_hard_share": float(hard.mean())}
         # kept, so that a saved router can be calibrated to any cloud_share later
         self.calibration_scores_ = np.asarray(self._score(samples), dtype=np.float64)
         self._set_threshold()
@@ -494,6 +512,50 @@ class _MetadataFeatures:
         return self.encoder.transform(_metadata_rows(samples, self.keys))
 
 
+class _CorrectnessModel:
+    """For ``label: expected_gain``: one logistic regression of "the answer is right"
+    over both models' answers to the train items (each item twice). A query's text
+    features enter twice: once shared by the two models (a question hard for one is
+    mostly hard for the other, so every answer of either model informs them) and once
+    as the answering model's own, scaled by OWN_TEXT_WEIGHT, i.e. regularised
+    1 / OWN_TEXT_WEIGHT^2 times more, so that a word can still matter to one model
+    only. Metadata columns and an intercept are each model's own. The score is
+    P(cloud right) - P(edge right): the accuracy expected from the cloud."""
+
+    OWN_TEXT_WEIGHT = 0.3  # 5-fold CV on train halves of the synthetic matrix: 0-0.3 tie
+
+    def __init__(self, C, class_weight=None):
+        from sklearn.linear_model import LogisticRegression
+
+        self.model = LogisticRegression(C=float(C), class_weight=class_weight, max_iter=2000)
+
+    @classmethod
+    def _rows(cls, shared, own, cloud):
+        from scipy import sparse
+
+        shared = sparse.csr_matrix(shared, dtype=np.float32)
+        blocks = [shared]
+        for block in (shared * cls.OWN_TEXT_WEIGHT, own):
+            if block is not None:
+                zeros = sparse.csr_matrix(block.shape, dtype=np.float32)
+                blocks += [zeros, block] if cloud else [block, zeros]
+        blocks.append(sparse.csr_matrix(np.full((shared.shape[0], 1), float(cloud),
+                                                dtype=np.float32)))
+        return sparse.hstack(blocks).tocsr()
+
+    def fit(self, shared, own, right):
+        from scipy import sparse
+
+        rows = sparse.vstack([self._rows(shared, own, False), self._rows(shared, own, True)])
+        self.model.fit(rows, np.concatenate([right[:, 0], right[:, 1]]))
+        return self
+
+    def gain(self, shared, own):
+        def p_right(cloud):
+            return self.model.predict_proba(self._rows(shared, own, cloud))[:, 1]
+        return p_right(True) - p_right(False)
+
+
 def _check_texts(router, texts):
     if not any(texts):
         raise ValueError(f"{type(router).__name__}: the train items have no query text "
@@ -502,25 +564,35 @@ def _check_texts(router, texts):
 
 class TfidfRouter(ScoringRouter):
     """TF-IDF of the query's words, then logistic regression (scikit-learn only). The
-    score is the model's probability that the query is hard.
+    score is the model's probability that the query is hard, or, with ``label:
+    expected_gain``, the predicted P(cloud right) - P(edge right) (``_CorrectnessModel``).
 
     Settings: ``max_features`` (vocabulary size, default 100,000), ``ngram_range``
     (default [1, 1]: words; [1, 2] adds word pairs, at half the speed), ``min_df``
     (default 1), ``C`` (inverse regularisation, default 0.1: difficulty labels are
     noisy, and cross-validation on train splits picks 0.01-0.3), ``class_weight``
     (None or "balanced"), ``metadata`` (sample keys such as ["subject"] added as
-    one-hot features: the subject prior and the text in one model).
+    one-hot features: the subject prior and the text in one model),
+    ``metadata_weight`` (default 1: the metadata columns are multiplied by it, so a
+    group's prior, learnt from many items, is regularised less than a word's).
     """
 
     def __init__(self, max_features=100000, ngram_range=(1, 1), min_df=1, C=0.1,
-                 class_weight=None, metadata=None, **params):
+                 class_weight=None, metadata=None, metadata_weight=1.0, **params):
         self.max_features = max_features
         self.ngram_range = ngram_range
         self.min_df = min_df
         self.C = C
         self.class_weight = class_weight
         self.metadata = metadata
+        self.metadata_weight = metadata_weight
         super().__init__(**params)
+
+    def _metadata_columns(self, samples, fit=False):
+        if self.metadata_ is None:
+            return None
+        columns = (self.metadata_.fit_transform if fit else self.metadata_.transform)(samples)
+        return columns * float(self.metadata_weight)
 
     def _fit(self, samples, y):
         from scipy import sparse
@@ -535,8 +607,13 @@ class TfidfRouter(ScoringRouter):
         features = self.vectorizer_.fit_transform(texts)
         keys = _as_list(self.metadata)
         self.metadata_ = _MetadataFeatures(keys) if keys else None
-        if self.metadata_ is not None:
-            features = sparse.hstack([features, self.metadata_.fit_transform(samples)]).tocsr()
+        metadata = self._metadata_columns(samples, fit=True)
+        if y.ndim == 2:  # expected_gain
+            self.classifier_ = _CorrectnessModel(self.C, self.class_weight).fit(
+                features, metadata, y)
+            return
+        if metadata is not None:
+            features = sparse.hstack([features, metadata]).tocsr()
         self.classifier_ = LogisticRegression(C=float(self.C), class_weight=self.class_weight,
                                               max_iter=1000)
         self.classifier_.fit(features, y)
@@ -545,8 +622,11 @@ class TfidfRouter(ScoringRouter):
         from scipy import sparse
 
         features = self.vectorizer_.transform(_texts(samples))
-        if self.metadata_ is not None:
-            features = sparse.hstack([features, self.metadata_.transform(samples)]).tocsr()
+        metadata = self._metadata_columns(samples)
+        if isinstance(self.classifier_, _CorrectnessModel):
+            return self.classifier_.gain(features, metadata)
+        if metadata is not None:
+            features = sparse.hstack([features, metadata]).tocsr()
         return self.classifier_.predict_proba(features)[:, 1]
 
 
@@ -559,6 +639,8 @@ class MetadataRouter(ScoringRouter):
         score(group) = (hard items of the group + smoothing x global share)
                        / (items of the group + smoothing)
 
+    With ``label: expected_gain`` the score is the group's smoothed share of items the
+    cloud got right minus its smoothed share of items the edge got right.
     A group with few items stays close to the global share; a group not seen in
     training, or a query without that metadata, scores the global share."""
 
@@ -578,20 +660,24 @@ class MetadataRouter(ScoringRouter):
             raise ValueError("MetadataRouter: 'by' names no metadata key")
         if float(self.smoothing) < 0:
             raise ValueError(f"MetadataRouter: smoothing must be >= 0, got {self.smoothing}")
-        self.global_share_ = float(y.mean())
-        counts = {}
-        for sample, hard in zip(samples, y):
+        # per item: +1 / -1 weights of the shares the score adds and subtracts
+        columns = [(y[:, 1], 1.0), (y[:, 0], -1.0)] if y.ndim == 2 else [(y, 1.0)]
+        groups = {}
+        for i, sample in enumerate(samples):
             key = self._key(sample)
             if key is not None:
-                n, k = counts.get(key, (0, 0))
-                counts[key] = (n + 1, k + int(hard))
-        if not counts:
+                groups.setdefault(key, []).append(i)
+        if not groups:
             raise ValueError(f"MetadataRouter: no train item has {' and '.join(self.keys_)} "
                              "(the outcome matrix needs that column)")
         m = float(self.smoothing)
-        self.group_share_ = {key: (k + m * self.global_share_) / (n + m)
-                             for key, (n, k) in counts.items()}
-        self.group_items_ = {key: n for key, (n, _) in counts.items()}
+        self.global_share_ = float(sum(sign * column.mean() for column, sign in columns))
+        self.group_share_ = {}
+        for key, items in groups.items():
+            self.group_share_[key] = float(sum(
+                sign * (column[items].sum() + m * column.mean()) / (len(items) + m)
+                for column, sign in columns))
+        self.group_items_ = {key: len(items) for key, items in groups.items()}
 
     def _score(self, samples):
         shares, default = self.group_share_, self.global_share_
@@ -746,29 +832,42 @@ class EmbeddingRouter(ScoringRouter):
         _check_texts(self, _texts(samples))
         features = self._embed(samples)
         self.metadata_ = _MetadataFeatures(keys) if keys else None
+        metadata = self.metadata_.fit_transform(samples) if self.metadata_ is not None else None
         if self.classifier == "knn":
-            from sklearn.neighbors import KNeighborsClassifier
+            from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 
             # unit vectors: the euclidean order is the cosine order, and brute force
             # over a few thousand train queries is one matrix product
-            self.classifier_ = KNeighborsClassifier(n_neighbors=min(int(self.n_neighbors),
-                                                                    len(y)), algorithm="brute")
-        else:
-            from sklearn.linear_model import LogisticRegression
+            k = min(int(self.n_neighbors), len(y))
+            if y.ndim == 2:  # expected_gain: the neighbours' mean of cloud minus edge right
+                self.classifier_ = KNeighborsRegressor(n_neighbors=k, algorithm="brute")
+                self.classifier_.fit(features, y[:, 1].astype(float) - y[:, 0].astype(float))
+            else:
+                self.classifier_ = KNeighborsClassifier(n_neighbors=k, algorithm="brute")
+                self.classifier_.fit(features, y)
+            return
+        if y.ndim == 2:  # expected_gain
+            self.classifier_ = _CorrectnessModel(self.C).fit(features, metadata, y)
+            return
+        from sklearn.linear_model import LogisticRegression
 
-            if self.metadata_ is not None:
-                features = sparse.hstack([sparse.csr_matrix(features),
-                                          self.metadata_.fit_transform(samples)]).tocsr()
-            self.classifier_ = LogisticRegression(C=float(self.C), max_iter=1000)
+        if metadata is not None:
+            features = sparse.hstack([sparse.csr_matrix(features), metadata]).tocsr()
+        self.classifier_ = LogisticRegression(C=float(self.C), max_iter=1000)
         self.classifier_.fit(features, y)
 
     def _score(self, samples):
         from scipy import sparse
+        from sklearn.neighbors import KNeighborsRegressor
 
         features = self._embed(samples)
-        if self.metadata_ is not None:
-            features = sparse.hstack([sparse.csr_matrix(features),
-                                      self.metadata_.transform(samples)]).tocsr()
+        metadata = self.metadata_.transform(samples) if self.metadata_ is not None else None
+        if isinstance(self.classifier_, _CorrectnessModel):
+            return self.classifier_.gain(features, metadata)
+        if isinstance(self.classifier_, KNeighborsRegressor):
+            return self.classifier_.predict(features)
+        if metadata is not None:
+            features = sparse.hstack([sparse.csr_matrix(features), metadata]).tocsr()
         return self.classifier_.predict_proba(features)[:, 1]
 
 
