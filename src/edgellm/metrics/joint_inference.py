@@ -20,6 +20,7 @@ import math
 import numpy as np
 
 from edgellm.metrics.fleet import METRICS as _FLEET_METRICS
+from edgellm.metrics.routing import METRICS as _ROUTING_METRICS
 from edgellm.metrics.responses import answers as _answers
 from edgellm.metrics.responses import duration as _duration
 from edgellm.metrics.responses import perf as _perf
@@ -258,6 +259,7 @@ for _label, _key in (("TTFT", "time_to_first_token"), ("E2E Latency", "e2e_laten
 
 # The fleet's metrics (edgellm.metrics.fleet): one mapping, so register_metric finds them.
 METRICS.update(_FLEET_METRICS)
+METRICS.update(_ROUTING_METRICS)
 
 
 def register_metric(name):

@@ -791,15 +791,15 @@ class EmbeddingRouter(ScoringRouter):
     share of hard items among the ``n_neighbors`` nearest train queries, by cosine).
 
     Settings: ``metadata`` (one-hot sample keys next to the embedding, logistic
-    only), ``layers`` (how many of the encoder's 6 transformer layers run, default
-    1: 300+ queries/s on 2 CPU cores, and on the synthetic MMLU-shaped matrix the
-    same routing quality as all 6 (docs/routers.md); 6 gives the full
-    sentence-transformers embedding), ``max_tokens`` (word pieces kept per query,
+    only), ``layers`` (how many of the encoder's 6 transformer layers run: default 6,
+    the full sentence-transformers embedding, ~90 queries/s on 2 CPU cores; 1 runs
+    300+ queries/s and routed as well on the synthetic MMLU-shaped matrix, but is
+    another embedding, see docs/routers.md), ``max_tokens`` (word pieces kept per query,
     default 128), ``batch_size`` (default 64), ``quantize`` (int8 linear layers on
     the CPU, default true), ``device`` (default "cpu")."""
 
     def __init__(self, classifier="logistic", C=1.0, n_neighbors=32, metadata=None,
-                 layers=1, max_tokens=128, batch_size=64, quantize=True, device="cpu",
+                 layers=6, max_tokens=128, batch_size=64, quantize=True, device="cpu",
                  **params):
         self.classifier = classifier
         self.C = C
