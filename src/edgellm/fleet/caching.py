@@ -48,6 +48,13 @@ def _fill(node, topology, model_ids):
     return chosen
 
 
+def _keep_requested(node, topology, task_types, resident):
+    """The models ``task_types`` request on the node, in that order, then what is
+    loaded, while they fit."""
+    wanted = [topology.preferred_model(t, node) for t in task_types]
+    return _fill(node, topology, [m for m in wanted if m] + list(resident))
+
+
 class StaticCaching(CachingPolicy):
     """Keep the initial placement."""
 
@@ -60,8 +67,7 @@ class LruCaching(CachingPolicy):
 
     def plan(self, node, topology, demand, resident):
         recent = sorted(demand.last_seen, key=demand.last_seen.get, reverse=True)
-        wanted = [topology.preferred_model(t, node) for t in recent]
-        return _fill(node, topology, [m for m in wanted if m] + list(resident))
+        return _keep_requested(node, topology, recent, resident)
 
 
 class LfuCaching(CachingPolicy):
@@ -69,18 +75,18 @@ class LfuCaching(CachingPolicy):
 
     def plan(self, node, topology, demand, resident):
         frequent = sorted(demand.total, key=lambda t: (-demand.total[t], t))
-        wanted = [topology.preferred_model(t, node) for t in frequent]
-        return _fill(node, topology, [m for m in wanted if m] + list(resident))
+        return _keep_requested(node, topology, frequent, resident)
 
 
 class DemandKnapsackCaching(CachingPolicy):
     """Maximise expected quality x demand under the node's memory.
 
     The value of a set S is sum over task types t of d_t * max over m in S of
-    q(m, t) * u(m): d_t the share of t among the last window's tasks, u(m) the share
-    of the planning horizon the model will be usable (1 if loaded; else what is left
-    after its transfer and load), so a model that cannot arrive in time is not worth
-    evicting another for. The horizon is ``horizon_windows`` times the last window's
+    b_t + u(m) * (q(m, t) - b_t): d_t the share of t among the last window's tasks,
+    b_t the best quality for t among the loaded models S keeps (they serve while new
+    ones arrive), u(m) the share of the planning horizon the model will be usable (1
+    if loaded; else what is left after its transfer and load), so a model that cannot
+    arrive in time is not worth evicting another for. The horizon is ``horizon_windows`` times the last window's
     length: how long the planner expects today's demand to last. Greedy by
     marginal value, per GB and absolute, and the best single model: the best of the
     three (the classic guarantee for this submodular knapsack); ties keep what is

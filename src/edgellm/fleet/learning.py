@@ -62,6 +62,19 @@ class _FallbackGuard:
     def overridden(self, expected_latency_s):
         self.rejected_s = min(self.rejected_s, expected_latency_s)
 
+    def served(self, outcomes, chosen, latency_at):
+        """``(outcome, what choose() kept)`` of the tasks the edge served, popped from
+        ``chosen`` (task index -> a tuple whose ``latency_at`` item is the expected
+        latency); a task the fallback sent to the cloud lowers the bound instead."""
+        for outcome in outcomes:
+            kept = chosen.pop(outcome.task.index, None)
+            if kept is None:
+                continue
+            if outcome.node < 0:
+                self.overridden(kept[latency_at])
+                continue
+            yield outcome, kept
+
 
 class _ArmTable:
     """Arm ids of (node, model) pairs, created on first sight (the pairs change when
@@ -233,16 +246,9 @@ class _LinearBandit(Offloader):
     def observe(self, outcomes):
         if self._table is None:
             return
-        learnt = []
-        for outcome in outcomes:
-            chosen = self._chosen.pop(outcome.task.index, None)
-            if chosen is None:
-                continue
-            if outcome.node < 0:   # the fallback sent it to the cloud instead
-                self._guard.overridden(chosen[3])
-                continue
-            learnt.append((*chosen[:3], outcome.quality - self.latency_weight
-                           * (outcome.latency_s - outcome.expected_latency_s)))
+        learnt = [(*chosen[:3], outcome.quality - self.latency_weight
+                    * (outcome.latency_s - outcome.expected_latency_s))
+                   for outcome, chosen in self._guard.served(outcomes, self._chosen, 3)]
         if not learnt:
             return
         rows = np.array(learnt)
@@ -457,13 +463,7 @@ class MlpPredictorOffloader(Offloader):
     def observe(self, outcomes):
         if self._rng is None:
             return
-        for outcome in outcomes:
-            chosen = self._chosen.pop(outcome.task.index, None)
-            if chosen is None:
-                continue
-            if outcome.node < 0:   # the fallback sent it to the cloud instead
-                self._guard.overridden(chosen[1])
-                continue
+        for outcome, chosen in self._guard.served(outcomes, self._chosen, 1):
             task = outcome.task
             self._history.append((task.type_index, _prompt_feature(task), outcome.node,
                                   outcome.model, chosen[0], outcome.quality,

@@ -80,13 +80,13 @@ class FleetEdgeModel:
             return
         sim.finish_round()
         folder = _case_folder()
-        from edgellm.fleet.rounds import plot_rounds, write_round_log
-        rows = sim.round_rows()
-        write_round_log(rows, folder)
-        plot_rounds(rows, folder)
+        from edgellm.fleet.rounds import plot_rounds, round_frame, write_round_log
+        frame = round_frame(sim.round_rows())   # built once for the CSV and the plots
+        write_round_log(frame, folder)
+        plot_rounds(frame, folder)
         write_text(os.path.join(folder, "fleet.json"),
                    orjson.dumps(sim.summary(), option=orjson.OPT_INDENT_2).decode())
-        for backend in {id(b): b for b in sim.endpoints.values()}.values():
+        for backend in sim.endpoints.values():
             close = getattr(backend, "close", None)
             if callable(close):
                 close()
@@ -96,7 +96,7 @@ class FleetEdgeModel:
 def _case_folder():
     folder = os.environ.get("EDGELLM_CASE_DIR")
     if not folder:
-        base = os.environ.get("RESULT_SAVED_URL") or os.path.join("workspace")
+        base = os.environ.get("RESULT_SAVED_URL") or "workspace"
         folder = os.path.join(base, "fleet", f"{time.strftime('%Y%m%d-%H%M%S')}-"
                                              f"{uuid.uuid4().hex[:8]}")
     os.makedirs(folder, exist_ok=True)

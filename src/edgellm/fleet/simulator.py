@@ -14,7 +14,6 @@ round's answers model by model in one call.
 """
 
 import heapq
-import logging
 import math
 from collections import defaultdict
 
@@ -23,12 +22,11 @@ import numpy as np
 from edgellm.fleet.caching import Demand, create_caching_policy
 from edgellm.fleet.offloaders import Options, Outcome, Task, create_offloader
 from edgellm.fleet.timeline import CandidateTable, NodeState, TokenBucket
+from edgellm.models.response import estimate_tokens
 from edgellm.models.simulated import SimulatedLLM
 from edgellm.tasks.references import parse_reference
-from edgellm.tasks.registry import get_task_type, task_types
+from edgellm.tasks.registry import get_task_type, messages_text, task_types
 from edgellm.tasks.scoring import item_score
-
-log = logging.getLogger(__name__)
 
 BYTES_PER_TOKEN = 4  # prompts and answers on the wire: ~4 bytes of UTF-8 per token
 
@@ -98,6 +96,7 @@ class FleetSimulator:
         self._facts = {"nodes": {n.id: n.slots for n in nodes}}
         self._count = 0
         self._start_s = None
+        self._last_plan_s = None         # when the caching policy last planned
         self._end_s = 0.0
 
     # -- the answer models ----------------------------------------------------------
@@ -386,9 +385,8 @@ class FleetSimulator:
             while end < len(samples) and samples[end].get("round") == number:
                 end += 1
             run = samples[start:end]
-            tasks = [self._task(run[0])]
-            placements = [self._place(tasks[0])]
-            for sample in run[1:]:
+            tasks, placements = [], []
+            for sample in run:   # each task is placed before the next one arrives
                 task = self._task(sample)
                 tasks.append(task)
                 placements.append(self._place(task))
@@ -445,9 +443,7 @@ class FleetSimulator:
 def _prompt_tokens(sample, task_type):
     query = sample.get("query", "")
     if not isinstance(query, str):
-        from edgellm.tasks.registry import messages_text
         query = messages_text(query)
-    from edgellm.models.response import estimate_tokens
     return estimate_tokens(get_task_type(task_type).render(query))
 
 

@@ -28,14 +28,7 @@ def produced(y_pred):
     once, failed ones included (the fleet charges its facts, transfers and nodes, to
     whichever task triggered them). ``r[1]`` is always one of the two, but sedna hands
     it over as a copy, so it is not counted again."""
-    out = []
-    for r in y_pred:
-        edge, cloud = r[2], r[3]
-        if edge is not None:
-            out.append(edge)
-        if cloud is not None and cloud is not edge:
-            out.append(cloud)
-    return out
+    return [response for _, response in tiered(y_pred)]
 
 
 def perf(responses, key):
