@@ -60,6 +60,25 @@ def test_system_throughput_over_sequential_duration(results):
     assert m.errors(*results) == 1
 
 
+def test_metrics_of_a_case_share_one_pass_but_never_mix_results(results):
+    y_true, y_pred = results
+    first = (m.time_to_first_token(*results), m.edge_prompt_tokens(*results), m.cost(*results))
+    # another results list with other figures: its own values, not the cached ones
+    fast = resp("A", 0.05, 0.01, 3, p=7)
+    other = [[False, fast, fast, None]]
+    assert m.time_to_first_token(["A"], other) == 0.05
+    assert m.edge_prompt_tokens(["A"], other) == 7
+    # the same list grown by a result is read afresh
+    late = resp("A", 2.0, 0.01, 3, p=100)
+    y_pred.append([False, late, late, None])
+    y_true.append("A")
+    assert m.time_to_first_token(y_true, y_pred) == round((0.1 + 0.2 + 1.0 + 2.0) / 4, 3)
+    assert m.edge_prompt_tokens(y_true, y_pred) == first[1] + 100
+    # task metrics keyed by the gold answers too: other golds, other accuracy
+    assert m.METRICS["MC Accuracy"](y_true, y_pred) == 75.0
+    assert m.METRICS["MC Accuracy"](["B", "B", "B", "B", "B"], y_pred) == 25.0
+
+
 def test_empty_latency_is_nan():
     r = resp("A", 0.1, 0.01, 3, error="boom")
     assert math.isnan(m.time_to_first_token(["A"], [[False, r, r, None]]))

@@ -32,6 +32,7 @@ from edgellm.bench.loader import ModuleLoader, registry_group
 from edgellm.bench.paradigm import JointInference
 from edgellm.bench.rank import Leaderboard, format_table
 from edgellm.errors import ConfigError
+from edgellm.metrics.responses import forget as forget_results
 from edgellm.registry import ClassType
 from edgellm.tasks.ianvs_format import load_test_dataset
 
@@ -300,12 +301,16 @@ class BenchmarkRunner:
     @staticmethod
     def _metrics(metric_funcs, y_true, results):
         values = {}
-        for name, func in metric_funcs.items():
-            try:
-                value = func(y_true, results)
-            except Exception as err:
-                raise RuntimeError(f"metric {name!r} failed: {type(err).__name__}: {err}") from err
-            values[name] = value.item() if hasattr(value, "item") else value
+        try:
+            for name, func in metric_funcs.items():
+                try:
+                    value = func(y_true, results)
+                except Exception as err:
+                    raise RuntimeError(f"metric {name!r} failed: "
+                                       f"{type(err).__name__}: {err}") from err
+                values[name] = value.item() if hasattr(value, "item") else value
+        finally:
+            forget_results()  # what the metrics shared of this case's results
         return values
 
     @staticmethod

@@ -21,10 +21,11 @@ import numpy as np
 
 from edgellm.metrics.fleet import METRICS as _FLEET_METRICS
 from edgellm.metrics.routing import METRICS as _ROUTING_METRICS
+from edgellm.metrics.responses import answer_perf as _answer_perf
 from edgellm.metrics.responses import answers as _answers
 from edgellm.metrics.responses import duration as _duration
-from edgellm.metrics.responses import perf as _perf
-from edgellm.metrics.responses import tiered
+from edgellm.metrics.responses import once as _once
+from edgellm.metrics.responses import tier_totals as _tier_totals
 from edgellm.tasks.extraction import extract_prediction
 from edgellm.tasks.multiple_choice import extract_choice
 from edgellm.tasks.references import parse_reference
@@ -42,7 +43,14 @@ def _percentile(values, q):
 
 def by_task_type(y_true, y_pred):
     """{task type: (predictions, references, recorded scores)} of the answered
-    queries; a recorded score is None where the response has none."""
+    queries; a recorded score is None where the response has none. Computed once per
+    results list (shared by the task metrics: read it, do not change it)."""
+    golds, groups = _once(y_pred, ("by_task_type", id(y_true)),
+                          lambda results: (y_true, _by_task_type(y_true, results)))
+    return groups if golds is y_true else _by_task_type(y_true, y_pred)
+
+
+def _by_task_type(y_true, y_pred):
     groups = {}
     for gold, result in zip(y_true, y_pred):
         res = result[1]
@@ -132,24 +140,24 @@ def edge_ratio(y_true, y_pred):
 
 def time_to_first_token(y_true, y_pred):
     """Time to First Token (s): mean TTFT of the answering responses."""
-    return _mean(_perf(_answers(y_pred), "time_to_first_token"), 3)
+    return _mean(_answer_perf(y_pred, "time_to_first_token"), 3)
 
 
 def internal_token_latency(y_true, y_pred):
     """Internal Token Latency (s): mean over requests of the mean gap between
     output tokens (vLLM's TPOT)."""
-    return _mean(_perf(_answers(y_pred), "internal_token_latency"), 3)
+    return _mean(_answer_perf(y_pred, "internal_token_latency"), 3)
 
 
 def throughput(y_true, y_pred):
     """Throughput (token/s), as Ianvs defines it: 1 / mean Internal Token Latency,
     i.e. per-request decode speed, not system throughput (see Output Token Throughput)."""
-    itl = _perf(_answers(y_pred), "internal_token_latency")
+    itl = _answer_perf(y_pred, "internal_token_latency")
     return round(1.0 / float(itl.mean()), 2) if itl.size and itl.mean() > 0 else math.nan
 
 
 def _token_sum(y_pred, tier, key):
-    return int(sum(r["usage"][key] for t, r in tiered(y_pred) if t == tier))
+    return int(_tier_totals(y_pred).get((tier, key), 0))
 
 
 def edge_prompt_tokens(y_true, y_pred):
@@ -174,7 +182,7 @@ def cloud_completion_tokens(y_true, y_pred):
 
 def _percentile_metric(key, q, doc):
     def metric(y_true, y_pred):
-        return _percentile(_perf(_answers(y_pred), key), q)
+        return _percentile(_answer_perf(y_pred, key), q)
     metric.__doc__ = doc
     metric.__name__ = f"{key}_p{q}"
     return metric
@@ -197,27 +205,26 @@ def output_token_throughput(y_true, y_pred):
     return round(tokens / duration, 4) if duration > 0 else math.nan
 
 
-def _cost(y_pred, tiers):
-    """USD of the responses on ``tiers``, failed requests included (a provider bills
-    what it served)."""
-    return round(sum((float(r.get("cost_usd") or 0.0)
-                      for t, r in tiered(y_pred) if t in tiers), 0.0), 6)
+def _cost(y_pred, tier):
+    """USD of the responses on ``tier`` ("all": edge and cloud), failed requests
+    included (a provider bills what it served)."""
+    return round(float(_tier_totals(y_pred).get((tier, "cost_usd"), 0.0)), 6)
 
 
 def cost(y_true, y_pred):
     """Cost (USD): edge plus cloud cost of every response produced, from the price
     table (cloud: per million input and output tokens; edge: per hour, where set)."""
-    return _cost(y_pred, ("edge", "cloud"))
+    return _cost(y_pred, "all")
 
 
 def cloud_cost(y_true, y_pred):
     """Cloud Cost (USD): cost of the cloud responses."""
-    return _cost(y_pred, ("cloud",))
+    return _cost(y_pred, "cloud")
 
 
 def edge_cost(y_true, y_pred):
     """Edge Cost (USD): cost of the edge responses (0 unless cost_per_hour is set)."""
-    return _cost(y_pred, ("edge",))
+    return _cost(y_pred, "edge")
 
 
 def errors(y_true, y_pred):

@@ -1,13 +1,48 @@
 """Reading the responses out of Ianvs joint-inference results, shared by the metric
 modules: which responses answered, which were produced on which tier, and how long
-the run took."""
+the run took.
+
+The runner, like Ianvs, hands every metric script of a test case the same results
+list; what the metrics derive from it (the answering responses, their timings, the
+token and cost totals per tier) is computed once per list (``once``), not once per
+metric: a case of 10^5 results would otherwise be walked a dozen times. Metrics
+read results and never change them."""
 
 import numpy as np
 
+_last = {"results": None, "length": -1, "values": {}}
+
+
+def once(y_pred, name, compute):
+    """``compute(y_pred)``, computed once per results list and ``name``. The list
+    is held until the next one (or ``forget``), so its identity cannot be reused."""
+    if _last["results"] is not y_pred or _last["length"] != len(y_pred):
+        _last.update(results=y_pred, length=len(y_pred), values={})
+    values = _last["values"]
+    if name not in values:
+        values[name] = compute(y_pred)
+    return values[name]
+
+
+def forget():
+    """Drop the last results list and what was computed from it (after a case)."""
+    _last.update(results=None, length=-1, values={})
+
 
 def answers(y_pred):
-    """The responses that answered, without failed requests."""
-    return [r[1] for r in y_pred if r[1] is not None and not r[1].get("error")]
+    """The responses that answered, without failed requests (a shared list: read it,
+    do not change it)."""
+    return once(y_pred, "answers", lambda results: [
+        r[1] for r in results if r[1] is not None and not r[1].get("error")])
+
+
+def answer_perf(y_pred, key):
+    """``perf[key]`` of the answering responses that have it (``perf``), read-only."""
+    def compute(results):
+        values = perf(answers(results), key)
+        values.flags.writeable = False
+        return values
+    return once(y_pred, ("perf", key), compute)
 
 
 def tiered(y_pred):
@@ -23,12 +58,34 @@ def tiered(y_pred):
             yield cloud.get("tier") or "cloud", cloud
 
 
+def tier_totals(y_pred):
+    """{(tier, key): total} over every response produced (``tiered``, failed ones
+    included) for the keys ``prompt_tokens``, ``completion_tokens`` (from ``usage``)
+    and ``cost_usd``; ``("all", "cost_usd")`` sums the edge and cloud costs in the
+    results' order."""
+    def compute(results):
+        totals = {}
+        get = totals.get
+        cost_all = 0.0
+        for tier, r in tiered(results):
+            usage, cost = r["usage"], float(r.get("cost_usd") or 0.0)
+            totals[tier, "prompt_tokens"] = get((tier, "prompt_tokens"), 0) + usage["prompt_tokens"]
+            totals[tier, "completion_tokens"] = (get((tier, "completion_tokens"), 0)
+                                                 + usage["completion_tokens"])
+            totals[tier, "cost_usd"] = get((tier, "cost_usd"), 0.0) + cost
+            if tier in ("edge", "cloud"):
+                cost_all += cost
+        totals["all", "cost_usd"] = cost_all
+        return totals
+    return once(y_pred, "tier_totals", compute)
+
+
 def produced(y_pred):
     """Every response produced: the edge and cloud results (``r[2]``, ``r[3]``), each
     once, failed ones included (the fleet charges its facts, transfers and nodes, to
     whichever task triggered them). ``r[1]`` is always one of the two, but sedna hands
-    it over as a copy, so it is not counted again."""
-    return [response for _, response in tiered(y_pred)]
+    it over as a copy, so it is not counted again. A shared list: read it only."""
+    return once(y_pred, "produced", lambda results: [response for _, response in tiered(results)])
 
 
 def perf(responses, key):

@@ -207,8 +207,8 @@ class SimulatedLLM:
             memo = _RESPONSES[self._config] = {}
         # everything a response depends on: the same id and text with another gold
         # answer (another dataset in the same process) is another item
-        keys = [(s.get("id"), _text(s), s.get("gold"), s.get("subject"), s.get("task_type"))
-                for s in samples]
+        keys = [(s.get("id"), q if isinstance(q := s.get("query", ""), str) else messages_text(q),
+                 s.get("gold"), s.get("subject"), s.get("task_type")) for s in samples]
         get = memo.get
         found = [get(k) for k in keys]
         missing = [i for i, r in enumerate(found) if r is None]

@@ -248,8 +248,15 @@ def item_score(task_type, prediction, reference):
     return rouge_f1(reference, prediction)[2]
 
 
+_LETTERS = "ABCDEFGHIJ"  # up to MMLU-Pro's ten options
+
+
 def is_correct(prediction, gold):
     """Whether a multiple-choice prediction picks the gold option: the fast path of
     MC accuracy over 10^5 items (other task types go through ``item_score``)."""
-    return prediction is not None and \
-        extract_choice(str(prediction), "ABCDEFGHIJ") == extract_choice(str(gold), "ABCDEFGHIJ")
+    if prediction is None:
+        return False
+    if type(prediction) is str and type(gold) is str and len(prediction) == len(gold) == 1:
+        return prediction == gold and prediction in _LETTERS  # bare letters, the usual case
+    choice = extract_choice(str(gold), _LETTERS)
+    return choice is not None and extract_choice(str(prediction), _LETTERS) == choice
