@@ -193,6 +193,174 @@ def test_metadata_router_smoothed_group_shares():
         MetadataRouter().fit([{"query": "x"}, {"query": "y"}], [True, False])
 
 
+# -- TfidfRouter: word features, adaptive reweighting, cross-validation ---------------------
+
+def test_tfidf_word_feature_settings_change_the_features_as_documented():
+    train, y = marker_items(300, 0)
+    short = "quantum quantum apple"
+    long = "quantum " + " ".join(WORDS)  # one quantum among 21 words
+
+    def features(**settings):
+        router = TfidfRouter(**settings).fit(train, y)
+        column = router.vectorizer_.vocabulary_["quantum"]
+        rows = router.vectorizer_.transform([short, long]).toarray()
+        return router, rows[:, column], rows
+
+    _, raw, _ = features(norm="none", use_idf=False, sublinear_tf=False)
+    assert raw.tolist() == [2.0, 1.0]  # plain counts
+    _, sub, _ = features(norm="none", use_idf=False)  # sublinear_tf default: 1 + log(count)
+    assert sub == pytest.approx([1 + np.log(2), 1.0])
+    _, binary, _ = features(norm="none", use_idf=False, binary=True)
+    assert binary.tolist() == [1.0, 1.0]
+    idf_router, idf, _ = features(norm="none", binary=True)
+    assert idf[0] == idf[1] > 1.0  # the word's idf, whatever the query's length
+    default, l2, rows = features()  # l2: unit rows, so a word weighs less in a longer query
+    assert np.linalg.norm(rows, axis=1) == pytest.approx([1.0, 1.0])
+    assert l2[0] > 2 * l2[1]
+    _, l1, rows = features(norm="l1")
+    assert np.abs(rows).sum(axis=1) == pytest.approx([1.0, 1.0])
+    test, _ = marker_items(50, 1)
+    assert not np.allclose(default.score(test), idf_router.score(test))
+
+
+def test_reweight_eases_the_penalty_on_the_words_that_tell():
+    train, y = marker_items(400, 0)
+    test, y_test = marker_items(300, 1)
+    plain = TfidfRouter().fit(train, y)  # reweight 0 by default: one plain fit
+    assert plain.word_scale_ is None
+    router = TfidfRouter(reweight=1).fit(train, y)  # reweight_power 1 by default
+    words = router.vectorizer_.get_feature_names_out()
+    scale = router.word_scale_
+    assert words[np.argmax(scale)] == "quantum" and scale.max() > 2.5
+    assert np.sqrt(np.mean(scale ** 2)) == pytest.approx(1.0, rel=1e-5)
+    # the scaled columns are what the classifier sees, in fitting and scoring alike
+    texts = [s["query"] for s in test]
+    assert np.allclose(router._words(texts).toarray(),
+                       router.vectorizer_.transform(texts).toarray() * scale)
+    # the marker's effect stands out more against the other words' noise
+    marker = np.array(["quantum" in t for t in texts])
+
+    def separation(scores):
+        return (scores[marker].mean() - scores[~marker].mean()) / scores[~marker].std()
+
+    assert separation(router.score(test)) > 1.2 * separation(plain.score(test))
+    assert auc(router.score(test), y_test) >= auc(plain.score(test), y_test) - 0.01
+    # more rounds go on reweighting from the last fit
+    twice = TfidfRouter(reweight=2).fit(train, y)
+    assert twice.word_scale_.max() > scale.max()
+    # expected_gain: the words that move either model's chance of being right
+    gain_train, right, _ = gain_items(600, 0)
+    gain = TfidfRouter(label="expected_gain", metadata=["subject"], C=10.0,
+                       reweight=1).fit(gain_train, right)
+    top = gain.vectorizer_.get_feature_names_out()[np.argsort(-gain.word_scale_)[:2]]
+    assert set(top) == {"quantum", "paradox"}
+
+
+def test_a_router_saved_before_reweighting_existed_loads_unreweighted(tmp_path):
+    import joblib
+
+    train, y = marker_items(200, 0)
+    test, _ = marker_items(50, 1)
+    old = TfidfRouter(reweight=0).fit(train, y)
+    scores = old.score(test)
+    for name in ("sublinear_tf", "binary", "use_idf", "norm", "reweight", "reweight_power",
+                 "cv", "cv_grid", "word_scale_", "metadata_weight_"):
+        del old.__dict__[name]  # as a router pickled by the previous version
+    joblib.dump(old, tmp_path / "old.joblib")
+    loaded = TfidfRouter.load(tmp_path / "old.joblib")
+    assert loaded.reweight == 0 and loaded.norm == "l2" and loaded.cv is None
+    assert np.array_equal(loaded.score(test), scores)
+
+
+def test_cv_chooses_from_the_grid_on_folds_of_the_train_items_only(monkeypatch):
+    train, y = marker_items(300, 0)
+    test, _ = marker_items(100, 1)
+    train_texts = {s["query"] for s in train}
+    fitted, held_out = [], []
+    fit_once, probabilities = TfidfRouter._fit_once, TfidfRouter._probabilities
+
+    def spy_fit(self, samples, labels):
+        fitted.append((self.C, {s["query"] for s in samples}))
+        return fit_once(self, samples, labels)
+
+    def spy_probabilities(self, samples):
+        held_out.append((self.C, {s["query"] for s in samples}))
+        return probabilities(self, samples)
+
+    monkeypatch.setattr(TfidfRouter, "_fit_once", spy_fit)
+    monkeypatch.setattr(TfidfRouter, "_probabilities", spy_probabilities)
+    router = TfidfRouter(cv=3, cv_grid={"C": [1e-4, 1.0]}).fit(train, y)
+    assert len(fitted) == 3 * 2 + 1 and len(held_out) == 3 * 2
+    # the folds are cut from the train items; each is held out once per candidate
+    for (c, fit_on), (c_held, held) in zip(fitted[:-1], held_out):
+        assert c == c_held and fit_on | held == train_texts and not fit_on & held
+    for c in (1e-4, 1.0):
+        folds = [held for candidate, held in held_out if candidate == c]
+        assert set().union(*folds) == train_texts and sum(map(len, folds)) == len(train)
+    assert fitted[-1] == (1.0, train_texts)  # the chosen one, on every train item
+    # nearly constant probabilities (C 1e-4) lose to the model that learnt the marker
+    assert router.best_params_ == {"C": 1.0}
+    losses = {r["params"]["C"]: r["log_loss"] for r in router.cv_results_}
+    assert losses[1.0] < losses[1e-4] < np.log(2)
+    assert router.fit_report()["cv"]["chosen"] == {"C": 1.0}
+    assert router.C == 0.1  # its own settings stay as given
+    # scoring fits nothing and sees no train fold
+    count = len(fitted)
+    scores = router.score(test)
+    assert len(fitted) == count
+    chosen = TfidfRouter(C=1.0).fit(train, y)
+    assert np.allclose(scores, chosen.score(test))
+
+
+def test_cv_chooses_the_metadata_weight_and_scores_with_it():
+    train, right, _ = gain_items(600, 0)
+    test, _, _ = gain_items(200, 1)
+    grid = {"metadata_weight": [0.01, 3.0], "C": [10.0]}
+    router = TfidfRouter(label="expected_gain", metadata=["subject"], cv=3,
+                         cv_grid=grid).fit(train, right)
+    assert router.best_params_ == {"metadata_weight": 3.0, "C": 10.0}
+    assert [r["params"] for r in router.cv_results_] == [
+        {"metadata_weight": 0.01, "C": 10.0}, {"metadata_weight": 3.0, "C": 10.0}]
+    assert router.metadata_weight == 1.0 and router.metadata_weight_ == 3.0
+    same = TfidfRouter(label="expected_gain", metadata=["subject"], metadata_weight=3.0,
+                       C=10.0).fit(train, right)
+    assert np.allclose(router.score(test), same.score(test))
+
+
+def test_cv_says_which_fold_could_not_be_fitted():
+    samples = [{"query": f"word{i} apple"} for i in range(20)]
+    y = np.zeros(20, dtype=bool)
+    y[0] = True  # the folds without it have one class only
+    with pytest.raises(ValueError, match=r"TfidfRouter: cv fold \d of 5 could not be fitted "
+                                         r"with \{'C': 0.03\}: .*one class"):
+        TfidfRouter(cv=5).fit(samples, y)
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"norm": "l3"}, "norm must be one of l2, l1, none, got 'l3'"),
+    ({"binary": "yes"}, "binary must be true or false"),
+    ({"sublinear_tf": 1}, "sublinear_tf must be true or false"),
+    ({"use_idf": None}, "use_idf must be true or false"),
+    ({"reweight": -1}, r"reweight \(rounds of adaptive ridge\) must be a whole number >= 0"),
+    ({"reweight": 1.5}, "reweight .* must be a whole number"),
+    ({"reweight_power": 0}, "reweight_power must be a number above 0"),
+    ({"C": 0}, "C must be a number above 0"),
+    ({"metadata_weight": "heavy"}, "metadata_weight must be a number above 0"),
+    ({"cv": 1}, r"cv \(the number of folds\) must be a whole number >= 2, got 1"),
+    ({"cv": "5"}, r"cv \(the number of folds\) must be"),
+    ({"cv": 3, "cv_grid": [0.1, 1.0]}, "cv_grid must map settings to lists"),
+    ({"cv": 3, "cv_grid": {"threshold": [0.1]}}, "cv_grid names threshold, which"),
+    ({"cv": 3, "cv_grid": {"C": []}}, "cv_grid gives no candidate values for C"),
+    ({"cv": 3, "cv_grid": {"norm": ["l2", "l0"]}}, "norm must be one of"),
+    ({"cv": 500}, "cv 500 folds for 40 train items"),
+])
+def test_tfidf_settings_are_checked_in_one_line(settings, message):
+    samples, y = marker_items(40, 0)
+    with pytest.raises(ValueError, match=message) as err:
+        TfidfRouter(**settings).fit(samples, y)
+    assert str(err.value).startswith("TfidfRouter: ") and "\n" not in str(err.value)
+
+
 @pytest.fixture(scope="module")
 def topic_items():
     """Hard items are about physics, easy ones about cooking: a difference in meaning
