@@ -149,7 +149,12 @@ def main():
                   f"{len(test) / evaluation.score_seconds:>10.0f}")
     start = time.perf_counter()
     random, oracle = router_curves.baselines(test)
-    for evaluation, what in ((random, "random (10 seeds)"), (oracle, "oracle")):
+    # what the generator's own parameters give (outcome_matrix.bayes_gain): the
+    # ceiling of a router that reads the subject and the cue words
+    ceiling = router_curves.evaluate_scores(
+        "ceiling", None, outcome_matrix.bayes_gain(matrix)[[int(i) for i in test.ids]], test)
+    for evaluation, what in ((random, "random (10 seeds)"), (oracle, "oracle"),
+                             (ceiling, "ceiling (generator's params)")):
         m = evaluation.metrics
         print(f"{what:<28} {'':<23} {fmt(m['APGR']):>6} {fmt(m['CPT(50%)'], True):>6} "
               f"{fmt(m['CPT(80%)'], True):>6} {fmt(m['AIQ']):>6}")

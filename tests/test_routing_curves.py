@@ -395,3 +395,17 @@ def test_synthetic_matrix_text_carries_partial_signal():
         assert latent[label] > subject[label] > 0.55  # the subject tells part ...
         assert latent[label] > cues[label] > 0.5  # ... the cue words a little within it
     assert cues[1] < 0.7
+
+
+def test_ceiling_from_the_generators_parameters_beats_the_subject_gain():
+    from edgellm.metrics.routing_curves import curve_metrics, sweep
+
+    matrix = outcome_matrix.generate(6000, seed=2)
+    outcomes = matrix.to_outcome_set()
+    profile = outcome_matrix.subject_profile()
+    subject_gain = np.array([profile[s]["strong"] - profile[s]["weak"] for s in matrix.subjects])
+    ceiling = outcome_matrix.bayes_gain(matrix)
+    assert ceiling.shape == (6000,) and np.all(np.abs(ceiling) <= 1)
+    apgr = {name: curve_metrics(sweep(scores, outcomes))["APGR"]
+            for name, scores in (("subject", subject_gain), ("ceiling", ceiling))}
+    assert apgr["ceiling"] > apgr["subject"] + 0.01

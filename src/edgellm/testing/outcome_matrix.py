@@ -66,7 +66,9 @@ the cue row is the cue count itself, all a text router can draw from the cues; t
 text carries the subject imperfectly on top. On this matrix (seed 0, 50/50 split of
 the items with seed 0) a subject prior fitted on train reaches APGR 0.626 and
 CPT(50 %) 33.2 % on test with the oracle label (0.616 and 34.7 % with "weak wrong"), a
-TF-IDF + logistic-regression router about 0.59. For comparison, on RouteLLM's real
+TF-IDF + logistic-regression router about 0.59. ``bayes_gain`` scores each item
+with the generator's own parameters, the ceiling of a router reading the subject and
+the cue words: APGR 0.678, CPT(50 %) 28.2 % (benchmarks/routing_quality.py prints it). For comparison, on RouteLLM's real
 matrix (same split): the subject prior 0.671 (0.637 without high-school mathematics),
 TF-IDF 0.647 (oracle label); the paper's best router, trained on other data, 0.603.
 """
@@ -130,8 +132,9 @@ def _counts(items):
 
 @dataclass
 class OutcomeMatrix:
-    """The generated matrix, one entry per item; ``difficulty`` (z) and ``cues``
-    (hard minus easy cue words) are kept to measure how much a router could learn."""
+    """The generated matrix, one entry per item; ``difficulty`` (z) and the cue word
+    counts (``hard_cues``, ``easy_cues``; ``cues`` is hard minus easy) are kept to
+    measure how much a router could learn."""
 
     subjects: list
     queries: list
@@ -140,6 +143,8 @@ class OutcomeMatrix:
     difficulty: np.ndarray
     weak_p_wrong: np.ndarray  # P(weak wrong | subject, difficulty)
     cues: np.ndarray
+    hard_cues: np.ndarray
+    easy_cues: np.ndarray
     prompt_tokens: np.ndarray
     completion_tokens: np.ndarray  # (items, 2): weak, strong
     latency: np.ndarray  # (items, 2)
@@ -194,7 +199,7 @@ def generate(items=14000, seed=0):
     strong_correct = shared + own * rng.standard_normal(items) < strong_cut
     weak_p_wrong = 1.0 - _normal_cdf((weak_cut - shared) / own)
 
-    queries, cues = _queries(rng, names, subject, z)
+    queries, hard, easy = _queries(rng, names, subject, z)
     prompt_tokens = np.array([len(q) // 4 for q in queries], dtype=np.int64)
     completion = 1 + rng.poisson(3.0, size=(items, 2))
     latency = np.column_stack([
@@ -206,11 +211,12 @@ def generate(items=14000, seed=0):
     cost = np.column_stack([np.zeros(items),
                             (prompt_tokens * price_in + completion[:, 1] * price_out) / 1e6])
     return OutcomeMatrix([names[s] for s in subject], queries, weak_correct, strong_correct,
-                         z, weak_p_wrong, cues, prompt_tokens, completion, latency, cost, seed)
+                         z, weak_p_wrong, hard - easy, hard, easy, prompt_tokens, completion,
+                         latency, cost, seed)
 
 
 def _queries(rng, names, subject, z):
-    """Question texts (stem + four options) and their hard-minus-easy cue counts.
+    """Question texts (stem + four options) and their hard and easy cue counts.
     Words are drawn as codes into one word list (subject vocabularies, then function
     words, hard cues, easy cues) and turned into text once at the end."""
     profile = subject_profile()
@@ -257,7 +263,36 @@ def _queries(rng, names, subject, z):
         stem, a, b_, c, d = (" ".join(words[b[k]:b[k + 1]]) for k in range(5))
         queries.append(f"{STARTERS[starters[i]]} {stem}?\nA. {a}\nB. {b_}\nC. {c}\nD. {d}"
                        f"\nAnswer:")
-    return queries, hard - easy
+    return queries, hard, easy
+
+
+def bayes_gain(matrix):
+    """The best score a text router could learn, for the ceiling of routing_quality.py:
+    E[strong right - weak right | subject, hard and easy cue counts] under the
+    generator's own parameters (each subject's two accuracies, RHO, the cue rates),
+    integrating the difficulty z over its posterior given the cue counts. The length
+    signal (LENGTH_DIFFICULTY) is left out, so a router could beat it by a hair."""
+    profile = subject_profile()
+    z = np.linspace(-6.0, 6.0, 601)
+    log_prior = -0.5 * z ** 2
+    rate_hard, rate_easy = CUE_RATE * np.exp(CUE_STRENGTH * z), CUE_RATE * np.exp(-CUE_STRENGTH * z)
+    normal = NormalDist()
+    shared, own = np.sqrt(RHO) * z, np.sqrt(1 - RHO)
+    gain, memo = np.empty(len(matrix)), {}
+    for i, key in enumerate(zip(matrix.subjects, matrix.hard_cues.tolist(),
+                                matrix.easy_cues.tolist())):
+        if key not in memo:
+            subject, hard, easy = key
+            # Poisson likelihoods up to factors that do not depend on z
+            log_post = (log_prior + hard * np.log(rate_hard) - rate_hard
+                        + easy * np.log(rate_easy) - rate_easy)
+            post = np.exp(log_post - log_post.max())
+            post /= post.sum()
+            right = [_normal_cdf((normal.inv_cdf(profile[subject][m]) - shared) / own)
+                     for m in ("weak", "strong")]
+            memo[key] = float(post @ (right[1] - right[0]))
+        gain[i] = memo[key]
+    return gain
 
 
 def _auc(score, label):
