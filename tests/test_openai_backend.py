@@ -122,7 +122,17 @@ def test_sampling_settings_reach_the_server(server, backends):
 # -- batches -----------------------------------------------------------------------------
 
 
-def test_concurrent_batch_gives_the_sequential_results(server, backends):
+@pytest.fixture
+def slow_server():
+    """Requests slow enough (0.1 s to the first token) to overlap even on a loaded
+    machine, where 8 client threads may take tens of milliseconds to start."""
+    with LoopbackOpenAIServer(first_token_delay=0.1, token_delay=0.002,
+                              completion_tokens=TOKENS) as srv:
+        yield srv
+
+
+def test_concurrent_batch_gives_the_sequential_results(slow_server, backends):
+    server = slow_server
     samples = [sample(i, query=f"Question: item {i}?\nA. w\nB. x\nC. y\nD. z")
                for i in range(16)]
     sequential = backends(server, max_concurrency=1).generate_batch(samples)
