@@ -112,9 +112,18 @@ def build(path, layers, quantize):
             # u8 x s8 multiply-add (no VNNI) cannot saturate its 16-bit sums. ONNX's
             # shape inference cannot type the outputs of the fused (onnxruntime's own)
             # operators: they are float32.
-            quantize_dynamic(fused, quantized, per_channel=True, reduce_range=True,
-                             weight_type=QuantType.QInt8,
-                             extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+            # its generic advice to run its pre-processing first goes to the root
+            # logger on every build; the figures in docs/routers.md were measured
+            # without that step
+            root = logging.getLogger()
+            level = root.level
+            root.setLevel(logging.ERROR)
+            try:
+                quantize_dynamic(fused, quantized, per_channel=True, reduce_range=True,
+                                 weight_type=QuantType.QInt8,
+                                 extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+            finally:
+                root.setLevel(level)
         with open(quantized if quantize else fused, "rb") as handle:
             write_bytes(path, handle.read())
 
