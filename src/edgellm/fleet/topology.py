@@ -14,8 +14,16 @@ from edgellm.tasks.registry import get_task_type, task_types
 from edgellm.yaml_file import YamlSection, load_yaml
 
 
+class _Quality:
+    """A model's expected quality per task type (``quality``), multiple choice's
+    where a task type has none of its own."""
+
+    def quality_for(self, task_type):
+        return self.quality.get(task_type, self.quality.get("multiple_choice", 0.0))
+
+
 @dataclass(frozen=True)
-class CatalogModel:
+class CatalogModel(_Quality):
     """A model the center can place on nodes. Speeds are on the reference device."""
 
     id: str
@@ -28,9 +36,6 @@ class CatalogModel:
     quality: dict                # task type -> expected quality (0-1)
     params_b: float = 0.0
     endpoint_model: str = None   # model name a real node's server knows it by
-
-    def quality_for(self, task_type):
-        return self.quality.get(task_type, self.quality.get("multiple_choice", 0.0))
 
 
 @dataclass(frozen=True)
@@ -55,7 +60,7 @@ class EdgeNode:
 
 
 @dataclass(frozen=True)
-class CloudSpec:
+class CloudSpec(_Quality):
     profile: str
     rtt_s: float
     prefill_tokens_per_s: float
@@ -64,9 +69,6 @@ class CloudSpec:
     quality: dict
     input_per_mtok: float
     output_per_mtok: float
-
-    def quality_for(self, task_type):
-        return self.quality.get(task_type, self.quality.get("multiple_choice", 0.0))
 
 
 @dataclass(frozen=True)

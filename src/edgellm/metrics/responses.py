@@ -8,6 +8,8 @@ token and cost totals per tier) is computed once per list (``once``), not once p
 metric: a case of 10^5 results would otherwise be walked a dozen times. Metrics
 read results and never change them."""
 
+import collections
+
 import numpy as np
 
 _last = {"results": None, "length": -1, "values": {}}
@@ -64,19 +66,15 @@ def tier_totals(y_pred):
     and ``cost_usd``; ``("all", "cost_usd")`` sums the edge and cloud costs in the
     results' order."""
     def compute(results):
-        totals = {}
-        get = totals.get
-        cost_all = 0.0
+        totals = collections.defaultdict(int)
         for tier, r in tiered(results):
             usage, cost = r["usage"], float(r.get("cost_usd") or 0.0)
-            totals[tier, "prompt_tokens"] = get((tier, "prompt_tokens"), 0) + usage["prompt_tokens"]
-            totals[tier, "completion_tokens"] = (get((tier, "completion_tokens"), 0)
-                                                 + usage["completion_tokens"])
-            totals[tier, "cost_usd"] = get((tier, "cost_usd"), 0.0) + cost
+            totals[tier, "prompt_tokens"] += usage["prompt_tokens"]
+            totals[tier, "completion_tokens"] += usage["completion_tokens"]
+            totals[tier, "cost_usd"] += cost
             if tier in ("edge", "cloud"):
-                cost_all += cost
-        totals["all", "cost_usd"] = cost_all
-        return totals
+                totals["all", "cost_usd"] += cost
+        return dict(totals)
     return once(y_pred, "tier_totals", compute)
 
 

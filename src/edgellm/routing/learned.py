@@ -701,18 +701,15 @@ class TfidfRouter(ScoringRouter):
         return features
 
     def _fit_classifier(self, features, metadata, y):
-        from scipy import sparse
         from sklearn.linear_model import LogisticRegression
 
         if y.ndim == 2:  # expected_gain
             self.classifier_ = _CorrectnessModel(self.C, self.class_weight).fit(
                 features, metadata, y)
             return
-        if metadata is not None:
-            features = sparse.hstack([features, metadata]).tocsr()
         self.classifier_ = LogisticRegression(C=float(self.C), class_weight=self.class_weight,
                                               max_iter=1000)
-        self.classifier_.fit(features, y)
+        self.classifier_.fit(_with_metadata(features, metadata), y)
 
     def _word_effects(self):
         """Per vocabulary word, the size of its fitted effect on the log-odds, per unit
@@ -806,18 +803,16 @@ class TfidfRouter(ScoringRouter):
                    for (params, _), loss in zip(candidates, losses)]
         return dict(candidates[int(np.argmin(losses))][0]), results
 
+    def _features(self, samples):
+        """(word features, metadata columns or None) of ``samples``, as fitted."""
+        return self._words(_texts(samples)), self._metadata_columns(samples)
+
     def _probabilities(self, samples):
         """Predicted probabilities of the labels: P(hard), or for expected_gain an
         (items, 2) array: P(edge right), P(cloud right)."""
-        from scipy import sparse
-
-        features = self._words(_texts(samples))
-        metadata = self._metadata_columns(samples)
         if isinstance(self.classifier_, _CorrectnessModel):
-            return np.column_stack(self.classifier_.p_right(features, metadata))
-        if metadata is not None:
-            features = sparse.hstack([features, metadata]).tocsr()
-        return self.classifier_.predict_proba(features)[:, 1]
+            return np.column_stack(self.classifier_.p_right(*self._features(samples)))
+        return self._score(samples)  # P(hard) is the score
 
     def _fit_once(self, samples, y):
         from sklearn.feature_extraction.text import TfidfVectorizer
@@ -844,15 +839,20 @@ class TfidfRouter(ScoringRouter):
             self._fit_classifier(self._words(texts), metadata, y)
 
     def _score(self, samples):
-        from scipy import sparse
-
-        features = self._words(_texts(samples))
-        metadata = self._metadata_columns(samples)
+        words, metadata = self._features(samples)
         if isinstance(self.classifier_, _CorrectnessModel):
-            return self.classifier_.gain(features, metadata)
-        if metadata is not None:
-            features = sparse.hstack([features, metadata]).tocsr()
-        return self.classifier_.predict_proba(features)[:, 1]
+            return self.classifier_.gain(words, metadata)
+        return self.classifier_.predict_proba(_with_metadata(words, metadata))[:, 1]
+
+
+def _with_metadata(features, metadata):
+    """The features with the metadata one-hot columns beside them (CSR), or as they
+    are where there is no metadata."""
+    if metadata is None:
+        return features
+    from scipy import sparse
+
+    return sparse.hstack([sparse.csr_matrix(features), metadata]).tocsr()
 
 
 def _column_scaling(scale):
@@ -1112,8 +1112,6 @@ class EmbeddingRouter(ScoringRouter):
         return self.encoder().encode(_texts(samples), self.batch_size)
 
     def _fit(self, samples, y):
-        from scipy import sparse
-
         if self.classifier not in ("logistic", "knn"):
             raise ValueError(f"{type(self).__name__}: classifier must be 'logistic' or 'knn', "
                              f"got {self.classifier!r}")
@@ -1143,13 +1141,10 @@ class EmbeddingRouter(ScoringRouter):
             return
         from sklearn.linear_model import LogisticRegression
 
-        if metadata is not None:
-            features = sparse.hstack([sparse.csr_matrix(features), metadata]).tocsr()
         self.classifier_ = LogisticRegression(C=float(self.C), max_iter=1000)
-        self.classifier_.fit(features, y)
+        self.classifier_.fit(_with_metadata(features, metadata), y)
 
     def _score(self, samples):
-        from scipy import sparse
         from sklearn.neighbors import KNeighborsRegressor
 
         features = self._embed(samples)
@@ -1158,9 +1153,7 @@ class EmbeddingRouter(ScoringRouter):
             return self.classifier_.gain(features, metadata)
         if isinstance(self.classifier_, KNeighborsRegressor):
             return self.classifier_.predict(features)
-        if metadata is not None:
-            features = sparse.hstack([sparse.csr_matrix(features), metadata]).tocsr()
-        return self.classifier_.predict_proba(features)[:, 1]
+        return self.classifier_.predict_proba(_with_metadata(features, metadata))[:, 1]
 
 
 class EmbeddingKnnRouter(EmbeddingRouter):
