@@ -11,8 +11,18 @@ and prints, on the test half, APGR, CPT(50 %), CPT(80 %) and AIQ, the threshold
 calibrated to a 50 % cloud share on train and the share it reaches on test, with the
 random router (10 seeds) and the oracle.
 
+``--routellm DIR`` runs the same on the public matrix the synthetic one imitates:
+RouteLLM's recorded MMLU outcomes (routellm/evals/mmlu/responses/ of a RouteLLM
+checkout, github.com/lm-sys/RouteLLM; not shipped here): one mmlu_<subject>.csv per
+subject, a ``prompt`` column and one true/false column per model, here
+Mixtral-8x7B-Instruct-v0.1 (edge) and gpt-4-1106-preview (cloud). The files record no
+cost: each cloud call costs 1, so AIQ is over the cloud-call share.
+``--exclude-subjects high_school_mathematics`` leaves out the subject whose recorded
+gpt-4 accuracy (3 %) is a grading artefact.
+
     python benchmarks/routing_quality.py [--items 14000] [--seed 0]
         [--routers TfidfRouter ...] [--labels edge_wrong cloud_right_edge_wrong expected_gain]
+        [--routellm DIR [--exclude-subjects SUBJECT ...]]
 """
 
 import argparse
@@ -28,49 +38,76 @@ LABELS = ("edge_wrong", "cloud_right_edge_wrong", "expected_gain")
 # Routers that cannot be fitted from an outcome matrix alone
 NOT_FITTED_HERE = {"BERTRouter": "needs a local fine-tuned model (model_path)",
                    "CascadeRouter": "routes on the edge's answer, not the query"}
+ROUTELLM_MODELS = ("mistralai/Mixtral-8x7B-Instruct-v0.1", "gpt-4-1106-preview")
 
 
-class SubjectPriorPlaceholder:
-    """PLACEHOLDER, used only while edgellm.routing.learned is missing: the share of
-    the train items of the query's subject that carry the label. Not a shipped
-    router; the MetadataRouter of edgellm.routing.learned replaces it."""
+def read_routellm_mmlu(folder, exclude=()):
+    """RouteLLM's recorded MMLU outcomes (the module docstring) as an OutcomeSet;
+    a bad folder or file is a one-line exit naming it."""
+    import glob
 
-    def __init__(self, label="cloud_right_edge_wrong"):
-        self.label = label
+    import pandas as pd
 
-    def fit(self, samples, labels):
-        totals = {}
-        for sample, label in zip(samples, labels):
-            count, positive = totals.get(sample["subject"], (0, 0))
-            totals[sample["subject"]] = (count + 1, positive + int(label))
-        self.prior = {s: positive / count for s, (count, positive) in totals.items()}
-        self.default = float(np.mean(labels))
-        return self
+    from edgellm.routing.outcomes import OutcomeSet
 
-    def score(self, samples):
-        return np.array([self.prior.get(s["subject"], self.default) for s in samples])
+    paths = sorted(glob.glob(os.path.join(folder, "mmlu_*.csv")))
+    if not paths:
+        sys.exit(f"error: {folder}: no mmlu_<subject>.csv files (expected RouteLLM's "
+                 "routellm/evals/mmlu/responses folder)")
+    frames = []
+    for path in paths:
+        subject = os.path.basename(path)[len("mmlu_"):-len(".csv")]
+        if subject in exclude:
+            continue
+        try:
+            frame = pd.read_csv(path)
+        except (OSError, ValueError) as err:
+            sys.exit(f"error: {path}: {err}")
+        missing = [c for c in ("prompt",) + ROUTELLM_MODELS if c not in frame.columns]
+        if missing:
+            sys.exit(f"error: {path}: no column {missing[0]!r}")
+        for model in ROUTELLM_MODELS:
+            if frame[model].dtype != bool:
+                sys.exit(f"error: {path}: column {model!r} holds other values than true/false")
+        frames.append(frame.assign(subject=subject))
+    if not frames:
+        sys.exit(f"error: {folder}: every subject was excluded")
+    frame = pd.concat(frames, ignore_index=True)
+    n = len(frame)
+    return OutcomeSet(
+        ids=[str(i) for i in range(n)], queries=frame["prompt"].astype(str).tolist(),
+        subjects=frame["subject"].tolist(), task_types=["multiple_choice"] * n,
+        edge_score=frame[ROUTELLM_MODELS[0]].to_numpy(np.float64),
+        cloud_score=frame[ROUTELLM_MODELS[1]].to_numpy(np.float64),
+        edge_cost=np.zeros(n), cloud_cost=np.ones(n), edge_model=ROUTELLM_MODELS[0],
+        cloud_model=ROUTELLM_MODELS[1], source=f"RouteLLM's MMLU outcomes ({folder})")
 
 
-def placeholder_labels(train, label):
-    if label == "edge_wrong":
-        return (train.edge_score < 1.0).astype(int)
-    return (train.cloud_score > train.edge_score).astype(int)
+def synthetic_outcomes(items, seed):
+    """The synthetic matrix, written as an outcome-matrix CSV and read back as
+    ``edgellm report`` reads it."""
+    from edgellm.bench.atomic import write_text
+    from edgellm.routing.outcomes import OutcomeSet
+    from edgellm.testing import outcome_matrix
+
+    matrix = outcome_matrix.generate(items, seed)
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "mmlu_synthetic.csv")
+        write_text(path, matrix.to_csv())
+        return matrix, OutcomeSet.from_matrix(path, outcome_matrix.EDGE_MODEL,
+                                              outcome_matrix.CLOUD_MODEL)
 
 
 def routers_to_run(names):
     from edgellm.report.router_curves import learned_router_classes
 
     classes = learned_router_classes()
-    if not classes:
-        print("NOTE: edgellm.routing.learned is not there yet: a subject-prior PLACEHOLDER "
-              "written inside this benchmark stands in for the learned routers.\n")
-        return {"SubjectPrior (placeholder)": SubjectPriorPlaceholder}, True
     if names:
         unknown = [n for n in names if n not in classes]
         if unknown:
             sys.exit(f"unknown routers {unknown}; known: {sorted(classes)}")
         classes = {n: classes[n] for n in names}
-    return classes, False
+    return classes
 
 
 def fmt(value, percent=False):
@@ -85,31 +122,37 @@ def main():
     parser.add_argument("--seed", type=int, default=0, help="matrix seed (split seed is 0)")
     parser.add_argument("--routers", nargs="*", help="class names (default: all)")
     parser.add_argument("--labels", nargs="*", default=list(LABELS), choices=LABELS)
+    parser.add_argument("--routellm", metavar="DIR",
+                        help="RouteLLM's routellm/evals/mmlu/responses folder: route its "
+                             "recorded outcomes instead of the synthetic matrix")
+    parser.add_argument("--exclude-subjects", nargs="*", default=[], metavar="SUBJECT",
+                        help="with --routellm: subjects left out")
     args = parser.parse_args()
 
-    from edgellm.bench.atomic import write_text
     from edgellm.report import router_curves
-    from edgellm.routing.outcomes import OutcomeSet
     from edgellm.testing import outcome_matrix
 
-    matrix = outcome_matrix.generate(args.items, args.seed)
-    with tempfile.TemporaryDirectory() as folder:
-        path = os.path.join(folder, "mmlu_synthetic.csv")
-        write_text(path, matrix.to_csv())
-        outcomes = OutcomeSet.from_matrix(path, outcome_matrix.EDGE_MODEL,
-                                          outcome_matrix.CLOUD_MODEL)
+    if args.routellm:
+        matrix, outcomes = None, read_routellm_mmlu(args.routellm, set(args.exclude_subjects))
+        what = ("RouteLLM's recorded MMLU outcomes"
+                + (f" without {', '.join(args.exclude_subjects)}" if args.exclude_subjects
+                   else ""))
+    else:
+        matrix, outcomes = synthetic_outcomes(args.items, args.seed)
+        what = f"synthetic MMLU-shaped, seed {args.seed}"
     train, test = outcomes.split(0.5, seed=0)
-    print(f"matrix: {len(outcomes)} items, {len(set(outcomes.subjects))} subjects, seed "
-          f"{args.seed}; edge {outcome_matrix.EDGE_MODEL} accuracy "
-          f"{outcomes.edge_accuracy:.3f}, cloud {outcome_matrix.CLOUD_MODEL} "
-          f"{outcomes.cloud_accuracy:.3f}")
+    print(f"matrix: {len(outcomes)} items, {len(set(outcomes.subjects))} subjects ({what}); "
+          f"edge {outcomes.edge_model} accuracy {outcomes.edge_accuracy:.3f}, cloud "
+          f"{outcomes.cloud_model} {outcomes.cloud_accuracy:.3f}")
     print(f"split: {len(train)} train / {len(test)} test items (fraction 0.5, seed 0); "
           f"test accuracies: edge {test.edge_accuracy:.3f}, cloud {test.cloud_accuracy:.3f}")
-    print("signal in the matrix (AUC vs oracle label, vs edge wrong): " + "; ".join(
-        f"{k} {a:.2f}, {b:.2f}" for k, (a, b) in outcome_matrix.signal_summary(matrix).items()))
+    if matrix is not None:
+        print("signal in the matrix (AUC vs oracle label, vs edge wrong): " + "; ".join(
+            f"{k} {a:.2f}, {b:.2f}"
+            for k, (a, b) in outcome_matrix.signal_summary(matrix).items()))
     print()
 
-    classes, placeholder = routers_to_run(args.routers)
+    classes = routers_to_run(args.routers)
     if "TfidfRouter" in classes:  # the text router with the subject as features too
         classes["TfidfRouter+subject"] = functools.partial(classes["TfidfRouter"],
                                                            metadata=["subject"])
@@ -123,8 +166,11 @@ def main():
         classes["TfidfRouter+subject adaptive"] = functools.partial(
             classes["TfidfRouter"], metadata=["subject"], metadata_weight=5.0, C=0.03,
             reweight=1)
-    if placeholder:
-        router_curves.training_labels = placeholder_labels
+    if "EmbeddingRouter" in classes:  # the embedding with the subject, full model and 1 layer
+        classes["EmbeddingRouter+subject"] = functools.partial(classes["EmbeddingRouter"],
+                                                               metadata=["subject"])
+        classes["EmbeddingRouter+subject L1"] = functools.partial(
+            classes["EmbeddingRouter"], metadata=["subject"], layers=1)
     header = (f"{'router':<28} {'label':<23} {'APGR':>6} {'CPT50':>6} {'CPT80':>6} {'AIQ':>6} "
               f"{'thr@50%':>8} {'test share':>10} {'fit s':>6} {'score q/s':>10}")
     print(header)
@@ -149,12 +195,14 @@ def main():
                   f"{len(test) / evaluation.score_seconds:>10.0f}")
     start = time.perf_counter()
     random, oracle = router_curves.baselines(test)
-    # what the generator's own parameters give (outcome_matrix.bayes_gain): the
-    # ceiling of a router that reads the subject and the cue words
-    ceiling = router_curves.evaluate_scores(
-        "ceiling", None, outcome_matrix.bayes_gain(matrix)[[int(i) for i in test.ids]], test)
-    for evaluation, what in ((random, "random (10 seeds)"), (oracle, "oracle"),
-                             (ceiling, "ceiling (generator's params)")):
+    baselines = [(random, "random (10 seeds)"), (oracle, "oracle")]
+    if matrix is not None:
+        # what the generator's own parameters give (outcome_matrix.bayes_gain): the
+        # ceiling of a router that reads the subject and the cue words
+        baselines.append((router_curves.evaluate_scores(
+            "ceiling", None, outcome_matrix.bayes_gain(matrix)[[int(i) for i in test.ids]],
+            test), "ceiling (generator's params)"))
+    for evaluation, what in baselines:
         m = evaluation.metrics
         print(f"{what:<28} {'':<23} {fmt(m['APGR']):>6} {fmt(m['CPT(50%)'], True):>6} "
               f"{fmt(m['CPT(80%)'], True):>6} {fmt(m['AIQ']):>6}")
@@ -164,12 +212,12 @@ def main():
         name, label, best = max(results, key=lambda r: r[2].metrics["APGR"])
         apgr, cpt50 = best.metrics["APGR"], best.metrics["CPT(50%)"]
         verdict = "meets" if apgr >= 0.65 and cpt50 <= 0.30 else "does NOT meet"
-        print(f"best{' (PLACEHOLDER, not a shipped router)' if placeholder else ''}: {name} "
+        print(f"best: {name} "
               f"({label}): APGR {apgr:.3f} (target >= 0.65), CPT(50%) {100 * cpt50:.1f}% "
               f"(target <= 30%): {verdict} the issue's figure")
-    print("references: RouteLLM paper, best router on MMLU: APGR 0.603, CPT(50%) 35.4%; on "
-          "RouteLLM's real MMLU matrix (same split rule): subject prior 0.671 (0.637 without "
-          "the high-school-mathematics grading artefact), TF-IDF 0.647")
+    print("reference: RouteLLM paper, best router on MMLU: APGR 0.603, CPT(50%) 35.4%"
+          + ("" if args.routellm else "; the same routers on RouteLLM's recorded MMLU "
+             "outcomes: --routellm DIR"))
 
 
 if __name__ == "__main__":

@@ -409,3 +409,52 @@ def test_ceiling_from_the_generators_parameters_beats_the_subject_gain():
     apgr = {name: curve_metrics(sweep(scores, outcomes))["APGR"]
             for name, scores in (("subject", subject_gain), ("ceiling", ceiling))}
     assert apgr["ceiling"] > apgr["subject"] + 0.01
+
+
+def routing_quality_benchmark():
+    import importlib.util
+    import os
+
+    path = os.path.join(os.path.dirname(__file__), "..", "benchmarks", "routing_quality.py")
+    spec = importlib.util.spec_from_file_location("routing_quality", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_routellm_mmlu_files_read_as_an_outcome_set(tmp_path):
+    """benchmarks/routing_quality.py --routellm: RouteLLM's per-subject CSVs (prompt,
+    one true/false column per model) become one item per row, subject from the file."""
+    bench = routing_quality_benchmark()
+    weak, strong = bench.ROUTELLM_MODELS
+    pd.DataFrame({"prompt": ["What is 2+2?\nA. 3\nB. 4\nAnswer:", "Which group?"],
+                  weak: [True, False], strong: [True, True]}).to_csv(
+        tmp_path / "mmlu_abstract_algebra.csv", index=False)
+    pd.DataFrame({"prompt": ["Which nerve?"], weak: [False], strong: [False]}).to_csv(
+        tmp_path / "mmlu_anatomy.csv", index=False)
+    outcomes = bench.read_routellm_mmlu(str(tmp_path))
+    assert outcomes.subjects == ["abstract_algebra", "abstract_algebra", "anatomy"]
+    assert outcomes.queries[1] == "Which group?"
+    assert outcomes.edge_score.tolist() == [1.0, 0.0, 0.0]
+    assert outcomes.cloud_score.tolist() == [1.0, 1.0, 0.0]
+    assert outcomes.edge_model == weak and outcomes.cloud_model == strong
+    assert bench.read_routellm_mmlu(str(tmp_path), {"anatomy"}).subjects == \
+        ["abstract_algebra"] * 2
+
+
+def test_routellm_mmlu_bad_files_exit_with_one_line_naming_them(tmp_path):
+    bench = routing_quality_benchmark()
+    with pytest.raises(SystemExit, match="no mmlu_<subject>.csv files"):
+        bench.read_routellm_mmlu(str(tmp_path))
+    path = tmp_path / "mmlu_anatomy.csv"
+    pd.DataFrame({"prompt": ["Which nerve?"], "gpt-4-1106-preview": [True]}).to_csv(path,
+                                                                                    index=False)
+    with pytest.raises(SystemExit) as error:
+        bench.read_routellm_mmlu(str(tmp_path))
+    message = str(error.value)
+    assert "\n" not in message and str(path) in message and "Mixtral" in message
+    weak, strong = bench.ROUTELLM_MODELS
+    pd.DataFrame({"prompt": ["Which nerve?"], weak: ["maybe"], strong: [True]}).to_csv(
+        path, index=False)
+    with pytest.raises(SystemExit, match="true/false"):
+        bench.read_routellm_mmlu(str(tmp_path))

@@ -36,11 +36,9 @@ class CurveSet:
 
 def learned_router_classes():
     """{name: class} of the routers in edgellm.routing.learned that can be fitted
-    (a ``fit`` and a ``score`` method); empty when that module is not there."""
-    try:
-        from edgellm.routing import learned
-    except ImportError:
-        return {}
+    (a ``fit`` and a ``score`` method)."""
+    from edgellm.routing import learned
+
     return {name: cls for name, cls in vars(learned).items()
             if inspect.isclass(cls) and cls.__module__ == learned.__name__
             and callable(getattr(cls, "fit", None)) and callable(getattr(cls, "score", None))
@@ -103,9 +101,8 @@ def evaluate_routers(outcomes, routers, label="cloud_right_edge_wrong", train_fr
     for name, class_name, model_path in routers:
         cls = available.get(class_name)
         if cls is None:
-            known = ", ".join(sorted(available)) or "none: edgellm.routing.learned is missing"
             raise ConfigError("--router", f"unknown learned router {class_name!r} "
-                                          f"(known: {known})")
+                                          f"(known: {', '.join(sorted(available))})")
         try:
             if model_path:
                 router = cls.load(model_path)

@@ -68,9 +68,11 @@ the items with seed 0) a subject prior fitted on train reaches APGR 0.626 and
 CPT(50 %) 33.2 % on test with the oracle label (0.616 and 34.7 % with "weak wrong"), a
 TF-IDF + logistic-regression router about 0.59. ``bayes_gain`` scores each item
 with the generator's own parameters, the ceiling of a router reading the subject and
-the cue words: APGR 0.678, CPT(50 %) 28.2 % (benchmarks/routing_quality.py prints it). For comparison, on RouteLLM's real
-matrix (same split): the subject prior 0.671 (0.637 without high-school mathematics),
-TF-IDF 0.647 (oracle label); the paper's best router, trained on other data, 0.603.
+the cue words: APGR 0.678, CPT(50 %) 28.2 % (benchmarks/routing_quality.py prints it).
+For comparison, on RouteLLM's real matrix (same split, ``routing_quality.py
+--routellm``, oracle label): the MetadataRouter's subject prior 0.670 (0.635 without
+high-school mathematics), TF-IDF 0.642 (0.629); the paper's best router, trained on
+other data, 0.603.
 """
 
 import argparse
