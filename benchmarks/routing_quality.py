@@ -166,11 +166,15 @@ def main():
         classes["TfidfRouter+subject adaptive"] = functools.partial(
             classes["TfidfRouter"], metadata=["subject"], metadata_weight=5.0, C=0.03,
             reweight=1)
-    if "EmbeddingRouter" in classes:  # the embedding with the subject, full model and 1 layer
-        classes["EmbeddingRouter+subject"] = functools.partial(classes["EmbeddingRouter"],
-                                                               metadata=["subject"])
-        classes["EmbeddingRouter+subject L1"] = functools.partial(
-            classes["EmbeddingRouter"], metadata=["subject"], layers=1)
+    if "EmbeddingRouter" in classes:  # with the subject; and the first layer only (L1)
+        embedding = classes["EmbeddingRouter"]
+        classes["EmbeddingRouter+subject"] = functools.partial(embedding, metadata=["subject"])
+        classes["EmbeddingRouter L1"] = functools.partial(embedding, layers=1)
+        classes["EmbeddingRouter+subject L1"] = functools.partial(embedding, layers=1,
+                                                                  metadata=["subject"])
+    if "EmbeddingKnnRouter" in classes:
+        classes["EmbeddingKnnRouter L1"] = functools.partial(classes["EmbeddingKnnRouter"],
+                                                             layers=1)
     header = (f"{'router':<28} {'label':<23} {'APGR':>6} {'CPT50':>6} {'CPT80':>6} {'AIQ':>6} "
               f"{'thr@50%':>8} {'test share':>10} {'fit s':>6} {'score q/s':>10}")
     print(header)
@@ -206,7 +210,9 @@ def main():
         m = evaluation.metrics
         print(f"{what:<28} {'':<23} {fmt(m['APGR']):>6} {fmt(m['CPT(50%)'], True):>6} "
               f"{fmt(m['CPT(80%)'], True):>6} {fmt(m['AIQ']):>6}")
-    print(f"(baselines: {time.perf_counter() - start:.2f} s)")
+    print(f"(baselines: {time.perf_counter() - start:.2f} s; score q/s of an embedding router "
+          "is cold only on the first row of its setting: later rows reuse the process's "
+          "embeddings, benchmarks/router_speed.py times it)")
     print()
     if results:
         name, label, best = max(results, key=lambda r: r[2].metrics["APGR"])
