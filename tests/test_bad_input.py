@@ -142,3 +142,49 @@ def test_model_without_profile_fails_before_any_case(example, capsys):
     err = run_bad(capsys)
     assert "backend 'simulated'" in err and "no profile for model 'Qwen/Qwen9-3B'" in err
 
+
+
+def test_misspelt_router_setting_fails_before_any_case(example, capsys):
+    edit(f"{ROUTING}/random-router.yaml", "- cloud_probability:", "- cloud_probabilty:")
+    err = run_bad(capsys)
+    assert f"{ROUTING}/random-router.yaml: key 'algorithm.modules[3]'" in err
+    assert "unknown setting(s) cloud_probabilty" in err and "cloud_probability" in err
+
+
+def test_learned_router_missing_train_outcomes_fails_before_any_case(example, capsys):
+    edit(f"{ROUTING}/random-router.yaml", '''      name: "RandomRouter"
+      url: "./examples/edge-llm-distribution/testalgorithms/query-routing/query_routers.py"
+      hyperparameters:
+        - cloud_probability:
+            values: [0.5]
+        - seed:
+            values: [0]''', '''      name: "TfidfRouter"
+      url: "./examples/edge-llm-distribution/testalgorithms/query-routing/query_routers.py"
+      hyperparameters:
+        - train_outcomes:
+            values: ["./workspace/trian.csv"]''')
+    err = run_bad(capsys)
+    assert "TfidfRouter: train_outcomes ./workspace/trian.csv: file not found" in err
+    assert f"{ROUTING}/random-router.yaml" in err
+
+
+def test_misspelt_testenv_key(example, capsys):
+    edit(f"{EXAMPLE}/testenv/testenv.yaml", "hard_example_mining_mode:",
+         "hard_example_minning_mode:")
+    err = run_bad(capsys)
+    assert "key 'testenv.hard_example_minning_mode': unknown key; did you mean " \
+           "'hard_example_mining_mode'?" in err
+
+
+@pytest.mark.parametrize("old, new, key", [
+    ('{"Edge Ratio": "descend"}', '{"Edge Ration": "descend"}', "rank.sort_by[1]"),
+    ('"TTFT P99"', '"TTFT P999"', "rank.selected_dataitem.metrics"),
+    ('hyperparameters: ["edgemodel-model"', 'hyperparameters: ["edgemodel-modle"',
+     "rank.selected_dataitem.hyperparameters[0]"),
+    ('modules: ["hard_example_mining"]', 'modules: ["hard_example_minig"]',
+     "rank.selected_dataitem.modules[0]"),
+])
+def test_rank_names_that_match_nothing(example, capsys, old, new, key):
+    edit(JOB, old, new)
+    err = run_bad(capsys)
+    assert f"key 'benchmarkingjob.{key}" in err and new.split('"')[1] in err

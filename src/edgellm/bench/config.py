@@ -5,6 +5,7 @@ Paths inside them resolve against the current directory, as Ianvs resolves them
 that names the file and the key.
 """
 
+import difflib
 import itertools
 import os
 from dataclasses import dataclass, field
@@ -21,6 +22,9 @@ TRAIN_KEYS = ("train_data", "train_data_info", "train_index")
 TEST_KEYS = ("test_data", "test_data_info", "test_index")
 VISUALIZATION_METHODS = ("print_table",)  # what Ianvs offers
 SAVE_MODES = ("selected_and_all", "selected_only", "selected_and_all_and_picture")
+# testenv keys Ianvs reads (core/testenvmanager/testenv/testenv.py) and joint inference's
+TESTENV_KEYS = ("dataset", "metrics", "model_eval", "incremental_rounds", "round",
+                "client_number", "use_gpu", "hard_example_mining_mode")
 
 def _top(path, data, name):
     if not isinstance(data, dict) or name not in data:
@@ -129,6 +133,35 @@ def read_job(path):
     return JobSpec(path, name, workspace, testenv, cases, read_rank(path, job.section("rank")))
 
 
+def check_rank_names(job):
+    """Ianvs skips a sort_by metric the job does not produce and gives a
+    selected_dataitem name that matches nothing an empty column: a misspelt name
+    would change the ranking or the table silently. Here each is an error (checked
+    once the metrics and modules are known to load)."""
+    rank, cases = job.rank, job.test_cases
+    section = _Section(job.path, "benchmarkingjob.rank", {})
+    metrics = [m.name for m in job.testenv.metrics]
+    for i, (metric, _) in enumerate(rank.sort_by):
+        if metric not in metrics:
+            raise ConfigError(section.path, f"key '{section.key(f'sort_by[{i}]')}': {metric!r} "
+                                            f"is not a metric of the testenv "
+                                            f"({', '.join(metrics)})")
+    known = {"metrics": metrics,
+             "modules": list(dict.fromkeys(t for case in cases for t in case.modules)),
+             "hyperparameters": list(dict.fromkeys(
+                 name for case in cases for name in case.hyperparameter_columns()))}
+    for key, names in known.items():
+        values = rank.selected_dataitem[key]
+        if values in ([], ["all"]):
+            continue
+        for j, value in enumerate(values):
+            if value not in names:
+                raise ConfigError(section.path,
+                                  f"key '{section.key(f'selected_dataitem.{key}[{j}]')}': "
+                                  f"{value!r} is not one of the job's {key} "
+                                  f"({', '.join(map(str, names)) or 'none'}) or 'all'")
+
+
 def read_testenv(path):
     env = _top(path, load_yaml(path, "testenv"), "testenv")
     dataset = env.section("dataset")
@@ -154,6 +187,12 @@ def read_testenv(path):
     metric_specs = [MetricSpec(m.get("name", str, required=True), m.file("url"))
                     for m in env.sections("metrics")]
     params = {k: v for k, v in env.data.items() if k not in ("dataset", "metrics")}
+    for key in params:
+        # Ianvs hands any other key to the paradigm, which reads only its own: one a
+        # letter or two away from a known key is a typo that would change nothing
+        close = difflib.get_close_matches(key, TESTENV_KEYS, n=1, cutoff=0.85)
+        if close and close[0] != key:
+            raise env.error(key, f"unknown key; did you mean '{close[0]}'?")
     mode = params.get("hard_example_mining_mode", MINING_MODES[0])
     if mode not in MINING_MODES:
         raise env.error("hard_example_mining_mode", f"{mode!r} is not one of {list(MINING_MODES)}")

@@ -27,7 +27,7 @@ import yaml
 
 from edgellm import __version__
 from edgellm.bench.atomic import write_text
-from edgellm.bench.config import read_job
+from edgellm.bench.config import check_rank_names, read_job
 from edgellm.bench.loader import ModuleLoader, registry_group
 from edgellm.bench.paradigm import JointInference
 from edgellm.bench.rank import Leaderboard, format_table
@@ -98,6 +98,7 @@ class BenchmarkRunner:
         try:
             metrics = self._resolve_metrics(job, loader)
             classes = self._resolve_modules(job, loader)
+            check_rank_names(job)
             simulated_only = self._check_backends(job, classes)
             dataset = load_test_dataset(job.testenv.dataset)
             workers = self.jobs

@@ -162,6 +162,22 @@ class ScoringRouter(Router):
         self.save_dir = save_dir
         self._reset_runtime()
 
+    @classmethod
+    def check_config(cls, params, source):
+        """Before the first test case (``edgellm run``): the settings, and that the
+        files they name are there. The train items themselves are read when the
+        router is first used."""
+        router = cls(**params)
+        router._check_params()
+        check_features = getattr(router, "_check_features", None)
+        if callable(check_features):
+            check_features()
+        for setting in ("model_path", "train_outcomes"):
+            path = getattr(router, setting)
+            if path and not os.path.isfile(os.fspath(path)):
+                raise ValueError(f"{cls.__name__}: {setting} {path}: file not found")
+        return True
+
     # -- scikit-learn conventions ----------------------------------------------------
 
     @classmethod
@@ -1309,6 +1325,13 @@ class CascadeRouter(Router):
         self.verifier_threshold = verifier_threshold
         self._verifier = None
         self.counts = dict.fromkeys(("routed", "escalated", *self.REASONS), 0)
+
+    @classmethod
+    def check_config(cls, params, source):
+        router = cls(**params)
+        if router.verifier_path and not os.path.isfile(os.fspath(router.verifier_path)):
+            raise ValueError(f"CascadeRouter: verifier_path {router.verifier_path}: file not found")
+        return True
 
     @staticmethod
     def verifier_sample(response):

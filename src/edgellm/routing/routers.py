@@ -1,6 +1,7 @@
 """The baseline routers. Each answers per query (``__call__``, as sedna calls it)
 and per chunk (``route_batch``, used by ``edgellm run``) with the same decisions."""
 
+import inspect
 import logging
 import random
 
@@ -24,10 +25,23 @@ def note_scores(samples, scores):
 
 
 class Router:
-    """Base: a router decides per sample; subclasses override ``__call__``."""
+    """Base: a router decides per sample; subclasses override ``__call__``. A setting
+    the router does not take is an error: misspelt, it would be ignored silently."""
 
-    def __init__(self, **kwargs):
-        pass
+    def __init__(self, **unknown):
+        if unknown:
+            known = [name for name, p in inspect.signature(type(self).__init__).parameters.items()
+                     if name != "self" and p.kind is not p.VAR_KEYWORD]
+            raise ValueError(f"{type(self).__name__}: unknown setting(s) "
+                             f"{', '.join(sorted(unknown))} (known: {', '.join(known) or 'none'})")
+
+    @classmethod
+    def check_config(cls, params, source):
+        """``edgellm run`` calls this before the first test case, so that a bad setting
+        is one line naming the job's file, not a failed case. True: a router runs no
+        model backend."""
+        cls(**params)
+        return True
 
     def __call__(self, data=None):
         raise NotImplementedError
@@ -115,6 +129,12 @@ class OracleRouter(Router):
         self.edge_model, self.cloud_model = edgemodel, cloudmodel
         self.counts = {"both_right": 0, "both_wrong": 0, "edge_better": 0, "cloud_better": 0,
                        "tie": 0}
+
+    @classmethod
+    def check_config(cls, params, source):
+        # the runner injects the two models, as Ianvs does
+        cls(**dict(params, edgemodel=object(), cloudmodel=object()))
+        return True
 
     def _decide(self, sample, edge, cloud):
         if not isinstance(sample, dict) or "gold" not in sample:
