@@ -177,3 +177,21 @@ def test_bad_matrix_row_names_file_line_and_column(matrix_csv, tmp_path, capsys)
     err = capsys.readouterr().err
     assert f"{bad}:14: column 'correct': '7'" in err
     assert not (tmp_path / "o").exists()
+
+
+def test_plot_labels_show_only_the_router_settings_that_vary():
+    from edgellm.report.job_results import _label, varying_router_settings
+
+    rows = [{"algorithm": "tfidf", "hard_example_mining": "TfidfRouter",
+             "hard_example_mining-train_outcomes": "./w/train.csv",
+             "hard_example_mining-cloud_share": share, "edgemodel-model": "Qwen/Qwen2.5-7B"}
+            for share in ("0.2", "0.5")]
+    rows.append({"algorithm": "random", "hard_example_mining": "RandomRouter",
+                 "hard_example_mining-train_outcomes": "", "hard_example_mining-cloud_share": "",
+                 "hard_example_mining-seed": "0", "edgemodel-model": "Qwen/Qwen2.5-7B"})
+    varying = varying_router_settings(rows)
+    assert varying == {"TfidfRouter": {"hard_example_mining-cloud_share"}, "RandomRouter": set()}
+    assert [_label(r, True, varying) for r in rows] == [
+        "tfidf (TfidfRouter, cloud_share=0.2, Qwen2.5-7B)",
+        "tfidf (TfidfRouter, cloud_share=0.5, Qwen2.5-7B)", "random (RandomRouter, Qwen2.5-7B)"]
+    assert "train_outcomes=./w/train.csv" in _label(rows[0])  # without varying: every setting

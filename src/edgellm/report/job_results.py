@@ -44,9 +44,29 @@ def _read_csv(path):
         return list(reader.fieldnames or []), list(reader)
 
 
-def _label(row, edge_used=True):
-    router_params = [f"{k.split('-', 1)[1]}={v}" for k, v in row.items()
-                     if k.startswith("hard_example_mining-") and v not in (None, "")]
+ROUTER_PREFIX = "hard_example_mining-"
+
+
+def varying_router_settings(rows):
+    """Per router, the settings whose values differ between its rows: the ones that
+    tell its test cases apart on a plot (the others would only lengthen the labels)."""
+    values = {}
+    for row in rows:
+        router = values.setdefault(row.get("hard_example_mining") or "", {})
+        for key, value in row.items():
+            if key.startswith(ROUTER_PREFIX):
+                router.setdefault(key, set()).add(value or "")
+    return {router: {k for k, seen in settings.items() if len(seen) > 1}
+            for router, settings in values.items()}
+
+
+def _label(row, edge_used=True, varying=None):
+    """``algorithm (router, its settings that vary, edge model)``; every set setting
+    where ``varying`` is None."""
+    shown = None if varying is None else varying.get(row.get("hard_example_mining") or "", ())
+    router_params = [f"{k[len(ROUTER_PREFIX):]}={v}" for k, v in row.items()
+                     if k.startswith(ROUTER_PREFIX) and v not in (None, "")
+                     and (shown is None or k in shown)]
     parts = [row.get("hard_example_mining") or "", *router_params]
     edge = (row.get("edgemodel-model") or "").rsplit("/", 1)[-1]
     if edge and edge_used:
@@ -88,6 +108,7 @@ def read_job_results(job_path, edge_model=None, cloud_model=None):
     leaderboard = _read_csv(selected) if os.path.isfile(selected) else _read_csv(rank_file)
 
     points, records_of, missing = [], {}, 0
+    varying = varying_router_settings(rows)
     for line, row in enumerate(rows, 2):
         url = row.get("url") or ""
         results = os.path.join(url, "results.jsonl")
@@ -96,7 +117,7 @@ def read_job_results(job_path, edge_model=None, cloud_model=None):
             continue
         records = records_of[results] = read_results(results)
         edge_used = any(r.get("edge") is not None for r in records)
-        points.append(case_point(_label(row, edge_used), results, records,
+        points.append(case_point(_label(row, edge_used, varying), results, records,
                                  row.get("edgemodel-model") or "",
                                  row.get("cloudmodel-model") or ""))
     if not points:
