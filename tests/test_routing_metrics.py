@@ -106,6 +106,15 @@ def test_nan_with_one_warning_when_scores_or_the_other_outcome_are_missing(caplo
         assert math.isnan(METRICS["APGR"](golds, unscored))
     assert "1 of 200 answers carry no router score" in caplog.text
 
+    caplog.clear()  # a router that scores nothing (EdgeOnly): expected, not a warning
+    none_scored = results(outcomes, difficulty, 0.0)
+    for result in none_scored:
+        del result[1]["router_score"]
+    with caplog.at_level(logging.INFO, logger="edgellm.metrics.routing"):
+        assert math.isnan(METRICS["APGR"](golds, none_scored))
+    assert [r.levelname for r in caplog.records] == ["INFO"]
+    assert "200 of 200 answers carry no router score" in caplog.text
+
 
 def test_escalated_queries_of_inference_then_mining_use_both_answers():
     outcomes, difficulty = outcome_set(300)

@@ -20,8 +20,9 @@ normally hold:
 Where any query lacks either, the four metrics are NaN and one warning says what is
 missing: a curve over part of the queries, or with outcomes guessed, would not be the
 router's. Routers without a score (EdgeOnly, CloudOnly, OracleRouter, CascadeRouter)
-get NaN. A router's curve does not depend on its threshold: the test cases of one
-fitted router over a threshold grid show the same figures.
+get NaN, said at log level INFO only: that is expected. A router's curve does not
+depend on its threshold: the test cases of one fitted router over a threshold grid
+show the same figures.
 
 Values: APGR and AIQ as fractions (4 decimals); CPT as a percentage of the queries
 sent to the cloud (2 decimals, as Edge Ratio). docs/metrics.md has the table,
@@ -99,7 +100,10 @@ def case_outcomes(y_true, y_pred):
                         "recorded outcomes of both models with counterpart_model set on the "
                         "edge and cloud modules)")
     if problems:
-        raise MissingOutcomes("; ".join(problems))
+        err = MissingOutcomes("; ".join(problems))
+        # a router that gives no scores at all (EdgeOnly, CloudOnly, ...): NaN as expected
+        err.router_without_scores = no_score == n and not no_other
+        raise err
     ids = [str(i) for i in range(n)]
     outcomes = OutcomeSet(ids=ids, queries=[""] * n, subjects=[None] * n,
                           task_types=["multiple_choice"] * n,
@@ -120,8 +124,8 @@ def curve_figures(y_true, y_pred):
     try:
         scores, outcomes = case_outcomes(y_true, y_pred)
     except MissingOutcomes as err:
-        LOG.warning("routing curve metrics (APGR, CPT, AIQ) are NaN for this test case: %s",
-                    err)
+        log = LOG.info if getattr(err, "router_without_scores", False) else LOG.warning
+        log("routing curve metrics (APGR, CPT, AIQ) are NaN for this test case: %s", err)
         figures = dict.fromkeys(names, math.nan)
     else:
         curve = sweep(scores, outcomes, name="router")
