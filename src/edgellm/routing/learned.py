@@ -141,15 +141,14 @@ class ScoringRouter(Router):
     """
 
     ROUTING_PARAMS = ("threshold", "cloud_share", "model_path", "train_outcomes", "save_dir")
+    # checked before the first test case; the train items are read at first use
+    FILE_SETTINGS = ("model_path", "train_outcomes")
     _trains = True  # False: fitting only records the train items and calibrates
 
     def __init__(self, threshold=None, cloud_share=None, label="edge_wrong", model_path=None,
                  train_outcomes=None, edge_model=None, cloud_model=None, split=None,
                  split_seed=0, save_dir=None, **unknown):
-        if unknown:
-            raise ValueError(f"{type(self).__name__}: unknown setting(s) "
-                             f"{', '.join(sorted(unknown))} (known: "
-                             f"{', '.join(self._param_names())})")
+        super().__init__(**unknown)
         self.threshold = threshold
         self.cloud_share = cloud_share
         self.label = label
@@ -162,35 +161,14 @@ class ScoringRouter(Router):
         self.save_dir = save_dir
         self._reset_runtime()
 
-    @classmethod
-    def check_config(cls, params, source):
-        """Before the first test case (``edgellm run``): the settings, and that the
-        files they name are there. The train items themselves are read when the
-        router is first used."""
-        router = cls(**params)
-        router._check_params()
-        check_features = getattr(router, "_check_features", None)
-        if callable(check_features):
-            check_features()
-        for setting in ("model_path", "train_outcomes"):
-            path = getattr(router, setting)
-            if path and not os.path.isfile(os.fspath(path)):
-                raise ValueError(f"{cls.__name__}: {setting} {path}: file not found")
-        return True
+    def _check_settings(self):
+        self._check_params()
 
     # -- scikit-learn conventions ----------------------------------------------------
 
     @classmethod
     def _param_names(cls):
-        names = []
-        for klass in reversed(cls.__mro__):
-            if "__init__" not in vars(klass) or not issubclass(klass, ScoringRouter):
-                continue
-            for p in inspect.signature(klass.__init__).parameters.values():
-                if p.name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) \
-                        and p.name not in names:
-                    names.append(p.name)
-        return names
+        return cls._settings()
 
     def get_params(self, deep=False):
         return {name: getattr(self, name) for name in self._param_names()}
@@ -671,6 +649,10 @@ class TfidfRouter(ScoringRouter):
                             ("norm", "l2")):
             state.setdefault(name, value)
         super().__setstate__(state)
+
+    def _check_settings(self):
+        super()._check_settings()
+        self._check_features()
 
     def _check_features(self):
         name = type(self).__name__
@@ -1310,14 +1292,11 @@ class CascadeRouter(Router):
     ``reasons(response)`` lists why it escalates; ``cleanup`` logs the counts."""
 
     REASONS = ("error", "malformed", "low_logprob", "verifier")
+    FILE_SETTINGS = ("verifier_path",)
 
     def __init__(self, logprob_threshold=None, escalate_malformed=True, escalate_errors=True,
                  verifier_path=None, verifier_threshold=None, **unknown):
-        if unknown:
-            raise ValueError(f"CascadeRouter: unknown setting(s) {', '.join(sorted(unknown))} "
-                             "(known: logprob_threshold, escalate_malformed, escalate_errors, "
-                             "verifier_path, verifier_threshold)")
-        super().__init__()
+        super().__init__(**unknown)
         self.logprob_threshold = logprob_threshold
         self.escalate_malformed = escalate_malformed
         self.escalate_errors = escalate_errors
@@ -1325,13 +1304,6 @@ class CascadeRouter(Router):
         self.verifier_threshold = verifier_threshold
         self._verifier = None
         self.counts = dict.fromkeys(("routed", "escalated", *self.REASONS), 0)
-
-    @classmethod
-    def check_config(cls, params, source):
-        router = cls(**params)
-        if router.verifier_path and not os.path.isfile(os.fspath(router.verifier_path)):
-            raise ValueError(f"CascadeRouter: verifier_path {router.verifier_path}: file not found")
-        return True
 
     @staticmethod
     def verifier_sample(response):
