@@ -43,14 +43,14 @@ SPLIT_RULE = ("numpy.random.default_rng(seed).permutation(items); the first "
 
 def detect_kind(path):
     """"ianvs" (a folder, metadata.json or an Ianvs data.jsonl) or "outcomes"."""
-    from edgellm.tasks.datasets import BadRow, read_rows
+    from edgellm.tasks.datasets import first_row, names_ianvs_dataset
 
-    if os.path.isdir(path) or os.path.basename(path) == "metadata.json":
+    if names_ianvs_dataset(path):
         return "ianvs"
     if path.endswith(".csv"):
         return "outcomes"
     if path.endswith(".jsonl"):
-        first = next((row for _, row in read_rows(path) if not isinstance(row, BadRow)), {})
+        first = first_row(path)
         if "model" in first:
             return "outcomes"
         if "query" in first and "response" in first:

@@ -25,7 +25,7 @@ from edgellm.errors import ConfigError
 from edgellm.models.chat import SamplingSettings, messages_for
 from edgellm.models.response import make_response
 from edgellm.models.store import SCHEMA_VERSION, StoredResponse, item_key
-from edgellm.tasks.datasets import BadRow, read_rows
+from edgellm.tasks.datasets import BadRow, first_row, read_rows
 from edgellm.tasks.extraction import extract_prediction
 from edgellm.tasks.registry import get_task_type
 
@@ -42,7 +42,7 @@ def detect_format(path):
     if path.endswith(".csv"):
         return "outcomes"
     if path.endswith(".jsonl"):
-        first = next((row for _, row in read_rows(path) if isinstance(row, dict)), {})
+        first = first_row(path)
         return "store" if "edgellm_store" in first else "outcomes"
     raise ConfigError(path, "unknown format: give Ianvs' cache.json (.json), an outcome "
                             "matrix (.csv or .jsonl) or an 'edgellm export' file (.jsonl)")

@@ -146,13 +146,24 @@ def read_rows(path):
                 BadRow("(line)", "expected a JSON object")
 
 
+def first_row(path):
+    """The first readable row of a CSV or JSONL file, to tell its format by its
+    columns; {} when there is none."""
+    return next((row for _, row in read_rows(path) if isinstance(row, dict)), {})
+
+
+def names_ianvs_dataset(path):
+    """Whether ``path`` is an Ianvs dataset folder or its metadata.json."""
+    return os.path.isdir(path) or os.path.basename(path) == "metadata.json"
+
+
 def detect_format(path):
-    if os.path.isdir(path) or os.path.basename(path) == "metadata.json":
+    if names_ianvs_dataset(path):
         return "ianvs"
     if not path.endswith((".csv", ".jsonl")):
         raise ConfigError(path, "unknown dataset format: give a .csv or .jsonl file, or an "
                                 "Ianvs folder (metadata.json + data.jsonl)")
-    first = next((row for _, row in read_rows(path) if isinstance(row, dict)), {})
+    first = first_row(path)
     if "task_token" in first or "task_type" in first:
         return "tasks"
     if "question" in first:
