@@ -139,13 +139,12 @@ def check_rank_names(job):
     would change the ranking or the table silently. Here each is an error (checked
     once the metrics and modules are known to load)."""
     rank, cases = job.rank, job.test_cases
-    section = _Section(job.path, "benchmarkingjob.rank", {})
+    section = _Section(job.path, "benchmarkingjob.rank", {})  # names the keys in errors
     metrics = [m.name for m in job.testenv.metrics]
     for i, (metric, _) in enumerate(rank.sort_by):
         if metric not in metrics:
-            raise ConfigError(section.path, f"key '{section.key(f'sort_by[{i}]')}': {metric!r} "
-                                            f"is not a metric of the testenv "
-                                            f"({', '.join(metrics)})")
+            raise section.error(f"sort_by[{i}]", f"{metric!r} is not a metric of the testenv "
+                                                 f"({', '.join(metrics)})")
     known = {"metrics": metrics,
              "modules": list(dict.fromkeys(t for case in cases for t in case.modules)),
              "hyperparameters": list(dict.fromkeys(
@@ -156,10 +155,9 @@ def check_rank_names(job):
             continue
         for j, value in enumerate(values):
             if value not in names:
-                raise ConfigError(section.path,
-                                  f"key '{section.key(f'selected_dataitem.{key}[{j}]')}': "
-                                  f"{value!r} is not one of the job's {key} "
-                                  f"({', '.join(map(str, names)) or 'none'}) or 'all'")
+                raise section.error(f"selected_dataitem.{key}[{j}]",
+                                    f"{value!r} is not one of the job's {key} "
+                                    f"({', '.join(map(str, names)) or 'none'}) or 'all'")
 
 
 def read_testenv(path):

@@ -34,6 +34,7 @@ import math
 
 import numpy as np
 
+from edgellm.metrics.responses import once
 from edgellm.metrics.routing_curves import CPT_LEVELS, aiq, aiq_cost_range, apgr, cpt, sweep
 
 LOG = logging.getLogger(__name__)
@@ -116,30 +117,28 @@ def case_outcomes(y_true, y_pred):
 def curve_figures(y_true, y_pred):
     """{"APGR", "CPT(50%)", "CPT(80%)", "AIQ"} of the case's router curve (CPT in %),
     all NaN (with one warning) when the results cannot give the curve. Computed once
-    per results list: the four metric functions of one case share it."""
-    global _last
-    if _last is not None and _last[0] is y_pred and _last[1] is y_true:
-        return _last[2]
+    per results list (edgellm.metrics.responses.once): the four metric functions of
+    one case share it."""
+    # the value holds y_true, so its id in the key cannot be reused while cached
+    return once(y_pred, ("curve_figures", id(y_true)),
+                lambda results: (y_true, _curve_figures(y_true, results)))[1]
+
+
+def _curve_figures(y_true, y_pred):
     names = ["APGR", *(f"CPT({level:.0%})" for level in CPT_LEVELS), "AIQ"]
     try:
         scores, outcomes = case_outcomes(y_true, y_pred)
     except MissingOutcomes as err:
         log = LOG.info if getattr(err, "router_without_scores", False) else LOG.warning
         log("routing curve metrics (APGR, CPT, AIQ) are NaN for this test case: %s", err)
-        figures = dict.fromkeys(names, math.nan)
-    else:
-        curve = sweep(scores, outcomes, name="router")
-        figures = {"APGR": round(apgr(curve), 4)}
-        for level in CPT_LEVELS:
-            figures[f"CPT({level:.0%})"] = round(100.0 * cpt(curve, level), 2)
-        figures["AIQ"] = round(aiq(curve, aiq_cost_range(outcomes)), 4)
-        figures = {k: (math.nan if v is None or not math.isfinite(v) else v)
-                   for k, v in figures.items()}
-    _last = (y_pred, y_true, figures)
-    return figures
-
-
-_last = None  # (y_pred, y_true, figures) of the last call
+        return dict.fromkeys(names, math.nan)
+    curve = sweep(scores, outcomes, name="router")
+    figures = {"APGR": round(apgr(curve), 4)}
+    for level in CPT_LEVELS:
+        figures[f"CPT({level:.0%})"] = round(100.0 * cpt(curve, level), 2)
+    figures["AIQ"] = round(aiq(curve, aiq_cost_range(outcomes)), 4)
+    return {k: (math.nan if v is None or not math.isfinite(v) else v)
+            for k, v in figures.items()}
 
 
 def _figure(name, doc):
