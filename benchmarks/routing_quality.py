@@ -86,7 +86,7 @@ def read_routellm_mmlu(folder, exclude=()):
 def synthetic_outcomes(items, seed):
     """The synthetic matrix, written as an outcome-matrix CSV and read back as
     ``edgellm report`` reads it."""
-    from edgellm.bench.atomic import write_text
+    from edgellm.files import write_text
     from edgellm.routing.outcomes import OutcomeSet
     from edgellm.testing import outcome_matrix
 

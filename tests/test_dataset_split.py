@@ -14,7 +14,8 @@ import pytest
 from conftest import EXAMPLE
 from edgellm.cli import main
 from edgellm.report.router_curves import evaluate_scores
-from edgellm.routing.learned import MetadataRouter, ScoringRouter, TfidfRouter, file_digest
+from edgellm.files import file_digest
+from edgellm.routing.learned import MetadataRouter, ScoringRouter, TfidfRouter
 from edgellm.routing.outcomes import OutcomeSet
 from edgellm.tasks.ianvs_format import load_llm_dataset
 from edgellm.testing import outcome_matrix

@@ -11,7 +11,8 @@ import pytest
 
 from conftest import EXAMPLE, REPO
 from edgellm.fleet.learning import LinUcbOffloader, MlpPredictorOffloader, ThompsonOffloader
-from edgellm.fleet.offloaders import Options, Outcome, Task, create_offloader
+from edgellm.fleet.offloaders import create_offloader
+from edgellm.records import FleetOptions as Options, FleetOutcome as Outcome, FleetTask as Task
 from edgellm.fleet.simulator import FleetSimulator
 from edgellm.fleet.topology import load_topology
 from edgellm.fleet.workload import RoundWorkload

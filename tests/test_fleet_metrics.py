@@ -11,7 +11,7 @@ import pytest
 from edgellm.bench.loader import ModuleLoader
 from edgellm.metrics import fleet as f
 from edgellm.metrics import joint_inference as m
-from edgellm.models.response import make_response
+from edgellm.records import make_response
 from edgellm.registry import ClassFactory, ClassType
 
 REPO = Path(__file__).resolve().parents[1]

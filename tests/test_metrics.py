@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from edgellm.metrics import joint_inference as m
-from edgellm.models.response import make_response
+from edgellm.records import make_response
 
 
 def resp(pred, ttft, itl, n_out, tier="edge", p=10, error=None):

@@ -22,7 +22,7 @@ from edgellm.metrics.joint_inference import METRICS
 from edgellm.models import check_backend
 from edgellm.models.chat import messages_for
 from edgellm.models.openai_compatible import OpenAICompatibleLLM, RetryPolicy
-from edgellm.models.response import estimate_tokens
+from edgellm.models.tokens import estimate_tokens
 from edgellm.testing.openai_server import Fault, LoopbackOpenAIServer
 
 FIRST_TOKEN = 0.1

@@ -75,7 +75,7 @@ def test_oracle_with_simulated_models_reaches_union_accuracy():
 
 
 def test_oracle_compares_recorded_scores():
-    from edgellm.models.response import make_response
+    from edgellm.records import make_response
 
     def outcome(score):
         r = make_response(None, None, 1, 1, ttft=0.1, itl=0.0, e2e=0.1, tier="edge",

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from conftest import sample
-from edgellm.models.response import estimate_tokens
+from edgellm.models.tokens import estimate_tokens
 from edgellm.models.simulated import SimulatedLLM, load_profile
 from edgellm.tasks.multiple_choice import extract_choice, parse_options
 from edgellm.tasks.registry import prompt_for

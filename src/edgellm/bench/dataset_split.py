@@ -32,7 +32,7 @@ import os
 
 import orjson
 
-from edgellm.bench.atomic import write_text
+from edgellm.files import file_digest, text_digest, write_text
 from edgellm.errors import ConfigError
 from edgellm.routing.outcomes import SPLIT_FILE, split_indices
 from edgellm.tasks.ianvs_format import LLM_LINE_KEYS, METADATA_KEYS, read_jsonl
@@ -126,12 +126,6 @@ def _jsonl_text(records):
     return "".join(orjson.dumps(r).decode() + "\n" for r in records)
 
 
-def _digest(text):
-    import hashlib
-
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
 def _ianvs_files(folder, meta, records, part, counts):
     meta = dict(meta)
     meta["description"] = (f"{meta.get('description', '')} ({part} part: {counts[part]} of "
@@ -144,7 +138,6 @@ def _ianvs_files(folder, meta, records, part, counts):
 def split_dataset(source, out, train_fraction=0.5, seed=0):
     """Split ``source`` into ``out`` (see the module docstring); returns the split
     record written to ``out/split.json``."""
-    from edgellm.routing.learned import file_digest
 
     if not os.path.exists(source):
         raise ConfigError(source, "file not found")
@@ -200,7 +193,7 @@ def split_dataset(source, out, train_fraction=0.5, seed=0):
     record.update(train_items=len(train), test_items=len(test))
     for part in ("train", "test"):
         record[part] = {"file": os.path.basename(parts[part]), "path": parts[part],
-                        "sha256": _digest(files[os.path.join(out, parts[part])])}
+                        "sha256": text_digest(files[os.path.join(out, parts[part])])}
     files[os.path.join(out, SPLIT_FILE)] = json.dumps(record, indent=2) + "\n"
     for path, text in files.items():
         write_text(path, text)

@@ -19,7 +19,7 @@ import io
 import math
 import os
 
-from edgellm.bench.atomic import write_text
+from edgellm.files import write_text
 
 INDEX = "rank"
 

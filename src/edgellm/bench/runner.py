@@ -26,7 +26,7 @@ import orjson
 import yaml
 
 from edgellm import __version__
-from edgellm.bench.atomic import write_text
+from edgellm.files import write_text
 from edgellm.bench.config import check_rank_names, read_job
 from edgellm.bench.loader import ModuleLoader, registry_group
 from edgellm.bench.paradigm import JointInference

@@ -14,7 +14,7 @@ import uuid
 
 import orjson
 
-from edgellm.bench.atomic import write_text
+from edgellm.files import write_text
 from edgellm.errors import ConfigError
 from edgellm.fleet.caching import create_caching_policy
 from edgellm.fleet.offloaders import create_offloader

@@ -1,57 +1,16 @@
 """Task offloading: which node, and which model loaded there, serves a task.
 
-An offloader is one method, ``choose(task, options) -> row``: ``options`` holds one
-row per (node, model loaded or loading there) with the center's expectations for
-this task. The simulator applies the SLO-aware cloud fallback around any
-offloader, so each one only ranks edge options. Learning offloaders also get
-``observe(outcomes)`` after every round (what the tasks really scored and took).
+An offloader is one method, ``choose(task, options) -> row``: ``options`` (a
+``FleetOptions``, edgellm.records) holds one row per (node, model loaded or loading
+there) with the center's expectations for this task. The simulator applies the
+SLO-aware cloud fallback around any offloader, so each one only ranks edge options.
+Learning offloaders also get ``observe(outcomes)`` after every round: what the tasks
+really scored and took (``FleetOutcome`` records).
 """
-
-from dataclasses import dataclass
 
 import numpy as np
 
 from edgellm.fleet.registry import PolicyRegistry
-
-
-@dataclass
-class Task:
-    """What the center knows of a task when it places it."""
-
-    index: int                 # position in the run
-    task_type: str
-    type_index: int            # row in the fleet's task-type list
-    prompt_tokens: int
-    arrival_s: float
-    round: int
-
-
-@dataclass
-class Options:
-    """The edge options for one task (numpy arrays, one entry per row)."""
-
-    node: np.ndarray           # node index
-    model: np.ndarray          # catalog index
-    quality: np.ndarray        # expected quality (0-1) of the model for the task type
-    latency_s: np.ndarray      # expected end-to-end latency from arrival (view of the center)
-    wait_s: np.ndarray         # expected wait before service starts (queue + model load)
-    ready: np.ndarray          # model ready now (not still loading)
-
-    def __len__(self):
-        return len(self.node)
-
-
-@dataclass
-class Outcome:
-    """A served task, as learning offloaders see it after its round."""
-
-    task: Task
-    node: int
-    model: int                 # -1 for the cloud
-    expected_latency_s: float
-    wait_s: float
-    quality: float             # item score, 0-1
-    latency_s: float           # measured end-to-end latency
 
 
 class Offloader:

@@ -17,7 +17,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from edgellm.bench.atomic import write_bytes, write_text
+from edgellm.files import write_bytes, write_text
 
 COLUMNS = ("round", "node", "tasks", "queue_len", "e2e_mean_s", "e2e_p95_s", "ttft_mean_s",
            "cache", "caching_round")

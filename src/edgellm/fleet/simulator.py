@@ -20,10 +20,11 @@ from collections import defaultdict
 import numpy as np
 
 from edgellm.fleet.caching import Demand, create_caching_policy
-from edgellm.fleet.offloaders import Options, Outcome, Task, create_offloader
+from edgellm.fleet.offloaders import create_offloader
 from edgellm.fleet.timeline import CandidateTable, NodeState, TokenBucket
-from edgellm.models.response import estimate_tokens
+from edgellm.models.tokens import estimate_tokens
 from edgellm.models.simulated import SimulatedLLM
+from edgellm.records import FleetOptions, FleetOutcome, FleetTask
 from edgellm.tasks.references import parse_reference
 from edgellm.tasks.registry import get_task_type, messages_text, task_types
 from edgellm.tasks.scoring import item_score
@@ -132,7 +133,7 @@ class FleetSimulator:
         arrival = sample.get("arrival_s")
         if number is None:   # no RoundWorkload processor: its defaults
             number, arrival = index // 10, float(index // 10)
-        task = Task(index=index, task_type=task_type,
+        task = FleetTask(index=index, task_type=task_type,
                     type_index=self.type_index[get_task_type(task_type).name],
                     prompt_tokens=_prompt_tokens(sample, task_type), arrival_s=float(arrival),
                     round=int(number))
@@ -241,7 +242,7 @@ class FleetSimulator:
         start = np.maximum(np.maximum(at_node, self._view_free[c.node]), c.ready_at)
         latency = start - task.arrival_s + task.prompt_tokens * c.s_per_prompt_token \
             + decode + c.half_rtt
-        options = Options(node=c.node, model=c.model, quality=quality, latency_s=latency,
+        options = FleetOptions(node=c.node, model=c.model, quality=quality, latency_s=latency,
                           wait_s=start - at_node, ready=c.ready_at <= task.arrival_s)
         return options, start
 
@@ -292,7 +293,7 @@ class FleetSimulator:
         self._lengths.append((self.cloud_row if node < 0 else model, task.type_index,
                               response["usage"]["completion_tokens"]))
         if self.offloader.learns:
-            self._pending.append(Outcome(
+            self._pending.append(FleetOutcome(
                 task=task, node=node, model=model, expected_latency_s=expected,
                 wait_s=perf["queue_time"] + perf["model_load_time"],
                 quality=_quality(sample, task.task_type, response),

@@ -36,26 +36,12 @@ import numpy as np
 
 from edgellm.metrics.responses import once
 from edgellm.metrics.routing_curves import CPT_LEVELS, aiq, aiq_cost_range, apgr, cpt, sweep
+from edgellm.records import COUNTERPART, ROUTER_SCORE, response_outcome
 
 LOG = logging.getLogger(__name__)
 
-ROUTER_SCORE = "router_score"  # on a sample (set by the router) and its response
-COUNTERPART = "counterpart"  # on a replayed response: the other model's outcome
-
-
 class MissingOutcomes(ValueError):
     """The results do not hold what a curve needs; the message says what."""
-
-
-def _outcome(gold, response):
-    """(score 0-1, cost USD, e2e seconds) of a response or a counterpart record."""
-    from edgellm.routing.routers import response_score
-
-    sample = {"gold": gold, "task_type": response.get("task_type") or "multiple_choice"}
-    perf = response.get("perf") or {}
-    latency = perf.get("e2e_latency", response.get("e2e_latency"))
-    return (response_score(sample, response), float(response.get("cost_usd") or 0.0),
-            math.nan if latency is None else float(latency))
 
 
 def case_outcomes(y_true, y_pred):
@@ -83,12 +69,12 @@ def case_outcomes(y_true, y_pred):
             scores[i] = float(score)
         tier = res.get("tier") or ("cloud" if is_hard else "edge")
         own, other = (edge, cloud) if tier == "edge" else (cloud, edge)
-        own[i] = _outcome(gold, res)
+        own[i] = response_outcome(gold, res)
         answered_other = cloud_res if tier == "edge" else edge_res
         if answered_other is not None and answered_other is not res:
-            other[i] = _outcome(gold, answered_other)  # both tiers answered this query
+            other[i] = response_outcome(gold, answered_other)  # both tiers answered this query
         elif isinstance(res.get(COUNTERPART), dict):
-            other[i] = _outcome(gold, res[COUNTERPART])
+            other[i] = response_outcome(gold, res[COUNTERPART])
         else:
             no_other += 1
     problems = []

@@ -13,7 +13,7 @@ import os
 from dataclasses import asdict, dataclass, field
 
 from edgellm.models.pricing import price_for
-from edgellm.models.response import make_response
+from edgellm.records import make_response
 from edgellm.tasks.extraction import extract_prediction
 from edgellm.tasks.registry import prompt_for
 

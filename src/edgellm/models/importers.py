@@ -23,7 +23,7 @@ import orjson
 
 from edgellm.errors import ConfigError
 from edgellm.models.chat import SamplingSettings, messages_for
-from edgellm.models.response import make_response
+from edgellm.records import make_response
 from edgellm.models.store import SCHEMA_VERSION, StoredResponse, item_key
 from edgellm.tasks.datasets import BadRow, first_row, read_rows
 from edgellm.tasks.extraction import extract_prediction
@@ -336,7 +336,7 @@ def read_export(path):
 def export_store(store, path, identity=None):
     """Write the store (or one model's responses) to ``path`` as JSONL, atomically;
     returns the number of responses written."""
-    from edgellm.bench.atomic import write_text
+    from edgellm.files import write_text
 
     lines = [export_line(entry) for entry in store.entries(identity)]
     write_text(path, b"".join(lines).decode())

@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 
 from edgellm.models.chat import ChatBackend, Generation
-from edgellm.models.response import estimate_tokens
+from edgellm.models.tokens import estimate_tokens
 
 DEFAULT_KEY_ENV = "OPENAI_API_KEY"
 NO_KEY = "none"  # api_key_env for local servers that need no key

@@ -8,10 +8,10 @@ stored under>`` and the sampling settings they were recorded with.
 
 import os
 
-from edgellm.metrics.routing import COUNTERPART
 from edgellm.models.chat import ChatBackend, messages_for
 from edgellm.models.pricing import price_for
 from edgellm.models.store import store_path
+from edgellm.records import COUNTERPART
 from edgellm.tasks.extraction import extract_prediction
 
 OTHER_TIER = {"edge": "cloud", "cloud": "edge"}

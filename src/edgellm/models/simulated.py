@@ -18,7 +18,8 @@ import numpy as np
 import yaml
 
 from edgellm.models.pricing import price_for
-from edgellm.models.response import estimate_tokens, make_response
+from edgellm.models.tokens import estimate_tokens
+from edgellm.records import make_response
 from edgellm.tasks.extraction import extract_prediction
 from edgellm.tasks.multiple_choice import extract_choice, option_letters, parse_options
 from edgellm.tasks.references import parse_reference

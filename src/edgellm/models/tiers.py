@@ -7,7 +7,7 @@ the same results.
 
 import os
 
-from edgellm.metrics.routing import ROUTER_SCORE
+from edgellm.records import ROUTER_SCORE
 from edgellm.models import create_backend
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from edgellm.bench.atomic import write_bytes
+from edgellm.files import write_bytes
 from edgellm.metrics.routing_curves import pareto_front
 
 FILES = ("curves.csv", "accuracy_vs_share.png", "accuracy_vs_cost.png", "index.html")

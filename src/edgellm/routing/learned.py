@@ -27,10 +27,10 @@ import inspect
 import json
 import logging
 import os
-import uuid
 
 import numpy as np
 
+from edgellm.files import atomic_output, file_digest
 from edgellm.routing.routers import Router, note_scores
 from edgellm.tasks.registry import messages_text
 
@@ -96,14 +96,6 @@ def _as_list(value):
 def _metadata_rows(samples, keys):
     """One row of strings per sample: its values of ``keys`` (missing: "")."""
     return [[str(s.get(k) if s.get(k) is not None else "") for k in keys] for s in samples]
-
-
-def file_digest(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class ScoringRouter(Router):
@@ -423,16 +415,8 @@ class ScoringRouter(Router):
 
         self._ensure_ready()
         path = os.fspath(path)
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        # a unique sibling, created by open() so the umask applies as to any file written
-        tmp = f"{path}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
-        try:
-            joblib.dump(self, tmp)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        with atomic_output(path) as handle:
+            joblib.dump(self, handle)
         return path
 
     @classmethod
@@ -1273,7 +1257,7 @@ class BERTRouter(ScoringRouter):
 
 class CascadeRouter(Router):
     """Inference-then-mining: the edge model answers first and this router sees its
-    response (models/response.py); True sends the query on to the cloud. It escalates
+    response (edgellm.records.Response); True sends the query on to the cloud. It escalates
     when the edge answer
 
     - failed (``error`` set; ``escalate_errors``, default true);

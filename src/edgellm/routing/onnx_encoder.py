@@ -19,7 +19,7 @@ from importlib import metadata
 
 import numpy as np
 
-from edgellm.bench.atomic import write_bytes
+from edgellm.files import write_bytes
 
 LOG = logging.getLogger(__name__)
 

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from edgellm.errors import ConfigError
+from edgellm.files import file_digest
+from edgellm.records import response_outcome
 
 
 SPLIT_FILE = "split.json"  # what `edgellm dataset split` writes beside the two parts
@@ -41,8 +43,6 @@ def split_part(path):
     (None, None) when no split.json there names the file. A file changed since the
     split (another SHA-256) is no longer a part of it: (None, record)."""
     import json
-
-    from edgellm.routing.learned import file_digest
 
     sidecar = os.path.join(os.path.dirname(os.path.abspath(path)), SPLIT_FILE)
     if not os.path.isfile(sidecar):
@@ -256,24 +256,19 @@ def read_results(path):
     return records
 
 
-def response_outcome(record, side):
+def side_outcome(record, side):
     """(score, cost USD, e2e seconds) of the ``side`` ("edge"/"cloud") response of a
     results.jsonl record; None when that side did not answer."""
-    from edgellm.routing.routers import response_score
-
     response = record.get(side)
     if response is None:
         return None
-    sample = {"gold": record.get("gold"), "task_type": response.get("task_type")}
-    latency = (response.get("perf") or {}).get("e2e_latency")
-    return (response_score(sample, response), float(response.get("cost_usd") or 0.0),
-            math.nan if latency is None else float(latency))
+    return response_outcome(record.get("gold"), response)
 
 
 def _read_side(path, side):
     rows = []
     for line, record in enumerate(read_results(path), 1):
-        outcome = response_outcome(record, side)
+        outcome = side_outcome(record, side)
         if outcome is None:
             raise ConfigError(f"{path}:{line}", f"field '{side}': no {side} response (this "
                                                 f"case did not answer every query on the "

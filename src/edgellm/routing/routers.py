@@ -6,10 +6,8 @@ import logging
 import os
 import random
 
-from edgellm.metrics.routing import ROUTER_SCORE
 from edgellm.models.tiers import answer_all
-from edgellm.tasks.references import parse_reference
-from edgellm.tasks.scoring import is_correct, item_score
+from edgellm.records import ROUTER_SCORE, response_score
 
 LOG = logging.getLogger(__name__)
 
@@ -122,20 +120,6 @@ class RandomRouter(Router):
         draw = self._rng.random()
         note_scores([data], [1.0 - draw])
         return draw < self.cloud_probability
-
-
-def response_score(sample, response):
-    """A response's quality on 0-1: its recorded score (outcome matrices) or its
-    prediction scored against the sample's gold answer; a failed request scores 0."""
-    if response.get("error"):
-        return 0.0
-    recorded = response.get("score")
-    if recorded is not None:
-        return float(recorded)
-    task = sample.get("task_type") or "multiple_choice"
-    if task == "multiple_choice":  # the common case, kept cheap
-        return float(is_correct(response.get("prediction"), sample["gold"]))
-    return item_score(task, response.get("prediction"), parse_reference(task, sample["gold"]))
 
 
 class OracleRouter(Router):

@@ -208,7 +208,7 @@ def read_items(path, fmt=None, skip_bad_rows=False):
 
 def write_items(items, path, fmt=None):
     """Write items as ``tasks`` CSV/JSONL or as an Ianvs folder (atomically per file)."""
-    from edgellm.bench.atomic import write_text
+    from edgellm.files import write_text
 
     fmt = fmt or ("ianvs" if not path.endswith((".csv", ".jsonl")) else "tasks")
     if fmt == "tasks" and path.endswith(".csv"):

@@ -335,7 +335,7 @@ def signal_summary(matrix):
 
 
 def main(argv=None):
-    from edgellm.bench.atomic import write_text
+    from edgellm.files import write_text
 
     parser = argparse.ArgumentParser(
         prog="python -m edgellm.testing.outcome_matrix",

@@ -1,0 +1,66 @@
+"""Files the library writes and checks: atomic writes (a crash never leaves a
+half-written file behind) and SHA-256 digests (what a split, a fitted router or a
+model transfer records to know a file again)."""
+
+import hashlib
+import os
+import tempfile
+
+# mkstemp creates files readable by their owner only; results are meant to be shared
+# like any file the user writes, so apply the process umask instead.
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+def write_text(path, text):
+    """Write ``text`` to ``path`` via a temporary sibling and an atomic rename."""
+    write_bytes(path, text.encode("utf-8"))
+
+
+def write_bytes(path, data):
+    """Write ``data`` to ``path`` via a temporary sibling and an atomic rename."""
+    with atomic_output(path) as handle:
+        handle.write(data)
+
+
+class atomic_output:
+    """``with atomic_output(path) as handle:`` a binary file handle on a temporary
+    sibling of ``path``, renamed onto ``path`` when the block ends without an error
+    and removed when it does not. For writers that stream (joblib, large exports)."""
+
+    def __init__(self, path):
+        self.path = os.fspath(path)
+        self.tmp = None
+
+    def __enter__(self):
+        folder = os.path.dirname(self.path) or "."
+        os.makedirs(folder, exist_ok=True)
+        fd, self.tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(self.path)}.",
+                                        suffix=".tmp")
+        self.handle = os.fdopen(fd, "wb")
+        return self.handle
+
+    def __exit__(self, kind, error, trace):
+        try:
+            self.handle.close()
+            if kind is None:
+                os.chmod(self.tmp, 0o666 & ~_UMASK)
+                os.replace(self.tmp, self.path)
+        finally:
+            if os.path.exists(self.tmp):
+                os.unlink(self.tmp)
+        return False
+
+
+def file_digest(path):
+    """SHA-256 of a file's bytes, as hex."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def text_digest(text):
+    """SHA-256 of a text's UTF-8 bytes, as hex."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
