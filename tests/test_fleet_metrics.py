@@ -215,10 +215,12 @@ def test_metric_scripts_register_the_library_functions():
             metric = loader.resolve(ClassType.GENERAL, name, str(TESTENV / script), "test",
                                     "metric")
             assert metric is m.METRICS[name]
+        assert ClassFactory.get_cls(ClassType.GENERAL, "Goodput") is f.goodput
     finally:
         loader.unload()
     assert set(f.METRICS) <= set(NEW_SCRIPTS.values())
-    assert ClassFactory.get_cls(ClassType.GENERAL, "Goodput") is f.goodput
+    # what a job's files registered is forgotten with the job
+    assert not ClassFactory.is_exists(ClassType.GENERAL, "Goodput")
 
 
 def test_every_metric_has_a_row_in_the_docs_table():

@@ -5,7 +5,10 @@ basename, so the file may import its siblings. Two traps follow, which we turn
 into clear errors instead of silent misbehaviour: a basename already imported
 from another file (a second ``edge_model.py``, or an installed module such as
 ``yaml``) would quietly give the *other* module, whose registrations are not
-the ones the job expects.
+the ones the job expects. A third: two files of one job registering the same alias
+(sedna lets the last one win) is an error here, and what a job's files registered is
+forgotten when the job ends, so that the next job in the same process registers its
+own.
 """
 
 import importlib
@@ -13,7 +16,7 @@ import os
 import sys
 
 from edgellm.errors import ConfigError
-from edgellm.registry import ClassFactory, ClassType, registered_names
+from edgellm.registry import ClassFactory, ClassType, RegistryError, registered_names
 
 
 class ModuleLoader:
@@ -22,6 +25,7 @@ class ModuleLoader:
 
     def __init__(self):
         self.loaded = {}  # basename -> absolute path
+        self.registered = {}  # (ClassType group, alias) -> (object, url of the file)
 
     def load(self, url, source):
         path = os.path.abspath(url)
@@ -38,10 +42,13 @@ class ModuleLoader:
                                       f"from {other}; Ianvs imports module files by basename, "
                                       f"so rename the file to something unique")
         sys.path.insert(0, folder)
+        before = _registrations()
         try:
             module = importlib.import_module(name)
         except ConfigError:
             raise
+        except RegistryError as err:
+            raise ConfigError(source, f"url {url}: {err}") from None
         except Exception as err:  # user code: report it on one line, keep the cause
             raise ConfigError(source, f"url {url}: import failed: "
                                       f"{type(err).__name__}: {err}") from err
@@ -49,7 +56,19 @@ class ModuleLoader:
             if sys.path and sys.path[0] == folder:
                 sys.path.pop(0)
         self.loaded[name] = path
+        self._note_registrations(before, url, source)
         return module
+
+    def _note_registrations(self, before, url, source):
+        for key, obj in _registrations().items():
+            if before.get(key) is obj:
+                continue
+            earlier = self.registered.get(key)
+            if earlier is not None and earlier[0] is not obj:
+                raise ConfigError(source, f"url {url}: registers alias {key[1]!r} "
+                                          f"(ClassType {key[0]!r}), which {earlier[1]} "
+                                          f"registered already: aliases must be unique in a job")
+            self.registered[key] = (obj, url)
 
     def resolve(self, type_name, alias, url, source, what):
         """Import ``url`` and return what it registered under ``alias``."""
@@ -65,7 +84,18 @@ class ModuleLoader:
             module = sys.modules.get(name)
             if module is not None and os.path.abspath(getattr(module, "__file__", "")) == path:
                 del sys.modules[name]
+        for (group, alias), (obj, _) in self.registered.items():
+            entries = ClassFactory.__registry__.get(group, {})
+            if entries.get(alias) is obj:
+                del entries[alias]
         self.loaded.clear()
+        self.registered.clear()
+
+
+def _registrations():
+    """(group, alias) -> object of everything registered with ClassFactory now."""
+    return {(group, alias): obj for group, entries in ClassFactory.__registry__.items()
+            for alias, obj in entries.items()}
 
 
 def registry_group(module_type):
