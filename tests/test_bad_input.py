@@ -132,7 +132,9 @@ def test_unknown_visualization_method(example, capsys):
 def test_unknown_backend_fails_before_any_case(example, capsys):
     edit(f"{ROUTING}/oracle-router.yaml", 'values: ["simulated"]', 'values: ["simulatd"]')
     err = run_bad(capsys)
-    assert f"{ROUTING}/oracle-router.yaml: key 'algorithm.modules[1]'" in err
+    assert f"{ROUTING}/oracle-router.yaml: key " \
+           "'algorithm.modules[1].hyperparameters[0].backend'" in err
+    assert "did you mean 'simulated'?" in err
     assert "unknown backend 'simulatd'" in err
     assert not os.path.exists("workspace/query-routing")  # no case folder was started
 

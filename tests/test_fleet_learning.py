@@ -11,7 +11,7 @@ import pytest
 
 from conftest import EXAMPLE, REPO
 from edgellm.fleet.learning import LinUcbOffloader, MlpPredictorOffloader, ThompsonOffloader
-from edgellm.fleet.offloaders import create_offloader
+from edgellm.fleet.registry import create_offloader
 from edgellm.records import FleetOptions as Options, FleetOutcome as Outcome, FleetTask as Task
 from edgellm.fleet.simulator import FleetSimulator
 from edgellm.fleet.topology import load_topology
@@ -94,8 +94,9 @@ def results(topology, samples):
 # -- registry and hyperparameters -----------------------------------------------------------
 
 def test_learners_are_created_by_alias_from_a_grid_of_params():
+    # one grid for every part of the fleet: each takes the settings it accepts
     grid = {"latency_weight": 0.05, "alpha": 0.3, "noise_std": 0.1, "epsilon": 0.0,
-            "hidden": [16], "seed": 3, "caching_every": 10, "slo_s": 5.0}
+            "hidden": [16], "seed": 3, "horizon_windows": 2}
     linucb, thompson, mlp = (create_offloader(name, **grid) for name in LEARNERS)
     assert isinstance(linucb, LinUcbOffloader) and linucb.alpha == 0.3
     assert isinstance(thompson, ThompsonOffloader) and thompson.noise_std == 0.1

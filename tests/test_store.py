@@ -13,6 +13,7 @@ from contextlib import closing
 
 import pytest
 
+from edgellm.context import RunContext, use_context
 from edgellm.errors import ConfigError
 from edgellm.models.chat import ChatBackend, Generation, messages_for
 from edgellm.models.replay import ReplayLLM
@@ -21,17 +22,22 @@ from conftest import sample
 
 
 class FakeLLM(ChatBackend):
-    """Answers at once and remembers what it was asked; ``dtype`` changes outputs."""
+    """Answers at once and remembers what it was asked; ``dtype`` changes outputs,
+    ``concurrency``, ``batch_size``, ``device`` and the API key do not."""
 
     backend_name = "fake"
 
-    def __init__(self, model="fake-7b", answer="B", **params):
+    def __init__(self, model="fake-7b", answer="B", dtype=None, concurrency=1, batch_size=1,
+                 device="cpu", api_key_env=None, **params):
         super().__init__(model, **params)
         self.answer = answer
+        self.dtype = dtype
+        self.concurrency, self.batch_size, self.device = concurrency, batch_size, device
+        self._key = os.environ.get(api_key_env) if api_key_env else None
         self.calls = []
 
     def output_settings(self):
-        return {k: v for k, v in self.options.items() if k == "dtype"}
+        return {"dtype": self.dtype} if self.dtype else {}
 
     def complete(self, messages):
         self.calls.append(messages)
@@ -150,6 +156,12 @@ def test_store_path_precedence(monkeypatch, tmp_path):
     monkeypatch.setenv("EDGELLM_STORE", "env.sqlite")
     assert store_path() == str(tmp_path / "env.sqlite")
     assert store_path("given.sqlite") == str(tmp_path / "given.sqlite")
+    # edgellm run's context wins over the environment (what Ianvs runs fall back to)
+    with use_context(RunContext(workspace=str(tmp_path / "run"))):
+        assert store_path() == str(tmp_path / "run" / "responses.sqlite")
+    with use_context(RunContext(store_path="run.sqlite")):
+        assert store_path() == str(tmp_path / "run.sqlite")
+        assert store_path("given.sqlite") == str(tmp_path / "given.sqlite")
 
 
 def test_one_store_per_process_and_file(path, monkeypatch):

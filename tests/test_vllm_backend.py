@@ -33,7 +33,7 @@ def _vllm_usable():
 def test_check_says_what_is_missing():
     with pytest.raises(ValueError) as err:
         check_backend("vllm", {"model": "/some/model"})
-    assert str(err.value) == NEEDS
+    assert str(err.value) == f"backend 'vllm': {NEEDS}"
 
 
 @pytest.mark.skipif(_vllm_usable(), reason="vLLM and a GPU are present here")

@@ -15,14 +15,10 @@ EXIT_BAD_INPUT = 2
 def _run(args):
     from edgellm.bench.runner import BenchmarkRunner
 
-    # backends read these (worker processes inherit them); a `store` or `store_mode`
+    # the run context of the job's real backends; a `store` or `store_mode`
     # hyperparameter in the algorithm yaml still wins
-    if args.store:
-        os.environ["EDGELLM_STORE"] = os.path.abspath(args.store)
-    if args.store_mode:
-        os.environ["EDGELLM_STORE_MODE"] = args.store_mode
-
-    report = BenchmarkRunner(args.file, progress=not args.no_progress, jobs=args.jobs).run()
+    report = BenchmarkRunner(args.file, progress=not args.no_progress, jobs=args.jobs,
+                             store=args.store, store_mode=args.store_mode).run()
     if report.table:
         print(report.table)
     if report.selected_rank_file:
@@ -170,11 +166,10 @@ def build_parser():
                           "auto: every core when all models are simulated, else 1)")
     run.add_argument("--store", metavar="PATH",
                      help="response store of the real backends (default: "
-                          "<workspace>/responses.sqlite; sets EDGELLM_STORE)")
+                          "<workspace>/responses.sqlite)")
     run.add_argument("--store-mode", choices=["record", "replay", "auto"],
                      help="record: always call the model; replay: stored responses only; "
-                          "auto (default): replay what is stored, call for the rest "
-                          "(sets EDGELLM_STORE_MODE)")
+                          "auto (default): replay what is stored, call for the rest")
     run.set_defaults(handler=_run)
 
     store_help = ("response store file (default: env EDGELLM_STORE, else "

@@ -28,16 +28,23 @@ class RegistryError(ValueError):
     """An unknown alias, or an alias registered twice."""
 
 
-class UnknownSetting(ValueError):
-    """A setting the class does not take. ``name`` is the setting, ``suggestion`` the
-    nearest valid one (or None)."""
+class SettingError(ValueError):
+    """A bad setting: ``name`` is the setting at fault (so that an error about a YAML
+    file can name its key), ``problem`` what is wrong with it."""
+
+    def __init__(self, owner, name, problem):
+        self.owner, self.name, self.problem = owner, name, problem
+        super().__init__(f"{owner}: {problem}")
+
+
+class UnknownSetting(SettingError):
+    """A setting the class does not take; ``suggestion`` is the nearest valid one."""
 
     def __init__(self, owner, name, known):
-        self.name = name
         self.suggestion = nearest(name, known)
         hint = f"; did you mean '{self.suggestion}'?" if self.suggestion else \
             f" (known: {', '.join(known) or 'none'})"
-        super().__init__(f"{owner}: unknown setting '{name}'{hint}")
+        super().__init__(owner, name, f"unknown setting '{name}'{hint}")
 
 
 def nearest(name, known):
@@ -199,5 +206,6 @@ def registered_names(type_name):
     return sorted(ClassFactory.__registry__.get(type_name, {}))
 
 
-__all__ = ["ClassFactory", "ClassType", "Registry", "RegistryError", "SEDNA", "UnknownSetting",
+__all__ = ["ClassFactory", "ClassType", "Registry", "RegistryError", "SEDNA", "SettingError",
+           "UnknownSetting",
            "accepted_settings", "check_settings", "nearest", "registered_names"]

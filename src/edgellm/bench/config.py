@@ -65,6 +65,15 @@ class ModuleSpec:
     url: str
     hyperparameters: dict = field(default_factory=dict, hash=False, compare=False)
     source: str = ""  # "<file>: key '...'" for error messages
+    # hyperparameter -> (file, key) where the YAML sets it, for error messages
+    keys: dict = field(default_factory=dict, hash=False, compare=False)
+
+    def setting_error(self, name, message):
+        """A one-line error about hyperparameter ``name``, naming its file and key."""
+        where = self.keys.get(name)
+        if where is None:
+            return ConfigError(self.source, message)
+        return ConfigError(where[0], f"key '{where[1]}': {message}")
 
 
 @dataclass
@@ -198,9 +207,10 @@ def read_testenv(path):
 
 
 def _read_hyperparameters(module):
-    """Ianvs' grid for one module: a list of dicts, the cartesian product of values."""
+    """Ianvs' grid for one module: (a list of dicts, the cartesian product of values;
+    hyperparameter -> (file, key) where it is set)."""
     entries = module.get("hyperparameters", list, default=[])
-    base, names, values = {}, [], []
+    base, names, values, keys = {}, [], [], {}
     for i, entry in enumerate(entries):
         key = module.key(f"hyperparameters[{i}]")
         if not isinstance(entry, dict) or len(entry) != 1:
@@ -216,10 +226,13 @@ def _read_hyperparameters(module):
                 if not isinstance(extra_data, dict):
                     raise ConfigError(extra, "expected a mapping of hyperparameters")
                 base.update(extra_data)
+                keys.update((name, (extra, str(name))) for name in extra_data)
         else:
             names.append(hp)
             values.append(hp_values)
-    return [{**base, **dict(zip(names, combo))} for combo in itertools.product(*values)]
+            keys[hp] = (module.path, f"{key}.{hp}")
+    grid = [{**base, **dict(zip(names, combo))} for combo in itertools.product(*values)]
+    return grid, keys
 
 
 def read_algorithm(name, path):
@@ -242,8 +255,8 @@ def read_algorithm(name, path):
         mname = module.get("name", str, required=True)
         url = module.file("url")
         source = f"{path}: key '{module.prefix}'"
-        per_module.append([ModuleSpec(mtype, mname, url, hps, source)
-                           for hps in _read_hyperparameters(module)])
+        grid, keys = _read_hyperparameters(module)
+        per_module.append([ModuleSpec(mtype, mname, url, hps, source, keys) for hps in grid])
     missing = [m for m in REQUIRED_MODULES if m not in seen]
     if missing:
         raise algo.error("modules", f"missing module type(s) {missing}; joint inference "

@@ -13,6 +13,7 @@ its raw records (the row's ``url``).
 
 import copy
 import gc
+import inspect
 import multiprocessing
 import os
 import shutil
@@ -20,10 +21,11 @@ import sys
 import time
 import traceback
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import orjson
 import yaml
+from tqdm import tqdm
 
 from edgellm import __version__
 from edgellm.files import write_text
@@ -31,9 +33,10 @@ from edgellm.bench.config import check_rank_names, read_job
 from edgellm.bench.loader import ModuleLoader, registry_group
 from edgellm.bench.paradigm import JointInference
 from edgellm.bench.rank import Leaderboard, format_table
+from edgellm.context import RunContext, use_context
 from edgellm.errors import ConfigError
 from edgellm.metrics.responses import forget as forget_results
-from edgellm.registry import ClassType
+from edgellm.registry import ClassType, SettingError, check_settings
 from edgellm.tasks.ianvs_format import load_test_dataset
 
 _JSON_OPTS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_APPEND_NEWLINE
@@ -65,14 +68,34 @@ class RunReport:
         return [o for o in self.outcomes if not o.ok]
 
 
+def _check_module(cls, m):
+    """One module's settings (``BenchmarkRunner._check_modules``): its class's own
+    ``check_config(params, source)`` where it has one (routers, models, the fleet), else
+    the settings rule (explicit ``__init__`` parameters; a class taking ``**kwargs``
+    takes anything). True when the module runs no real model."""
+    check_config = getattr(cls, "check_config", None)
+    try:
+        if callable(check_config):
+            return bool(check_config(m.hyperparameters, m.source))
+        init = getattr(cls, "__init__", None)
+        if isinstance(cls, type) and not any(
+                p.kind == p.VAR_KEYWORD for p in inspect.signature(init).parameters.values()):
+            check_settings(cls, m.hyperparameters, owner=m.name)
+    except SettingError as err:
+        raise m.setting_error(err.name, str(err)) from None
+    except ValueError as err:
+        raise ConfigError(m.source, str(err)) from None
+    return m.type not in ("edgemodel", "cloudmodel")
+
+
 # What forked workers need, set just before they are forked (fork shares it for free;
 # pickling the dataset to each worker would cost more than the cases).
 _WORKER_STATE = None
 
 
 def _run_case_in_worker(index):
-    runner, job, classes, dataset, metrics = _WORKER_STATE
-    return runner._run_case(job, job.test_cases[index], classes, dataset, metrics)
+    runner, job, classes, dataset, metrics, context = _WORKER_STATE
+    return runner._run_case(job, job.test_cases[index], classes, dataset, metrics, context)
 
 
 class BenchmarkRunner:
@@ -84,31 +107,39 @@ class BenchmarkRunner:
     process otherwise: real backends hold a GPU or an API rate limit, and cases
     running side by side would disturb each other's timings."""
 
-    def __init__(self, job_path, progress=True, jobs="auto"):
+    def __init__(self, job_path, progress=True, jobs="auto", store=None, store_mode=None):
         self.job_path = job_path
         self.progress = progress
         self.jobs = jobs if jobs == "auto" else max(1, int(jobs))
+        # the response store of the real backends, for the whole job (the run context)
+        self.store = os.path.abspath(store) if store else None
+        self.store_mode = store_mode
         self._workers = 1
 
     def run(self):
-        # sedna's default backend imports tensorflow; the LLM paradigm needs none.
-        os.environ.setdefault("BACKEND_TYPE", "UNKNOWN")
         job = read_job(self.job_path)
+        context = RunContext(workspace=job.workspace, store_path=self.store,
+                             store_mode=self.store_mode)
+        with use_context(context):
+            return self._run(job, context)
+
+    def _run(self, job, context):
         loader = ModuleLoader()
         try:
             metrics = self._resolve_metrics(job, loader)
             classes = self._resolve_modules(job, loader)
             check_rank_names(job)
-            simulated_only = self._check_backends(job, classes)
+            simulated_only = self._check_modules(job, classes)
             dataset = load_test_dataset(job.testenv.dataset)
             workers = self.jobs
             if workers == "auto":
                 workers = len(os.sched_getaffinity(0)) if simulated_only else 1
             workers = self._workers = min(workers, len(job.test_cases))
             if workers > 1 and "fork" in multiprocessing.get_all_start_methods():
-                outcomes = self._run_in_workers(workers, job, classes, dataset, metrics)
+                outcomes = self._run_in_workers(workers, job, classes, dataset, metrics,
+                                                context)
             else:
-                outcomes = [self._run_case(job, case, classes, dataset, metrics)
+                outcomes = [self._run_case(job, case, classes, dataset, metrics, context)
                             for case in job.test_cases]
             del dataset
         finally:
@@ -117,15 +148,14 @@ class BenchmarkRunner:
         self._rank(report, list(metrics))
         return report
 
-    def _run_in_workers(self, workers, job, classes, dataset, metrics):
+    def _run_in_workers(self, workers, job, classes, dataset, metrics, context):
         global _WORKER_STATE
-        from tqdm import tqdm
 
-        _WORKER_STATE = (self, job, classes, dataset, metrics)
-        context = multiprocessing.get_context("fork")
-        tqdm.set_lock(context.RLock())  # bars of several processes share the terminal
+        _WORKER_STATE = (self, job, classes, dataset, metrics, context)
+        fork = multiprocessing.get_context("fork")
+        tqdm.set_lock(fork.RLock())  # bars of several processes share the terminal
         try:
-            with context.Pool(workers) as pool:
+            with fork.Pool(workers) as pool:
                 return pool.map(_run_case_in_worker, range(len(job.test_cases)), chunksize=1)
         finally:
             _WORKER_STATE = None
@@ -151,43 +181,25 @@ class BenchmarkRunner:
         return classes
 
     @staticmethod
-    def _check_backends(job, classes):
-        """A backend that cannot run (a missing API key, no vLLM or GPU, no model
-        folder) fails here, before the first test case, not midway through a run.
-        Returns whether every edge and cloud model of the job is simulated."""
-        from edgellm.models import check_backend
-        from edgellm.models.tiers import TierModel
-
-        checked, simulated_only = set(), True
+    def _check_modules(job, classes):
+        """Every module's settings, before the first test case: a setting its class does
+        not take, a backend that cannot run (a missing API key, no vLLM or GPU, no model
+        folder), a bad topology or router file fails here with one line naming the file
+        and key, not midway through a run. Returns whether no module of the job runs a
+        real model (every edge and cloud model simulated)."""
+        checked, simulated_only = {}, True
         for case in job.test_cases:
             for m in case.modules.values():
                 cls = classes[(m.type, m.name, m.url)]
-                check_config = getattr(cls, "check_config", None)
-                if callable(check_config):  # a module that checks its own settings (the fleet)
-                    try:
-                        simulated_only &= bool(check_config(m.hyperparameters, m.source))
-                    except ValueError as err:
-                        raise ConfigError(m.source, str(err)) from None
-                    continue
-                if not (isinstance(cls, type) and issubclass(cls, TierModel)):
-                    simulated_only &= m.type not in ("edgemodel", "cloudmodel")
-                    continue
-                params = dict(m.hyperparameters)
-                name = params.pop("backend", "simulated")
-                simulated_only &= name == "simulated"
-                key = (name, repr(sorted(params.items(), key=lambda kv: kv[0])))
-                if key in checked:
-                    continue
-                checked.add(key)
-                try:
-                    check_backend(name, params)
-                except ValueError as err:
-                    raise ConfigError(m.source, f"backend {name!r}: {err}") from None
+                key = (cls, repr(sorted(m.hyperparameters.items(), key=lambda kv: kv[0])))
+                if key not in checked:
+                    checked[key] = _check_module(cls, m)
+                simulated_only &= checked[key]
         return simulated_only
 
     # -- one test case ---------------------------------------------------------
 
-    def _run_case(self, job, case, classes, dataset, metric_funcs):
+    def _run_case(self, job, case, classes, dataset, metric_funcs, context):
         # A case allocates millions of small dicts and no reference cycles; the cyclic
         # collector would rescan them again and again (it doubled run time). Pause it
         # for the case; the next automatic collection after it frees any cyclic
@@ -195,25 +207,25 @@ class BenchmarkRunner:
         gc.freeze()  # what exists now (the dataset, modules) is never rescanned
         gc.disable()
         try:
-            return self._run_case_unpaused(job, case, classes, dataset, metric_funcs)
+            return self._run_case_unpaused(job, case, classes, dataset, metric_funcs, context)
         finally:
             gc.enable()
             gc.unfreeze()
 
-    def _run_case_unpaused(self, job, case, classes, dataset, metric_funcs):
+    def _run_case_unpaused(self, job, case, classes, dataset, metric_funcs, context):
         algorithm_dir = os.path.join(job.output_dir, case.algorithm)
         # uuid4, not Ianvs' uuid1: uuid1 can repeat across forked workers
         outcome = CaseOutcome(case, os.path.join(algorithm_dir, str(uuid.uuid4())))
         partial = outcome.output_dir + ".partial"
         os.makedirs(partial)
-        # Ianvs' LLM example keeps its caches here; keep the variable for such modules.
+        # modules written for Ianvs (its LLM example keeps caches there) read this, as
+        # Ianvs sets it; edgellm's own modules read the run context
         os.environ["RESULT_SAVED_URL"] = algorithm_dir
-        # modules that write per-case files (the fleet's round log) put them here
-        os.environ["EDGELLM_CASE_DIR"] = partial
         write_text(os.path.join(partial, "config.yaml"), self._config_yaml(job, case))
         try:
-            results, y_true, outcome.simulated = self._infer(job, case, classes, dataset,
-                                                             partial)
+            with use_context(replace(context, algorithm_dir=algorithm_dir, case_dir=partial)):
+                results, y_true, outcome.simulated = self._infer(job, case, classes, dataset,
+                                                                 partial)
             outcome.metrics = self._metrics(metric_funcs, y_true, results)
             write_text(os.path.join(partial, "metrics.json"),
                        orjson.dumps(outcome.metrics, option=orjson.OPT_INDENT_2).decode())
@@ -242,9 +254,6 @@ class BenchmarkRunner:
         params = dict(hem.hyperparameters)
         if hem.name == "OracleRouter":
             params.update(edgemodel=edge, cloudmodel=cloud)
-        model_path = os.environ.get("model_path")
-        if model_path and os.path.isfile(model_path) and callable(getattr(edge, "load", None)):
-            edge.load(model_url=model_path)  # as sedna does for a local model file
         router = classes[(hem.type, hem.name, hem.url)](**params)
         paradigm = JointInference(edge, cloud, router, job.testenv.mining_mode)
         try:
@@ -265,8 +274,6 @@ class BenchmarkRunner:
         return results, list(dataset.y), simulated
 
     def _with_progress(self, job, case, paradigm, samples):
-        from tqdm import tqdm
-
         counts = {"Edge": 0, "Cloud": 0}
         label = f"[{case.index + 1}/{len(job.test_cases)}] {case.label()}"
         with tqdm(total=len(samples), desc=label, unit="q", file=sys.stderr, dynamic_ncols=True,

@@ -11,8 +11,6 @@ for its task type among the models that fit the node (``Topology.preferred_model
 
 from dataclasses import dataclass, field
 
-from edgellm.fleet.registry import PolicyRegistry
-
 
 @dataclass
 class Demand:
@@ -154,11 +152,3 @@ def _usable(node, model, horizon_s):
         return 1.0
     delay = node.transfer_s(model.size_gb) + model.size_gb * model.load_s_per_gb / node.speed
     return max(0.0, 1.0 - delay / horizon_s)
-
-
-CACHING_POLICIES = PolicyRegistry("caching policy")
-for _alias, _cls in (("Static", StaticCaching), ("LRU", LruCaching), ("LFU", LfuCaching),
-                     ("DemandKnapsack", DemandKnapsackCaching)):
-    CACHING_POLICIES.register(_alias)(_cls)
-register_caching_policy = CACHING_POLICIES.register
-create_caching_policy = CACHING_POLICIES.create

@@ -19,7 +19,7 @@ import math
 
 import numpy as np
 
-from edgellm.fleet.offloaders import Offloader, register_offloader
+from edgellm.fleet.offloaders import Offloader
 from edgellm.tasks.registry import task_types
 
 PROMPT_SCALE = 8.0   # log1p(prompt tokens) / 8 is about 0.4-1 for 20-2000 tokens
@@ -262,7 +262,6 @@ class _LinearBandit(Offloader):
         self._refresh(np.unique(arms))
 
 
-@register_offloader("LinUCB")
 class LinUcbOffloader(_LinearBandit):
     """Disjoint LinUCB: score = theta_a . x + alpha * sqrt(x' A_a^-1 x) - latency_weight * L^."""
 
@@ -275,7 +274,6 @@ class LinUcbOffloader(_LinearBandit):
         return width
 
 
-@register_offloader("Thompson")
 class ThompsonOffloader(_LinearBandit):
     """Linear Thompson sampling: theta_a ~ N(A_a^-1 b_a, noise_std^2 A_a^-1) per arm.
 
@@ -294,7 +292,6 @@ class ThompsonOffloader(_LinearBandit):
         return width
 
 
-@register_offloader("MLPPredictor")
 class MlpPredictorOffloader(Offloader):
     """The original distribution center's predictor: a small MLP (scikit-learn's
     MLPRegressor) maps (task, option) features to quality and log1p(latency s); the

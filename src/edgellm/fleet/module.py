@@ -2,9 +2,9 @@
 
 sedna calls ``predict(sample)`` per task; ``edgellm run`` calls ``predict_batch``
 with the same results. At ``cleanup()`` the run's round log (rounds.csv, plots)
-and per-node summary (fleet.json) go to the test case's folder: the one
-``edgellm run`` names in ``EDGELLM_CASE_DIR``; under Ianvs, which does not tell
-modules their case folder, ``$RESULT_SAVED_URL/fleet/<time>-<id>``.
+and per-node summary (fleet.json) go to the test case's folder (the run context's;
+under Ianvs, which does not tell modules their case folder,
+``<algorithm folder>/fleet/<time>-<id>``: edgellm.context).
 """
 
 import logging
@@ -14,12 +14,17 @@ import uuid
 
 import orjson
 
-from edgellm.files import write_text
+from edgellm.context import current_context
 from edgellm.errors import ConfigError
-from edgellm.fleet.caching import create_caching_policy
-from edgellm.fleet.offloaders import create_offloader
+from edgellm.files import write_text
+from edgellm.fleet.registry import (CACHING_POLICIES, OFFLOADERS, create_caching_policy,
+                                    create_offloader, part_settings)
+from edgellm.fleet.rounds import plot_rounds, round_frame, write_round_log
 from edgellm.fleet.simulator import FleetSimulator
 from edgellm.fleet.topology import load_topology
+from edgellm.models import create_backend
+from edgellm.models.openai_compatible import NO_KEY
+from edgellm.registry import RegistryError, SettingError, check_settings
 
 log = logging.getLogger(__name__)
 
@@ -27,29 +32,45 @@ log = logging.getLogger(__name__)
 class FleetEdgeModel:
     """Hyperparameters: ``topology`` (YAML path), ``offloader`` and ``caching`` (aliases),
     ``caching_every`` (rounds), ``slo_s`` (the SLO the cloud fallback guards; none: no
-    fallback), ``seed``, and any offloader or caching policy setting by name."""
+    fallback), ``seed``, and the offloaders' and caching policies' settings by name: a
+    grid's settings are shared, so each part takes those it accepts (a
+    ``latency_weight`` is for the offloaders that weigh latency); a name that none
+    takes is an error (edgellm.fleet.registry)."""
 
     def __init__(self, topology, offloader="LeastLoaded", caching="Static", caching_every=20,
                  slo_s=None, seed=0, **params):
+        check_settings(type(self), params)
         self.params = dict(topology=topology, offloader=offloader, caching=caching,
                            caching_every=caching_every, slo_s=slo_s, seed=seed, **params)
         self._sim = None
-        # sedna refuses to start unless env `model_path` names an existing file
-        os.environ["model_path"] = os.path.abspath(__file__)
 
-    @staticmethod
-    def check_config(params, source="edge model"):
-        """Fail before the run on a bad topology or an unknown alias; returns whether
-        every node is simulated (no endpoint)."""
+    @classmethod
+    def extra_settings(cls):
+        return part_settings()
+
+    @classmethod
+    def check_config(cls, params, source="edge model"):
+        """Fail before the run on an unknown setting or alias or a bad topology; returns
+        whether every node is simulated (no endpoint)."""
         params = dict(params)
+        check_settings(cls, params)
         path = params.get("topology")
         if not path:
             raise ConfigError(source, "the fleet edge model needs a 'topology' hyperparameter")
+        for setting, registry, default in (("offloader", OFFLOADERS, "LeastLoaded"),
+                                           ("caching", CACHING_POLICIES, "Static")):
+            if params.get(setting, default) not in registry:
+                raise SettingError(cls.__name__, setting,
+                                   registry.unknown_message(params[setting]))
         topology = load_topology(path)
+        settings = {k: v for k, v in params.items()
+                    if k not in ("topology", "offloader", "caching", "caching_every", "slo_s")}
         try:
-            create_offloader(params.get("offloader", "LeastLoaded"), **params)
-            create_caching_policy(params.get("caching", "Static"), **params)
+            create_offloader(params.get("offloader", "LeastLoaded"), **settings)
+            create_caching_policy(params.get("caching", "Static"), **settings)
         except (ValueError, TypeError) as err:
+            if isinstance(err, (SettingError, RegistryError)):
+                raise
             raise ConfigError(source, str(err)) from None
         return not any(n.base_url for n in topology.nodes)
 
@@ -80,7 +101,6 @@ class FleetEdgeModel:
             return
         sim.finish_round()
         folder = _case_folder()
-        from edgellm.fleet.rounds import plot_rounds, round_frame, write_round_log
         frame = round_frame(sim.round_rows())   # built once for the CSV and the plots
         write_round_log(frame, folder)
         plot_rounds(frame, folder)
@@ -94,9 +114,10 @@ class FleetEdgeModel:
 
 
 def _case_folder():
-    folder = os.environ.get("EDGELLM_CASE_DIR")
+    context = current_context()
+    folder = context.case_dir
     if not folder:
-        base = os.environ.get("RESULT_SAVED_URL") or "workspace"
+        base = context.algorithm_dir or context.workspace
         folder = os.path.join(base, "fleet", f"{time.strftime('%Y%m%d-%H%M%S')}-"
                                              f"{uuid.uuid4().hex[:8]}")
     os.makedirs(folder, exist_ok=True)
@@ -106,8 +127,6 @@ def _case_folder():
 def _endpoints(topology):
     """A real backend per (node, model) for nodes with a ``base_url`` (an
     OpenAI-compatible server; local ones need no key unless ``api_key_env`` is set)."""
-    from edgellm.models import create_backend
-    from edgellm.models.openai_compatible import NO_KEY
     endpoints = {}
     for i, node in enumerate(topology.nodes):
         if not node.base_url:

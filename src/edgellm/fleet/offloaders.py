@@ -10,8 +10,6 @@ really scored and took (``FleetOutcome`` records).
 
 import numpy as np
 
-from edgellm.fleet.registry import PolicyRegistry
-
 
 class Offloader:
     """Base class: parameters stored by ``__init__``, nothing else needed."""
@@ -57,15 +55,3 @@ class QualityGreedyOffloader(Offloader):
 
     def choose(self, task, options):
         return int(np.argmax(options.quality - self.latency_weight * options.latency_s))
-
-
-OFFLOADERS = PolicyRegistry("offloader")
-for _alias, _cls in (("RoundRobin", RoundRobinOffloader), ("LeastLoaded", LeastLoadedOffloader),
-                     ("QualityGreedy", QualityGreedyOffloader)):
-    OFFLOADERS.register(_alias)(_cls)
-register_offloader = OFFLOADERS.register
-
-
-def create_offloader(alias, **params):
-    import edgellm.fleet.learning  # noqa: F401  (the learning offloaders register on import)
-    return OFFLOADERS.create(alias, **params)

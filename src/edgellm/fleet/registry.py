@@ -1,36 +1,55 @@
-"""Offloaders and caching policies, looked up by the alias a grid names them by."""
+"""Offloaders and caching policies, looked up by the alias a grid names them by.
 
-import inspect
+A fleet's settings are one flat set (a grid holds every part's hyperparameters side
+by side, and one ``latency_weight`` serves whichever offloader a test case picks), so
+each part takes the settings it accepts from the shared set; a name that no part takes
+is an ``UnknownSetting``, as everywhere else.
+"""
+
+from edgellm.registry import Registry, UnknownSetting, accepted_settings
+
+# Lazy entries: the learning offloaders' module is imported only when one is used.
+OFFLOADERS = Registry("offloader")
+for _alias, _target in (("RoundRobin", "edgellm.fleet.offloaders:RoundRobinOffloader"),
+                        ("LeastLoaded", "edgellm.fleet.offloaders:LeastLoadedOffloader"),
+                        ("QualityGreedy", "edgellm.fleet.offloaders:QualityGreedyOffloader"),
+                        ("LinUCB", "edgellm.fleet.learning:LinUcbOffloader"),
+                        ("Thompson", "edgellm.fleet.learning:ThompsonOffloader"),
+                        ("MLPPredictor", "edgellm.fleet.learning:MlpPredictorOffloader")):
+    OFFLOADERS.register(_alias, _target)
+
+CACHING_POLICIES = Registry("caching policy")
+for _alias, _target in (("Static", "edgellm.fleet.caching:StaticCaching"),
+                        ("LRU", "edgellm.fleet.caching:LruCaching"),
+                        ("LFU", "edgellm.fleet.caching:LfuCaching"),
+                        ("DemandKnapsack", "edgellm.fleet.caching:DemandKnapsackCaching")):
+    CACHING_POLICIES.register(_alias, _target)
 
 
-class PolicyRegistry:
-    """alias -> class; ``create`` passes each class only the settings it takes (a grid
-    holds every part's hyperparameters side by side)."""
-
-    def __init__(self, what):
-        self.what = what
-        self.classes = {}
-
-    def register(self, alias):
-        """Class decorator: make a class selectable by its alias."""
-        def wrapper(cls):
-            self.classes[alias] = cls
-            return cls
-        return wrapper
-
-    def create(self, alias, **params):
-        if alias not in self.classes:
-            raise ValueError(f"unknown {self.what} {alias!r} "
-                             f"(available: {', '.join(self.classes)})")
-        cls = self.classes[alias]
-        return cls(**accepted_params(cls, params))
+def part_settings():
+    """Every setting some offloader or caching policy takes."""
+    names = []
+    for registry in (OFFLOADERS, CACHING_POLICIES):
+        for alias in registry:
+            names += [n for n in accepted_settings(registry.get(alias)) if n not in names]
+    return names
 
 
-def accepted_params(cls, params):
-    """The subset of ``params`` that ``cls.__init__`` takes."""
-    if cls.__init__ is object.__init__:
-        return {}
-    signature = inspect.signature(cls.__init__)
-    if any(p.kind == p.VAR_KEYWORD for p in signature.parameters.values()):
-        return dict(params)
-    return {k: v for k, v in params.items() if k in signature.parameters}
+def build_part(registry, alias, settings, owner="fleet"):
+    """The part ``alias`` of ``registry`` built from the fleet's shared ``settings``:
+    it gets those it accepts. A setting no part takes is an ``UnknownSetting``."""
+    known = part_settings()
+    for name in settings:
+        if name not in known:
+            raise UnknownSetting(owner, name, known)
+    cls = registry.get(alias)
+    takes = accepted_settings(cls)
+    return cls(**{k: v for k, v in settings.items() if k in takes})
+
+
+def create_offloader(alias, **settings):
+    return build_part(OFFLOADERS, alias, settings)
+
+
+def create_caching_policy(alias, **settings):
+    return build_part(CACHING_POLICIES, alias, settings)

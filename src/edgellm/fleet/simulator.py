@@ -19,8 +19,8 @@ from collections import defaultdict
 
 import numpy as np
 
-from edgellm.fleet.caching import Demand, create_caching_policy
-from edgellm.fleet.offloaders import create_offloader
+from edgellm.fleet.caching import Demand
+from edgellm.fleet.registry import create_caching_policy, create_offloader
 from edgellm.fleet.timeline import CandidateTable, NodeState, TokenBucket
 from edgellm.models.tokens import estimate_tokens
 from edgellm.models.simulated import SimulatedLLM

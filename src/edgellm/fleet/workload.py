@@ -26,8 +26,8 @@ class RoundWorkload(SampleProcessor):
     """
 
     def __init__(self, tasks_per_round=10, arrival="fixed", round_interval_s=1.0,
-                 rate_per_s=10.0, trace_file=None, seed=0, task_type=None, **kwargs):
-        super().__init__(task_type=task_type, **kwargs)
+                 rate_per_s=10.0, trace_file=None, seed=0, task_type=None):
+        super().__init__(task_type=task_type)
         if arrival not in ARRIVALS:
             raise ValueError(f"arrival must be one of {', '.join(ARRIVALS)}, got {arrival!r}")
         if int(tasks_per_round) < 1:

@@ -1,33 +1,34 @@
-"""LLM backends, looked up by the ``backend`` hyperparameter."""
+"""LLM backends, looked up by the ``backend`` hyperparameter of an edge or cloud model."""
 
-import importlib
+from edgellm.registry import Registry, SettingError, check_settings
 
-# name -> "module:class"; imported only when used, so optional extras stay optional.
-BACKENDS = {
-    "simulated": "edgellm.models.simulated:SimulatedLLM",
-    "huggingface": "edgellm.models.huggingface:HuggingFaceLLM",
-    "vllm": "edgellm.models.vllm_backend:VLLMBackend",
-    "openai": "edgellm.models.openai_compatible:OpenAICompatibleLLM",
-    "replay": "edgellm.models.replay:ReplayLLM",
-}
-
-
-def backend_class(name):
-    if name not in BACKENDS:
-        raise ValueError(f"unknown backend {name!r} (available: {', '.join(BACKENDS)})")
-    module_name, class_name = BACKENDS[name].split(":")
-    return getattr(importlib.import_module(module_name), class_name)
+# Lazy entries: a backend's module (and its optional extra) is imported only when used.
+BACKENDS = Registry("backend")
+for _name, _target in (("simulated", "edgellm.models.simulated:SimulatedLLM"),
+                       ("huggingface", "edgellm.models.huggingface:HuggingFaceLLM"),
+                       ("vllm", "edgellm.models.vllm_backend:VLLMBackend"),
+                       ("openai", "edgellm.models.openai_compatible:OpenAICompatibleLLM"),
+                       ("replay", "edgellm.models.replay:ReplayLLM")):
+    BACKENDS.register(_name, _target)
 
 
 def check_backend(name, params):
-    """Raise ValueError when backend ``name`` cannot run with ``params`` (a missing API
-    key, vLLM or GPU missing, no such model folder): called before any test case runs,
-    so a run never fails midway on what could be known at the start."""
-    check = getattr(backend_class(name), "check", None)
+    """Raise ValueError when backend ``name`` cannot run with ``params``: an unknown
+    setting (``UnknownSetting``), a missing API key, vLLM or GPU missing, no such model
+    folder. Called before any test case runs, so a run never fails midway on what
+    could be known at the start."""
+    cls = BACKENDS.get(name)
+    check_settings(cls, params, owner=f"backend {name!r}")
+    check = getattr(cls, "check", None)
     if callable(check):
-        check(dict(params))
+        try:
+            check(dict(params))
+        except SettingError:
+            raise
+        except ValueError as err:
+            raise ValueError(f"backend {name!r}: {err}") from None
 
 
 def create_backend(name, **params):
     """Instantiate backend ``name`` with the module's hyperparameters."""
-    return backend_class(name)(**params)
+    return BACKENDS.create(name, **params)

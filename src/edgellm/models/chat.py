@@ -9,15 +9,15 @@ and writes each new one there as it arrives.
 """
 
 import math
-import os
 from dataclasses import asdict, dataclass, field
 
+from edgellm.context import STORE_MODES, current_context
 from edgellm.models.pricing import price_for
+from edgellm.models.store import open_store
 from edgellm.records import make_response
 from edgellm.tasks.extraction import extract_prediction
 from edgellm.tasks.registry import prompt_for
 
-STORE_MODES = ("record", "replay", "auto")
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,7 @@ class ChatBackend:
     the store; default ``model``, set it when the same weights sit at another path),
     the sampling settings, ``system_prompt``, ``store`` (a path; default
     ``<workspace>/responses.sqlite``, ``none`` to turn it off), ``store_mode``
-    (record | replay | auto, default auto), prices (``input_per_mtok``,
+    (record | replay | auto; default the run's, ``edgellm run --store-mode``, else auto), prices (``input_per_mtok``,
     ``output_per_mtok``, ``cost_per_hour``; default from prices.yaml)."""
 
     simulated = False
@@ -95,7 +95,7 @@ class ChatBackend:
     def __init__(self, model, tier="edge", node=None, model_name=None, system_prompt=None,
                  temperature=0.0, top_p=1.0, max_tokens=256, repetition_penalty=1.0,
                  seed=None, stop=None, store=None, store_mode=None, input_per_mtok=None,
-                 output_per_mtok=None, cost_per_hour=None, **options):
+                 output_per_mtok=None, cost_per_hour=None):
         self.model = str(model)
         self.tier = tier
         self.node = node or tier
@@ -107,12 +107,11 @@ class ChatBackend:
                                          None if seed is None else int(seed), stop)
         self.price = price_for(self.identity, input_per_mtok=input_per_mtok,
                                output_per_mtok=output_per_mtok, cost_per_hour=cost_per_hour)
-        self.store_mode = store_mode or os.environ.get("EDGELLM_STORE_MODE") or "auto"
+        self.store_mode = store_mode or current_context().store_mode or "auto"
         if self.store_mode not in STORE_MODES:
             raise ValueError(f"store_mode must be one of {', '.join(STORE_MODES)}, "
                              f"got {self.store_mode!r}")
         self.store_path = store
-        self.options = options
         self._store = None
 
     # -- what subclasses implement --------------------------------------------
@@ -145,7 +144,6 @@ class ChatBackend:
     def store(self):
         # no `store` hyperparameter (None) means the default store; "none" turns it off
         if self._store is None and str(self.store_path or "").lower() != "none":
-            from edgellm.models.store import open_store
             self._store = open_store(self.store_path)
         return self._store
 

@@ -8,10 +8,13 @@ stored under>`` and the sampling settings they were recorded with.
 
 import os
 
+from edgellm.context import current_context
+from edgellm.models import BACKENDS
 from edgellm.models.chat import ChatBackend, messages_for
 from edgellm.models.pricing import price_for
 from edgellm.models.store import store_path
 from edgellm.records import COUNTERPART
+from edgellm.registry import accepted_settings, check_settings
 from edgellm.tasks.extraction import extract_prediction
 
 OTHER_TIER = {"edge": "cloud", "cloud": "edge"}
@@ -29,20 +32,30 @@ class ReplayLLM(ChatBackend):
     AIQ; edgellm.metrics.routing) need both models' outcomes of every query. It is
     for evaluation only: a router must not read it (the CascadeRouter does not).
     Items the store has no counterpart for get none (those metrics are then NaN).
-    Other hyperparameters (a recording backend's device, API address...) are ignored:
-    they do not change outputs."""
+    The settings of the other backends (a recording backend's device, API address...)
+    are accepted and ignored, so that a recorded algorithm replays by changing its
+    ``backend`` only: they do not change outputs. A name no backend takes is an error."""
 
     backend_name = "replay"
 
     def __init__(self, model, store_mode=None, output_settings=None, counterpart_model=None,
                  **params):
-        super().__init__(model, store_mode="replay", **params)
+        check_settings(type(self), params, owner="backend 'replay'")
+        own = accepted_settings(ChatBackend)
+        super().__init__(model, store_mode="replay",
+                         **{k: v for k, v in params.items() if k in own})
         self._output_settings = dict(output_settings or {})
         self.counterpart_model = str(counterpart_model) if counterpart_model else None
         if self.counterpart_model == self.identity:
             raise ValueError(f"counterpart_model is the replayed model itself "
                              f"({self.identity!r}): name the other tier's model")
         self._counterpart_price = None
+
+    @classmethod
+    def extra_settings(cls):
+        """Every other backend's settings: accepted, and ignored."""
+        return [name for backend in BACKENDS if backend != cls.backend_name
+                for name in accepted_settings(BACKENDS.get(backend))]
 
     def output_settings(self):
         return dict(self._output_settings)
@@ -87,8 +100,9 @@ class ReplayLLM(ChatBackend):
 
     @staticmethod
     def check(params):
-        """A replay needs a store; one named up front (hyperparameter ``store`` or env
-        EDGELLM_STORE) must exist. The workspace default is checked when the case runs."""
+        """A replay needs a store; one named up front (hyperparameter ``store`` or the
+        run's, ``edgellm run --store``) must exist. The workspace default is checked
+        when the case runs."""
         mode = params.get("store_mode")
         if mode not in (None, "replay"):
             raise ValueError(f"the replay backend only replays: store_mode {mode!r} is "
@@ -97,7 +111,7 @@ class ReplayLLM(ChatBackend):
         if str(store or "").lower() == "none":
             raise ValueError("the replay backend needs a response store: store 'none' "
                              "turns it off")
-        named = store or os.environ.get("EDGELLM_STORE")
+        named = store or current_context().store_path
         if named and not os.path.isfile(store_path(named)):
             raise ValueError(f"no response store at {store_path(named)}: record a run or "
                              "'edgellm import' responses there first")

@@ -20,6 +20,7 @@ import yaml
 from edgellm.models.pricing import price_for
 from edgellm.models.tokens import estimate_tokens
 from edgellm.records import make_response
+from edgellm.registry import check_settings
 from edgellm.tasks.extraction import extract_prediction
 from edgellm.tasks.multiple_choice import extract_choice, option_letters, parse_options
 from edgellm.tasks.references import parse_reference
@@ -137,15 +138,18 @@ def item_hashes(samples):
 
 
 class SimulatedLLM:
-    """Answers from a profile on a modelled clock; ``generate_batch`` is vectorised."""
+    """Answers from a profile on a modelled clock; ``generate_batch`` is vectorised.
+
+    Settings: ``model`` (a profile of profiles.yaml), ``seed``, ``profiles_path``, the
+    prices (``input_per_mtok``, ``output_per_mtok``, ``cost_per_hour``) and any profile
+    field (``accuracy``, ``ttft_s``, ``decode_tokens_per_s``...) to override."""
 
     simulated = True
 
     def __init__(self, model, tier=None, seed=0, node=None, profiles_path=None,
                  input_per_mtok=None, output_per_mtok=None, cost_per_hour=None, **overrides):
-        known = {f.name for f in fields(ModelProfile)}
-        self.profile = load_profile(model, profiles_path or PROFILES_PATH,
-                                    **{k: v for k, v in overrides.items() if k in known})
+        check_settings(type(self), overrides, owner="backend 'simulated'")
+        self.profile = load_profile(model, profiles_path or PROFILES_PATH, **overrides)
         self.price = price_for(model, input_per_mtok=input_per_mtok,
                                output_per_mtok=output_per_mtok, cost_per_hour=cost_per_hour)
         self.model = model
@@ -161,6 +165,11 @@ class SimulatedLLM:
             for letter in "ABCDEFGHIJ":
                 text = template.format(letter=letter)
                 self._letter_answers[letter] = (text, letter, max(1, estimate_tokens(text, cpt)))
+
+    @classmethod
+    def extra_settings(cls):
+        """The profile fields a hyperparameter may override."""
+        return [f.name for f in fields(ModelProfile) if f.name not in ("name", "tier", "extra")]
 
     @staticmethod
     def check(params):

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import orjson
 
+from edgellm.context import current_context
 from edgellm.errors import ConfigError
 
 SCHEMA_VERSION = 1
@@ -115,16 +116,11 @@ def _sample_item_keys(sample):
 
 
 def store_path(path=None):
-    """Where the store is: ``path`` when given, else env EDGELLM_STORE, else
-    ``<workspace>/responses.sqlite`` of the running job (Ianvs and ``edgellm run`` set
-    RESULT_SAVED_URL to ``<workspace>/<job>/<algorithm>``), else
-    ``./workspace/responses.sqlite``."""
-    chosen = path or os.environ.get("EDGELLM_STORE")
-    if not chosen:
-        saved = os.environ.get("RESULT_SAVED_URL")
-        workspace = os.path.dirname(os.path.dirname(os.path.abspath(saved))) if saved \
-            else "workspace"
-        chosen = os.path.join(workspace, STORE_FILE)
+    """Where the store is: ``path`` when given, else the run context's store
+    (``edgellm run --store``; under Ianvs env EDGELLM_STORE), else
+    ``<workspace>/responses.sqlite`` of the running job (edgellm.context)."""
+    context = current_context()
+    chosen = path or context.store_path or os.path.join(context.workspace, STORE_FILE)
     return os.path.abspath(os.path.expanduser(str(chosen)))
 
 

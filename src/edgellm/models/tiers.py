@@ -5,10 +5,9 @@ sedna calls ``edgemodel.predict(data, **kw)`` and ``cloudmodel.inference(data, *
 the same results.
 """
 
-import os
-
+from edgellm.models import BACKENDS, check_backend, create_backend
 from edgellm.records import ROUTER_SCORE
-from edgellm.models import create_backend
+from edgellm.registry import SettingError
 
 
 def with_router_scores(samples, responses):
@@ -27,6 +26,17 @@ class TierModel:
     """A backend serving one tier. Hyperparameters other than ``backend`` go to it."""
 
     tier = "edge"
+
+    @classmethod
+    def check_config(cls, params, source=None):
+        """Before the first test case: the backend exists and takes these settings
+        (edgellm.models.check_backend). True when it is simulated (no real model)."""
+        params = dict(params)
+        name = params.pop("backend", "simulated")
+        if name not in BACKENDS:
+            raise SettingError(cls.__name__, "backend", BACKENDS.unknown_message(name))
+        check_backend(name, params)
+        return name == "simulated"
 
     def __init__(self, backend="simulated", **params):
         self.backend = backend
@@ -62,14 +72,6 @@ class TierModel:
 
 class EdgeModel(TierModel):
     tier = "edge"
-
-    def __init__(self, backend="simulated", **params):
-        super().__init__(backend, **params)
-        # sedna's JointInference refuses to start unless env `model_path` names an
-        # existing file or a hub-style "org/name"; point it at a file that exists
-        # (this one) when the model is not a local path, as Ianvs' example does.
-        model = str(params.get("model", ""))
-        os.environ["model_path"] = model if os.path.exists(model) else os.path.abspath(__file__)
 
     def predict(self, data, **kwargs):
         return self.generate(data)

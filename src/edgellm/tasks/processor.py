@@ -13,7 +13,7 @@ class SampleProcessor:
     ``subject`` is level_4_dim. ``id`` is the line number: the only key sedna keeps,
     so samples are the same under ``ianvs`` and ``edgellm run``."""
 
-    def __init__(self, task_type=None, **kwargs):
+    def __init__(self, task_type=None):
         self.task_type = get_task_type(task_type).name if task_type else None
 
     def _type_of(self, level_3, cache):

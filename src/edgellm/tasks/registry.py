@@ -6,6 +6,8 @@ from functools import lru_cache
 
 import yaml
 
+from edgellm.registry import Registry
+
 TASK_TYPES_PATH = os.path.join(os.path.dirname(__file__), "task_types.yaml")
 
 
@@ -42,10 +44,13 @@ def task_types():
 
 @lru_cache(maxsize=None)
 def _lookup():
-    table = {}
+    """Every name of every task type (lower case) -> TaskType: a name that two task
+    types claim is an error in task_types.yaml."""
+    table = Registry("task type")
     for t in task_types().values():
-        for key in (t.name, t.code, *t.aliases, *(() if t.id is None else (t.id, str(t.id)))):
-            table[str(key).lower()] = t
+        for key in {str(k).lower() for k in (t.name, t.code, *t.aliases,
+                                             *(() if t.id is None else (t.id,)))}:
+            table.register(key, t)
     return table
 
 
@@ -60,7 +65,7 @@ def get_task_type(value):
     key = str(value).strip().lower()
     if key.endswith(".0"):  # ids read from spreadsheets as floats
         key = key[:-2]
-    found = _lookup().get(key)
+    found = _lookup().get(key) if key in _lookup() else None
     if found is None:
         names = ", ".join(f"{t.code} ({t.id})" if t.id is not None else t.code
                           for t in task_types().values())
