@@ -19,6 +19,8 @@ import io
 import math
 import os
 
+from prettytable import from_csv
+
 from edgellm.files import write_text
 
 INDEX = "rank"
@@ -118,8 +120,6 @@ def _csv(header, rows):
 
 def format_table(rank_file, title=None):
     """The selected rank file as a text table, as Ianvs' ``print_table`` shows it."""
-    from prettytable import from_csv
-
     with open(rank_file, newline="", encoding="utf-8") as handle:
         table = from_csv(handle, delimiter=",")
     if title:

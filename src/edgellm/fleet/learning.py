@@ -390,6 +390,7 @@ class MlpPredictorOffloader(Offloader):
         picked = self._rng.choice(first, older, replace=False).tolist() if older > 0 else []
         x, y = self._rows([self._history[i] for i in sorted(picked)] + self._history[first:])
         if self._net is None:
+            # heavy (scikit-learn, about 1.7 s to import): only this offloader needs it
             from sklearn.neural_network import MLPRegressor
             self._net = MLPRegressor(hidden_layer_sizes=self.hidden, batch_size=self.batch_size,
                                      learning_rate_init=self.learning_rate,

@@ -60,6 +60,7 @@ def write_round_log(rows, folder):
 def plot_rounds(rows_or_csv, folder):
     """Draw latency_per_round.png, tasks_per_node.png and cache_contents.png into
     ``folder`` from the round log (rows or a rounds.csv); returns their paths."""
+    # heavy (matplotlib, about 0.7 s to import): only a finished fleet case plots
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -174,7 +175,7 @@ def _tasks_per_node(frame, ax, figure):
 
 
 def _cache_contents(frame, ax, figure):
-    from matplotlib import colormaps
+    from matplotlib import colormaps  # heavy: as in plot_rounds
     from matplotlib.ticker import MaxNLocator
 
     counts = cache_counts(frame)

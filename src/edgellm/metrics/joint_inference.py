@@ -26,6 +26,7 @@ from edgellm.metrics.responses import answers as _answers
 from edgellm.metrics.responses import duration as _duration
 from edgellm.metrics.responses import once as _once
 from edgellm.metrics.responses import tier_totals as _tier_totals
+from edgellm.registry import ClassFactory, ClassType
 from edgellm.tasks.extraction import extract_prediction
 from edgellm.tasks.multiple_choice import extract_choice
 from edgellm.tasks.references import parse_reference
@@ -272,5 +273,4 @@ METRICS.update(_ROUTING_METRICS)
 def register_metric(name):
     """Register library metric ``name`` with the class registry under that name (what
     an example metric script does), and return the function."""
-    from edgellm.registry import ClassFactory, ClassType
     return ClassFactory.register(ClassType.GENERAL, alias=name)(METRICS[name])

@@ -36,7 +36,7 @@ def model_source_problem(model):
     if not _HUB_ID.match(model):
         return f"model folder not found: {model}"
     if os.environ.get("HF_HUB_OFFLINE", "").lower() in _TRUE:
-        try:
+        try:  # optional (comes with transformers, the huggingface extra)
             from huggingface_hub import try_to_load_from_cache
         except ImportError:
             return None
@@ -54,9 +54,17 @@ def device_problem(device):
 
 
 def _torch():
+    # torch and transformers are the huggingface extra, and take seconds to import:
+    # imported when a model is used, never on the start-up path
     import torch
 
     return torch
+
+
+def _transformers():
+    import transformers  # see _torch
+
+    return transformers
 
 
 class TokenClock:
@@ -130,8 +138,7 @@ class HuggingFaceLLM(ChatBackend):
     @property
     def device(self):
         if self._device is None:
-            import torch
-            auto = "cuda" if torch.cuda.is_available() else "cpu"
+            auto = "cuda" if _torch().cuda.is_available() else "cpu"
             self._device = auto if self.device_option == "auto" else self.device_option
         return self._device
 
@@ -145,8 +152,8 @@ class HuggingFaceLLM(ChatBackend):
             elif self.device == "cpu":
                 self._dtype = "float32"
             else:
-                from transformers import AutoConfig
-                stored = getattr(AutoConfig.from_pretrained(self.model), "dtype", None)
+                config = _transformers().AutoConfig.from_pretrained(self.model)
+                stored = getattr(config, "dtype", None)
                 self._dtype = str(stored or "float32").replace("torch.", "")
         return self._dtype
 
@@ -162,16 +169,14 @@ class HuggingFaceLLM(ChatBackend):
     def loaded(self):
         """(model, tokenizer), loading them on first use."""
         if self._model is None:
-            import torch
-            from transformers import AutoModelForCausalLM, AutoTokenizer
-
+            transformers = _transformers()
             started = time.perf_counter()
-            tokenizer = AutoTokenizer.from_pretrained(self.model)
+            tokenizer = transformers.AutoTokenizer.from_pretrained(self.model)
             if not tokenizer.chat_template:
                 raise ValueError(f"model {self.model} has no chat template "
                                  f"(chat_template in its tokenizer files)")
-            model = AutoModelForCausalLM.from_pretrained(
-                self.model, dtype=getattr(torch, self.dtype)).to(self.device).eval()
+            model = transformers.AutoModelForCausalLM.from_pretrained(
+                self.model, dtype=getattr(_torch(), self.dtype)).to(self.device).eval()
             self._model, self._tokenizer = model, tokenizer
             self.load_seconds = time.perf_counter() - started
         return self._model, self._tokenizer
@@ -181,8 +186,7 @@ class HuggingFaceLLM(ChatBackend):
             on_gpu = self.device.startswith("cuda")
             self._model = self._tokenizer = None
             if on_gpu:  # hand the memory back before the next test case loads its model
-                import torch
-                torch.cuda.empty_cache()
+                _torch().cuda.empty_cache()
         super().close()
 
     # -- one request -----------------------------------------------------------
@@ -192,11 +196,9 @@ class HuggingFaceLLM(ChatBackend):
         from the model's generation_config.json (top_k, min_p, repetition_penalty...),
         so each sampling field is set to our value or a neutral one: the store key then
         describes everything that shaped the output, as vLLM's SamplingParams do."""
-        from transformers import GenerationConfig
-
         s = self.settings
         sampling = s.temperature > 0
-        config = GenerationConfig(
+        config = _transformers().GenerationConfig(
             do_sample=sampling, num_beams=1, num_return_sequences=1,
             # neutral values; when greedy, those generate() does not warn about
             temperature=s.temperature if sampling else 1.0, top_p=s.top_p if sampling else 1.0,
@@ -211,8 +213,7 @@ class HuggingFaceLLM(ChatBackend):
         return config
 
     def complete(self, messages):
-        import torch
-
+        torch = _torch()
         model, tokenizer = self.loaded()
         config = self.generation_config(model, tokenizer)
         # stop strings are matched on decoded text: generate() needs the tokenizer then
@@ -243,8 +244,7 @@ def _mean_logprob(logits, generated):
     logits, as vLLM reports logprobs; None when there is nothing to average."""
     if not logits or generated.numel() == 0:
         return None
-    import torch
-
+    torch = _torch()
     steps = torch.cat([step[:1] for step in logits[:generated.numel()]]).float()
     chosen = torch.log_softmax(steps, dim=-1).gather(1, generated[:len(steps), None])
     value = float(chosen.mean())

@@ -29,7 +29,7 @@ _REQUEST_IDS = itertools.count()
 
 
 def _cuda_available():
-    try:
+    try:  # torch and vllm: the vllm extra (GPU machines only), imported when used
         import torch
     except ImportError:
         return False
@@ -121,7 +121,7 @@ class VLLMBackend(ChatBackend):
     def engine(self):
         """The ``vllm.LLM``, started on first use."""
         if self._llm is None:
-            from vllm import LLM
+            from vllm import LLM  # the vllm extra: see _cuda_available
 
             started = time.perf_counter()
             self._llm = LLM(**self.engine_args)
@@ -139,7 +139,7 @@ class VLLMBackend(ChatBackend):
             del llm
             gc.collect()
             try:
-                from vllm.distributed import cleanup_dist_env_and_memory
+                from vllm.distributed import cleanup_dist_env_and_memory  # see above
             except ImportError:
                 pass
             else:
@@ -147,7 +147,7 @@ class VLLMBackend(ChatBackend):
         super().close()
 
     def sampling_params(self):
-        from vllm import SamplingParams
+        from vllm import SamplingParams  # the vllm extra: see _cuda_available
         from vllm.sampling_params import RequestOutputKind
 
         s = self.settings

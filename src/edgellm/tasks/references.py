@@ -2,6 +2,7 @@
 
 import re
 
+from edgellm.tasks.extraction import parse_entity_pairs
 from edgellm.tasks.multiple_choice import extract_choice
 from edgellm.tasks.registry import get_task_type
 
@@ -57,7 +58,6 @@ def parse_reference(task_type, raw):
         tags = parse_tags(raw, task.entity_types)
         if tags is not None:
             return tags
-        from edgellm.tasks.extraction import parse_entity_pairs
         pairs = parse_entity_pairs(str(raw))
         if not pairs:
             raise ValueError(f"{str(raw)[:60]!r} is not BIO tags, an entity type or a "

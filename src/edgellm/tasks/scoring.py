@@ -10,7 +10,8 @@ Corpus scores (``score_task``), on 0-100 scales:
 - SG: ROUGE-1/2/L F1 (rouge-score with its Porter stemming), averaged over items.
 
 ``item_score`` puts one item on 0-1 (routers and the oracle compare items with it).
-Libraries are imported only when their task type is scored: some take seconds.
+Libraries are imported only when their task type is scored (inside the functions that
+use them): seqeval, scikit-learn and rouge-score each take over a second to import.
 """
 
 import collections
@@ -65,7 +66,7 @@ def tags_of(prediction, length):
 
 def spans(tags):
     """{(start, end, TYPE)} entities of a BIO sequence (as seqeval reads them)."""
-    from seqeval.metrics.sequence_labeling import get_entities
+    from seqeval.metrics.sequence_labeling import get_entities  # heavy: module docstring
     return {(start, end, kind) for kind, start, end in get_entities(list(tags))}
 
 
@@ -87,7 +88,7 @@ def _mc(predictions, references):
 
 
 def _tc(predictions, references):
-    from sklearn.metrics import accuracy_score, f1_score
+    from sklearn.metrics import accuracy_score, f1_score  # heavy: module docstring
 
     labels = get_task_type("TC").labels
     predicted = [p if p in labels else "<none>" for p in predictions]
@@ -107,6 +108,7 @@ def _entity_sets(prediction, reference):
 
 def _ner(predictions, references):
     if all(isinstance(r, list) for r in references):  # BIO references: seqeval itself
+        # heavy: module docstring
         from seqeval.metrics.sequence_labeling import precision_recall_fscore_support
 
         gold = [list(r) for r in references]
@@ -132,7 +134,7 @@ def _qa(predictions, references):
 
 
 def _ts(predictions, references, keys=("bleu", "chrf")):
-    import sacrebleu
+    import sacrebleu  # heavy: module docstring
 
     hypotheses = [p or "" for p in predictions]
     scorers = {"bleu": sacrebleu.corpus_bleu, "chrf": sacrebleu.corpus_chrf}
@@ -141,6 +143,7 @@ def _ts(predictions, references, keys=("bleu", "chrf")):
 
 @functools.lru_cache(maxsize=1)
 def _rouge_scorer():
+    # heavy (rouge-score and nltk, about 2 s to import): module docstring
     from rouge_score import rouge_scorer, tokenize
     from rouge_score.tokenizers import Tokenizer
 
@@ -149,7 +152,7 @@ def _rouge_scorer():
         (stemming dominated the cost of scoring summaries)."""
 
         def __init__(self):
-            from nltk.stem import porter
+            from nltk.stem import porter  # heavy: as rouge-score above
             self._stem = functools.lru_cache(maxsize=1 << 16)(porter.PorterStemmer().stem)
 
         def tokenize(self, text):
@@ -205,7 +208,7 @@ def _sg(predictions, references):
 
 @functools.lru_cache(maxsize=1 << 15)
 def _sentence_chrf(prediction, reference):
-    import sacrebleu
+    import sacrebleu  # heavy: module docstring
     return sacrebleu.sentence_chrf(prediction, [reference]).score / 100.0
 
 

@@ -26,6 +26,7 @@ SENTENCES = [
 
 def build_tiny_model(folder, vocab_size=384, hidden_size=64, layers=2, seed=0):
     """Write a tiny Llama-architecture chat model to ``folder``; return its path."""
+    # the test extra; seconds to import, so only when a tiny model is built
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
