@@ -92,7 +92,7 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, monkeypatch)
     (tmp_path / "bad.csv").write_text("item_id,model,correct\n1,a,yes\n2,a,maybe\n")
     (tmp_path / "one.csv").write_text("item_id,model,correct\n1,a,1\n1,b,0\n")
     for args, message in (
-            (["bad.csv", "out"], "bad.csv:3: column 'correct': 'maybe' is not true/false"),
+            (["bad.csv", "out"], "bad.csv:3: field 'correct': 'maybe' is not true/false"),
             (["one.csv", "out"], "one.csv: 1 items: too few to split"),
             (["missing.csv", "out"], "missing.csv: file not found"),
             (["notes.txt", "out"], "notes.txt: file not found")):

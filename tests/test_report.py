@@ -149,7 +149,7 @@ def test_job_report_points_are_the_test_cases(example, capsys, monkeypatch):
     (["report", "--outcomes", "{m}", "--edge-model", EDGE, "--cloud-model", CLOUD],
      "--out: required with --outcomes"),
     (["report", "--outcomes", "{m}", "--edge-model", EDGE, "--cloud-model", "other", "--out",
-      "{o}"], "column 'model': no rows for 'other'"),
+      "{o}"], "field 'model': no rows for 'other'"),
     (["report", "--outcomes", "{m}", "--edge-model", EDGE, "--cloud-model", CLOUD, "--out",
       "{o}", "--router", "Nope"], "--router: unknown learned router 'Nope' (known: SubjectPrior)"),
 ])
@@ -175,7 +175,7 @@ def test_bad_matrix_row_names_file_line_and_column(matrix_csv, tmp_path, capsys)
     assert main(["report", "--outcomes", str(bad), "--edge-model", EDGE, "--cloud-model", CLOUD,
                  "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
-    assert f"{bad}:14: column 'correct': '7'" in err
+    assert f"{bad}:14: field 'correct': '7'" in err
     assert not (tmp_path / "o").exists()
 
 

@@ -350,21 +350,21 @@ def test_outcome_matrix_errors_name_file_line_and_column(tmp_path):
     read = OutcomeSet.from_matrix(_write(tmp_path / "ok.csv", ok), "e", "c")
     assert read.subjects == ["law"] and read.edge_score.tolist() == [1.0]
     path = _write(tmp_path / "a.csv", ok)
-    with pytest.raises(ConfigError, match=r"a\.csv: column 'model': no rows for 'x' "
+    with pytest.raises(ConfigError, match=r"a\.csv: field 'model': no rows for 'x' "
                                           r"\(models in the file: c, e\)"):
         OutcomeSet.from_matrix(path, "e", "x")
     path = _write(tmp_path / "b.csv", ok[:1])
-    with pytest.raises(ConfigError, match=r"b\.csv: column 'model': no rows for 'c'"):
+    with pytest.raises(ConfigError, match=r"b\.csv: field 'model': no rows for 'c'"):
         OutcomeSet.from_matrix(path, "e", "c")
     path = _write(tmp_path / "c.csv", ok + [{**ok[0], "item_id": 2}])
     with pytest.raises(ConfigError, match=r"c\.csv:4: item '2' has a row for 'e' but none for 'c'"):
         OutcomeSet.from_matrix(path, "e", "c")
     path = _write(tmp_path / "d.csv", ok + [ok[0]])
-    with pytest.raises(ConfigError, match=r"d\.csv:4: column 'item_id': model 'e' has this item "
+    with pytest.raises(ConfigError, match=r"d\.csv:4: field 'item_id': model 'e' has this item "
                                           r"already at line 2"):
         OutcomeSet.from_matrix(path, "e", "c")
     path = _write(tmp_path / "e.csv", [ok[0], {**ok[1], "correct": "maybe"}])
-    with pytest.raises(ConfigError, match=r"e\.csv:3: column 'correct': 'maybe'"):
+    with pytest.raises(ConfigError, match=r"e\.csv:3: field 'correct': 'maybe'"):
         OutcomeSet.from_matrix(path, "e", "c")
     with pytest.raises(ConfigError, match="not found"):
         OutcomeSet.from_matrix(str(tmp_path / "none.csv"), "e", "c")

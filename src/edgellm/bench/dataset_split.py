@@ -34,6 +34,7 @@ import orjson
 
 from edgellm.files import file_digest, text_digest, write_text
 from edgellm.errors import ConfigError
+from edgellm.rows import csv_header, parse_rows
 from edgellm.routing.outcomes import SPLIT_FILE, split_indices
 from edgellm.tasks.ianvs_format import LLM_LINE_KEYS, METADATA_KEYS, read_jsonl
 
@@ -86,20 +87,10 @@ def _read_ianvs(path):
 def _read_matrix(path):
     """(header or None, rows, item key per row, query per item key, subject per key)."""
     from edgellm.models.importers import outcome_entry
-    from edgellm.tasks.datasets import BadRow, read_rows
 
-    header = None
-    if path.endswith(".csv"):
-        with open(path, newline="", encoding="utf-8-sig") as handle:
-            header = next(csv.reader(handle), None)
+    header = csv_header(path) if path.endswith(".csv") else None
     rows, keys, queries, subjects = [], [], {}, {}
-    for line, row in read_rows(path):
-        try:
-            if isinstance(row, BadRow):
-                raise row
-            entry = outcome_entry(row)
-        except BadRow as err:
-            raise ConfigError(f"{path}:{line}", f"column '{err.field}': {err}") from None
+    for row, entry in parse_rows(path, lambda row, line, index: (row, outcome_entry(row)))[0]:
         # the key OutcomeSet.from_matrix matches an item's rows on
         key = ("id", entry.item["id"]) if "id" in entry.item else ("query", entry.item["query"])
         rows.append(row)

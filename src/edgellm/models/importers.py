@@ -22,10 +22,10 @@ import os
 import orjson
 
 from edgellm.errors import ConfigError
+from edgellm.rows import BadRow, count, first_row, number, parse_rows, present
 from edgellm.models.chat import SamplingSettings, messages_for
 from edgellm.records import make_response
 from edgellm.models.store import SCHEMA_VERSION, StoredResponse, item_key
-from edgellm.tasks.datasets import BadRow, first_row, read_rows
 from edgellm.tasks.extraction import extract_prediction
 from edgellm.tasks.registry import get_task_type
 
@@ -143,10 +143,10 @@ class IanvsCacheReader:
         for name, part in (("usage", usage), ("perf", perf)):
             if not isinstance(part, dict):
                 raise BadRow(f"response.{name}", "expected an object")
-        prompt_tokens = _count(usage, "prompt_tokens", "response.usage.")
-        completion_tokens = _count(usage, "completion_tokens", "response.usage.")
-        ttft = _number(perf, "time_to_first_token", "response.perf.")
-        itl = _number(perf, "internal_token_latency", "response.perf.")
+        prompt_tokens = count(usage, "prompt_tokens", "response.usage.")
+        completion_tokens = count(usage, "completion_tokens", "response.usage.")
+        ttft = number(perf, "time_to_first_token", "response.perf.")
+        itl = number(perf, "internal_token_latency", "response.perf.")
         sample = {"query": query, "task_type": self.task_type}
         completion = response["completion"]
         record = make_response(
@@ -164,33 +164,6 @@ def _e2e(ttft, tpot, completion_tokens):
     return ttft + tpot * max(completion_tokens - 1, 0)
 
 
-def _present(row, column):
-    value = row.get(column)
-    return value is not None and not (isinstance(value, str) and not value.strip())
-
-
-def _number(row, column, prefix=""):
-    if not _present(row, column):
-        return None
-    value = row[column]
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise BadRow(prefix + column, f"{value!r} is not a number") from None
-    if isinstance(value, bool) or not math.isfinite(number) or number < 0:
-        raise BadRow(prefix + column, f"{value!r} is not a number >= 0")
-    return number
-
-
-def _count(row, column, prefix=""):
-    number = _number(row, column, prefix)
-    if number is None:
-        return 0
-    if number != int(number):
-        raise BadRow(prefix + column, f"{row[column]!r} is not a whole number")
-    return int(number)
-
-
 # -- outcome matrices ---------------------------------------------------------------
 
 _TRUE = {"1", "true", "yes", "y", "t", "correct", "1.0"}
@@ -198,12 +171,12 @@ _FALSE = {"0", "false", "no", "n", "f", "wrong", "incorrect", "0.0"}
 
 
 def _score(row):
-    if _present(row, "score"):
-        score = _number(row, "score")
+    if present(row, "score"):
+        score = number(row, "score")
         if score > 1:
             raise BadRow("score", f"{row['score']!r} is not between 0 and 1")
         return score
-    if _present(row, "correct"):
+    if present(row, "correct"):
         value = str(row["correct"]).strip().lower()
         if value in _TRUE:
             return 1.0
@@ -215,7 +188,7 @@ def _score(row):
 
 def _text(row, *columns):
     for column in columns:
-        if _present(row, column):
+        if present(row, column):
             value = row[column]
             if isinstance(value, (list, dict)):  # a JSONL query given as chat messages
                 return orjson.dumps(value).decode()
@@ -233,22 +206,22 @@ def outcome_entry(row):
     item_id, query = _text(row, "item_id", "id"), row.get("query")
     if item_id is not None and item_id.endswith(".0") and item_id[:-2].isdigit():
         item_id = item_id[:-2]  # line numbers read by a spreadsheet as floats
-    if not _present(row, "query"):
+    if not present(row, "query"):
         query = None
     if item_id is None and query is None:
         raise BadRow("item_id", "missing: give item_id (or id), or query")
     task_type = None
-    if _present(row, "task_type"):
+    if present(row, "task_type"):
         try:
             task_type = get_task_type(row["task_type"]).name
         except ValueError as err:
             raise BadRow("task_type", str(err)) from None
     score = _score(row)
-    prompt_tokens = _count(row, "prompt_tokens")
-    completion_tokens = _count(row, "completion_tokens")
-    ttft, e2e = _number(row, "ttft"), _number(row, "e2e_latency")
-    tpot = _number(row, "tpot") if _present(row, "tpot") else _number(row, "itl")
-    cost = _number(row, "cost_usd")
+    prompt_tokens = count(row, "prompt_tokens")
+    completion_tokens = count(row, "completion_tokens")
+    ttft, e2e = number(row, "ttft"), number(row, "e2e_latency")
+    tpot = number(row, "tpot") if present(row, "tpot") else number(row, "itl")
+    cost = number(row, "cost_usd")
     if e2e is None and ttft is not None and tpot is not None:
         e2e = _e2e(ttft, tpot, completion_tokens)
     record = make_response(None, None, prompt_tokens, completion_tokens, ttft=ttft, itl=tpot,
@@ -265,20 +238,18 @@ def outcome_entry(row):
 
 
 def read_outcomes(path):
-    entries, seen = [], {}
-    for line, row in read_rows(path):
-        try:
-            if isinstance(row, BadRow):
-                raise row
-            entry = outcome_entry(row)
-            key = (entry.identity, item_key(entry.item))
-            if key in seen:
-                raise BadRow("item_id", f"model {entry.identity!r} has this item already at "
-                                        f"line {seen[key]}")
-            seen[key] = line
-            entries.append(entry)
-        except BadRow as err:
-            raise ConfigError(f"{path}:{line}", f"column '{err.field}': {err}") from None
+    seen = {}  # (model, item key) -> line
+
+    def entry(row, line, index):
+        made = outcome_entry(row)
+        key = (made.identity, item_key(made.item))
+        if key in seen:
+            raise BadRow("item_id", f"model {made.identity!r} has this item already at "
+                                    f"line {seen[key]}")
+        seen[key] = line
+        return made
+
+    entries, _ = parse_rows(path, entry)
     if not entries:
         raise ConfigError(path, "no rows")
     return entries
@@ -308,7 +279,7 @@ def _export_entry(row):
     if messages is not None:
         if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
             raise BadRow("messages", "expected a list of chat messages")
-    elif not isinstance(item, dict) or not (_present(item, "id") or _present(item, "query")):
+    elif not isinstance(item, dict) or not (present(item, "id") or present(item, "query")):
         raise BadRow("messages", "missing (or an item with id or query)")
     created = row.get("created")
     if created is not None and not isinstance(created, (int, float)):
@@ -318,19 +289,14 @@ def _export_entry(row):
 
 
 def read_export(path):
-    entries = []
-    for line, row in read_rows(path):
-        try:
-            if isinstance(row, BadRow):
-                raise row
-            version = row.get("edgellm_store")
-            if not isinstance(version, int) or version > SCHEMA_VERSION:
-                raise BadRow("edgellm_store", f"{version!r} is not a store format this "
-                                              f"edgellm reads (1..{SCHEMA_VERSION})")
-            entries.append(_export_entry(row))
-        except BadRow as err:
-            raise ConfigError(f"{path}:{line}", f"field '{err.field}': {err}") from None
-    return entries
+    def entry(row, line, index):
+        version = row.get("edgellm_store")
+        if not isinstance(version, int) or version > SCHEMA_VERSION:
+            raise BadRow("edgellm_store", f"{version!r} is not a store format this "
+                                          f"edgellm reads (1..{SCHEMA_VERSION})")
+        return _export_entry(row)
+
+    return parse_rows(path, entry)[0]
 
 
 def export_store(store, path, identity=None):

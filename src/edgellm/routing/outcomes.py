@@ -20,6 +20,7 @@ import numpy as np
 from edgellm.errors import ConfigError
 from edgellm.files import file_digest
 from edgellm.records import response_outcome
+from edgellm.rows import BadRow, parse_rows
 
 
 SPLIT_FILE = "split.json"  # what `edgellm dataset split` writes beside the two parts
@@ -142,7 +143,6 @@ class OutcomeSet:
         ``item_id`` (or ``id``), else on ``query``; every item must have a row for both
         models. Rows of other models are skipped."""
         from edgellm.models.importers import outcome_entry
-        from edgellm.tasks.datasets import BadRow, read_rows
 
         if not os.path.isfile(path):
             raise ConfigError(path, "outcome matrix not found")
@@ -152,42 +152,40 @@ class OutcomeSet:
             raise ConfigError(path, f"edge and cloud model are both {edge_model!r}")
         tiers = {str(edge_model): 0, str(cloud_model): 1}
         items, models_seen = {}, set()  # key -> {"lines", "outcomes", "query", ...}
-        for line, row in read_rows(path):
-            try:
-                if isinstance(row, BadRow):
-                    raise row
-                model = row.get("model")
-                model = None if model is None else str(model).strip()
-                if not model:
-                    raise BadRow("model", "missing or empty (the model that answered)")
-                models_seen.add(model)
-                if model not in tiers:
-                    continue
-                entry = outcome_entry(row)
-                key = ("id", entry.item["id"]) if "id" in entry.item else \
-                    ("query", entry.item["query"])
-                item = items.setdefault(key, {"lines": [None, None], "outcomes": [None, None]})
-                tier = tiers[model]
-                if item["lines"][tier] is not None:
-                    raise BadRow(key[0] if key[0] == "query" else "item_id",
-                                 f"model {model!r} has this item already at line "
-                                 f"{item['lines'][tier]}")
-                item["lines"][tier] = line
-                record = entry.response
-                item["outcomes"][tier] = (record["score"], record["cost_usd"],
-                                          record["perf"]["e2e_latency"])
-                item.setdefault("query", entry.item.get("query"))
-                subject = row.get("subject")
-                if subject is not None and str(subject).strip() and item.get("subject") is None:
-                    item["subject"] = str(subject).strip()
-                if row.get("task_type") not in (None, "") and item.get("task_type") is None:
-                    item["task_type"] = record["task_type"]
-            except BadRow as err:
-                raise ConfigError(f"{path}:{line}", f"column '{err.field}': {err}") from None
+
+        def read(row, line, index):
+            model = row.get("model")
+            model = None if model is None else str(model).strip()
+            if not model:
+                raise BadRow("model", "missing or empty (the model that answered)")
+            models_seen.add(model)
+            if model not in tiers:
+                return
+            entry = outcome_entry(row)
+            key = ("id", entry.item["id"]) if "id" in entry.item else \
+                ("query", entry.item["query"])
+            item = items.setdefault(key, {"lines": [None, None], "outcomes": [None, None]})
+            tier = tiers[model]
+            if item["lines"][tier] is not None:
+                raise BadRow(key[0] if key[0] == "query" else "item_id",
+                             f"model {model!r} has this item already at line "
+                             f"{item['lines'][tier]}")
+            item["lines"][tier] = line
+            record = entry.response
+            item["outcomes"][tier] = (record["score"], record["cost_usd"],
+                                      record["perf"]["e2e_latency"])
+            item.setdefault("query", entry.item.get("query"))
+            subject = row.get("subject")
+            if subject is not None and str(subject).strip() and item.get("subject") is None:
+                item["subject"] = str(subject).strip()
+            if row.get("task_type") not in (None, "") and item.get("task_type") is None:
+                item["task_type"] = record["task_type"]
+
+        parse_rows(path, read)
         for model in tiers:
             if model not in models_seen:
                 known = ", ".join(sorted(models_seen)[:10]) or "none"
-                raise ConfigError(path, f"column 'model': no rows for {model!r} "
+                raise ConfigError(path, f"field 'model': no rows for {model!r} "
                                         f"(models in the file: {known})")
         names = (str(edge_model), str(cloud_model))
         for key, item in items.items():
@@ -239,18 +237,15 @@ class OutcomeSet:
 
 def read_results(path):
     """The records of a results.jsonl, in dataset order (one-line errors)."""
-    from edgellm.tasks.datasets import BadRow, read_rows
-
     if not os.path.isfile(path):
         raise ConfigError(path, "results file not found")
-    records = []
-    for line_number, record in read_rows(path):
-        if isinstance(record, BadRow) and str(record).startswith("invalid JSON"):
-            raise ConfigError(f"{path}:{line_number}", str(record))
-        if not isinstance(record, dict) or "is_hard" not in record:
-            raise ConfigError(f"{path}:{line_number}", "field 'is_hard': missing (not "
-                                                       "a results.jsonl of edgellm run)")
-        records.append(record)
+
+    def record(row, line, index):
+        if "is_hard" not in row:
+            raise BadRow("is_hard", "missing (not a results.jsonl of edgellm run)")
+        return row
+
+    records, _ = parse_rows(path, record)
     if not records:
         raise ConfigError(path, "no records")
     return records

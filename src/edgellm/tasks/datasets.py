@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import orjson
 
 from edgellm.errors import ConfigError
+from edgellm.rows import BadRow, first_row, parse_rows
 from edgellm.tasks.references import parse_reference, parse_tags
 from edgellm.tasks.registry import get_task_type
 
@@ -40,14 +41,6 @@ class TaskItem:
     @property
     def code(self):
         return get_task_type(self.task_type).code
-
-
-class BadRow(ValueError):
-    """A row that cannot be read: ``field`` names the column at fault."""
-
-    def __init__(self, field, message):
-        self.field = field
-        super().__init__(message)
 
 
 def _check_reference(task, text, reference):
@@ -120,38 +113,6 @@ def _ianvs_item(record, index):
                     str(record["response"]), str(record.get("level_4_dim") or ""))
 
 
-def read_rows(path):
-    """(line number, dict or BadRow) for each row of a CSV or JSONL file; a CSV row's
-    number is the line it starts on."""
-    if path.endswith(".csv"):
-        with open(path, newline="", encoding="utf-8-sig") as handle:
-            reader = csv.DictReader(handle)
-            if reader.fieldnames is None:  # reads the header (None: an empty file)
-                return
-            start = reader.line_num + 1
-            for row in reader:
-                yield start, row
-                start = reader.line_num + 1
-        return
-    with open(path, "rb") as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                record = orjson.loads(line)
-            except orjson.JSONDecodeError as err:
-                yield number, BadRow("(line)", f"invalid JSON: {err}")
-                continue
-            yield number, record if isinstance(record, dict) else \
-                BadRow("(line)", "expected a JSON object")
-
-
-def first_row(path):
-    """The first readable row of a CSV or JSONL file, to tell its format by its
-    columns; {} when there is none."""
-    return next((row for _, row in read_rows(path) if isinstance(row, dict)), {})
-
-
 def names_ianvs_dataset(path):
     """Whether ``path`` is an Ianvs dataset folder or its metadata.json."""
     return os.path.isdir(path) or os.path.basename(path) == "metadata.json"
@@ -187,23 +148,18 @@ def read_items(path, fmt=None, skip_bad_rows=False):
         if not os.path.isfile(path):
             raise ConfigError(path, "file not found (an Ianvs folder holds data.jsonl)")
     make = {"tasks": lambda row, i: _task_item(row), "mcq": _mcq_item, "ianvs": _ianvs_item}[fmt]
-    items, skipped, seen = [], 0, {}
-    for index, (line, row) in enumerate(read_rows(path)):
-        try:
-            if isinstance(row, BadRow):
-                raise row
-            item = make(row, index)
-            key = (item.task_type, item.task_id)
-            if key in seen:
-                raise BadRow("task_id", f"task {item.code} {item.task_id} also at line "
-                                        f"{seen[key]}: ids must be unique within a task type")
-            seen[key] = line
-            items.append(item)
-        except BadRow as err:
-            if not skip_bad_rows:
-                raise ConfigError(f"{path}:{line}", f"field '{err.field}': {err}") from None
-            skipped += 1
-    return items, skipped
+    seen = {}  # (task type, id) -> line
+
+    def item(row, line, index):
+        made = make(row, index)
+        key = (made.task_type, made.task_id)
+        if key in seen:
+            raise BadRow("task_id", f"task {made.code} {made.task_id} also at line "
+                                    f"{seen[key]}: ids must be unique within a task type")
+        seen[key] = line
+        return made
+
+    return parse_rows(path, item, skip_bad_rows)
 
 
 def write_items(items, path, fmt=None):
