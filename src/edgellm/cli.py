@@ -186,8 +186,9 @@ def build_parser():
     import_.add_argument("sources", nargs="+", metavar="FILE")
     import_.add_argument("--store", metavar="PATH", help=store_help)
     import_.add_argument("--format", choices=["ianvs-cache", "outcomes", "store"],
-                         help="default: .json is ianvs-cache, .csv outcomes, .jsonl "
-                              "store when written by 'edgellm export', else outcomes")
+                         help="default: told from the file: .json is ianvs-cache; .csv "
+                              "and .jsonl rows with edgellm_store are store, with model, "
+                              "correct or score outcomes")
     import_.add_argument("--task-type", help="ianvs-cache: the task type of the queries, "
                          "which decides the prompt edgellm sends (default: multiple choice)")
     import_.add_argument("--system-prompt", help="ianvs-cache: the system_prompt of the "

@@ -34,32 +34,13 @@ import orjson
 
 from edgellm.files import file_digest, text_digest, write_text
 from edgellm.errors import ConfigError
+from edgellm.formats import expect_format
 from edgellm.rows import csv_header, parse_rows
 from edgellm.routing.outcomes import SPLIT_FILE, split_indices
 from edgellm.tasks.ianvs_format import LLM_LINE_KEYS, METADATA_KEYS, read_jsonl
 
 SPLIT_RULE = ("numpy.random.default_rng(seed).permutation(items); the first "
               "round(train_fraction x items) are train; each part keeps the source order")
-
-
-def detect_kind(path):
-    """"ianvs" (a folder, metadata.json or an Ianvs data.jsonl) or "outcomes"."""
-    from edgellm.tasks.datasets import first_row, names_ianvs_dataset
-
-    if names_ianvs_dataset(path):
-        return "ianvs"
-    if path.endswith(".csv"):
-        return "outcomes"
-    if path.endswith(".jsonl"):
-        first = first_row(path)
-        if "model" in first:
-            return "outcomes"
-        if "query" in first and "response" in first:
-            return "ianvs"
-        raise ConfigError(path, "cannot tell the format from the first line: expected "
-                                "model (an outcome matrix) or query and response (Ianvs)")
-    raise ConfigError(path, "expected an Ianvs dataset (a folder or its metadata.json) or "
-                            "an outcome matrix (.csv or .jsonl)")
 
 
 def _read_ianvs(path):
@@ -139,7 +120,7 @@ def split_dataset(source, out, train_fraction=0.5, seed=0):
         split_indices(1, train_fraction, seed)  # checks the fraction
     except (TypeError, ValueError) as err:
         raise ConfigError("--train-fraction", str(err)) from None
-    kind = detect_kind(source)
+    kind = expect_format(source, ("ianvs", "outcomes"))
     files = {}  # path -> text, all computed before the first is written
     record = {"edgellm_split": 1, "format": kind, "source": source, "train_fraction":
               float(train_fraction), "seed": seed, "rule": SPLIT_RULE}

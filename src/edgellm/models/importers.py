@@ -22,30 +22,19 @@ import os
 import orjson
 
 from edgellm.errors import ConfigError
-from edgellm.rows import BadRow, count, first_row, number, parse_rows, present
+from edgellm.formats import expect_format
+from edgellm.rows import BadRow, count, number, parse_rows, present
 from edgellm.models.chat import SamplingSettings, messages_for
 from edgellm.records import make_response
 from edgellm.models.store import SCHEMA_VERSION, StoredResponse, item_key
 from edgellm.tasks.extraction import extract_prediction
 from edgellm.tasks.registry import get_task_type
 
-FORMATS = ("ianvs-cache", "outcomes", "store")
+FORMATS = ("outcomes", "store", "ianvs-cache")  # what import reads (edgellm.formats names)
 
 # What Ianvs' BaseLLM uses when its config leaves a setting out (models/base_llm.py).
 IANVS_DEFAULTS = {"temperature": 0.8, "top_p": 0.8, "max_tokens": 512,
                   "repetition_penalty": 1.05}
-
-
-def detect_format(path):
-    if path.endswith(".json"):
-        return "ianvs-cache"
-    if path.endswith(".csv"):
-        return "outcomes"
-    if path.endswith(".jsonl"):
-        first = first_row(path)
-        return "store" if "edgellm_store" in first else "outcomes"
-    raise ConfigError(path, "unknown format: give Ianvs' cache.json (.json), an outcome "
-                            "matrix (.csv or .jsonl) or an 'edgellm export' file (.jsonl)")
 
 
 def read_entries(path, fmt=None, task_type=None, system_prompt=None):
@@ -53,7 +42,7 @@ def read_entries(path, fmt=None, task_type=None, system_prompt=None):
     shape the messages cache.json queries are filed under (see IanvsCacheReader)."""
     if not os.path.isfile(path):
         raise ConfigError(path, "file not found")
-    fmt = fmt or detect_format(path)
+    fmt = fmt or expect_format(path, FORMATS)
     if fmt == "ianvs-cache":
         try:
             reader = IanvsCacheReader(task_type, system_prompt)

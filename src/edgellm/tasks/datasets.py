@@ -22,11 +22,12 @@ from dataclasses import dataclass
 import orjson
 
 from edgellm.errors import ConfigError
-from edgellm.rows import BadRow, first_row, parse_rows
+from edgellm.formats import expect_format
+from edgellm.rows import BadRow, parse_rows
 from edgellm.tasks.references import parse_reference, parse_tags
 from edgellm.tasks.registry import get_task_type
 
-FORMATS = ("tasks", "ianvs", "mcq")
+FORMATS = ("tasks", "ianvs", "mcq")  # what read_items reads (edgellm.formats names)
 REFERENCE_COLUMNS = ("reference_value", "reference_enum")
 
 
@@ -113,33 +114,11 @@ def _ianvs_item(record, index):
                     str(record["response"]), str(record.get("level_4_dim") or ""))
 
 
-def names_ianvs_dataset(path):
-    """Whether ``path`` is an Ianvs dataset folder or its metadata.json."""
-    return os.path.isdir(path) or os.path.basename(path) == "metadata.json"
-
-
-def detect_format(path):
-    if names_ianvs_dataset(path):
-        return "ianvs"
-    if not path.endswith((".csv", ".jsonl")):
-        raise ConfigError(path, "unknown dataset format: give a .csv or .jsonl file, or an "
-                                "Ianvs folder (metadata.json + data.jsonl)")
-    first = first_row(path)
-    if "task_token" in first or "task_type" in first:
-        return "tasks"
-    if "question" in first:
-        return "mcq"
-    if "query" in first and "response" in first:
-        return "ianvs"
-    raise ConfigError(path, "cannot tell the format from the columns: expected task_token "
-                            "(tasks), question (mcq) or query/response (ianvs)")
-
-
 def read_items(path, fmt=None, skip_bad_rows=False):
     """(items, skipped rows) of a dataset file or Ianvs folder."""
     if not os.path.exists(path):
         raise ConfigError(path, "file not found")
-    fmt = fmt or detect_format(path)
+    fmt = fmt or expect_format(path, FORMATS)
     if fmt not in FORMATS:
         raise ConfigError(path, f"unknown format {fmt!r} (known: {', '.join(FORMATS)})")
     if fmt == "ianvs":
