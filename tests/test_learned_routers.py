@@ -12,10 +12,10 @@ import yaml
 
 from conftest import EXAMPLE, JOB, edit
 from edgellm.errors import ConfigError
+from edgellm.outcomes import OutcomeSet
 from edgellm.routing.learned import (BERTRouter, CascadeRouter, EmbeddingKnnRouter,
                                      EmbeddingRouter, MetadataRouter, ScoringRouter,
                                      TfidfRouter, training_labels)
-from edgellm.routing.outcomes import OutcomeSet
 
 ROUTING = f"{EXAMPLE}/testalgorithms/query-routing"
 WORDS = ("apple river stone cloud green table music paper light window garden yellow "

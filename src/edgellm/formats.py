@@ -9,11 +9,13 @@ saying which it expected.
 | ``ianvs-cache`` | a .json file (Ianvs' cache.json) |
 | ``store`` | rows with ``edgellm_store`` (``edgellm export``) |
 | ``outcomes`` | rows with ``model``, ``correct`` or ``score``: the long outcome matrix |
-| ``tasks`` | rows with ``task_token`` or ``task_type`` (the distribution center's files) |
+| ``tasks`` | rows with ``task_token`` (the distribution center's files) |
 | ``mcq`` | rows with ``question`` (multiple-choice sets) |
 | ``outcomes-wide`` | rows with ``prompt`` or ``query`` and none of the above: the wide outcome matrix |
+| ``tasks`` | rows with ``task_type`` and none of the above |
 
-The rows are those of a .csv or .jsonl file, checked in the order of the table.
+The rows are those of a .csv or .jsonl file, checked in the order of the table (the
+first row that is a JSON object, or a CSV's first data row).
 """
 
 import os
@@ -57,12 +59,14 @@ def sniff(path):
         return "outcomes"
     if "query" in first and "response" in first:
         return "ianvs"
-    if "task_token" in first or "task_type" in first:
+    if "task_token" in first:
         return "tasks"
     if "question" in first:
         return "mcq"
     if "prompt" in first or "query" in first:
         return "outcomes-wide"
+    if "task_type" in first:
+        return "tasks"  # without its task_token: the reader names what is missing
     return None
 
 
