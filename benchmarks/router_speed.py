@@ -2,7 +2,7 @@
 router >= 10,000 queries/s; the embedding router >= 300 queries/s on 2 CPU cores)
 
 The queries are those of the synthetic MMLU-shaped outcome matrix
-(edgellm.testing.outcome_matrix, seed 0: real MMLU's per-subject question lengths,
+(edgellm.outcomes.synthetic, seed 0: real MMLU's per-subject question lengths,
 about 91 words a question). Each router is fitted on other queries (the matrix with
 seed 1), so the embedding router scores every one of the 14,000 cold: nothing is in
 its per-process embedding cache. The process is pinned to 2 cores, and torch and
@@ -69,10 +69,10 @@ def main():
     available, pinned = pin_two_cores()
     from edgellm.routing.learned import (EmbeddingKnnRouter, EmbeddingRouter, SentenceEncoder,
                                          TfidfRouter, training_labels)
-    from edgellm.testing import outcome_matrix
+    from edgellm.outcomes import synthetic
 
-    queries = outcome_matrix.generate(args.items, seed=0).to_outcome_set().samples()
-    train = outcome_matrix.generate(args.train_items, seed=1).to_outcome_set()
+    queries = synthetic.generate(args.items, seed=0).to_outcome_set().samples()
+    train = synthetic.generate(args.train_items, seed=1).to_outcome_set()
     labels = training_labels(train.edge_score, train.cloud_score, "cloud_right_edge_wrong")
     words = np.mean([len(q["query"].split()) for q in queries])
     print(f"{len(queries)} queries to score (synthetic MMLU-shaped, {words:.0f} words on "

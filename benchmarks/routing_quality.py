@@ -3,8 +3,8 @@ outcome matrix of 14,000 MMLU items, subject known, 50/50 split of the items wit
 0, the best shipped learned router reaches APGR >= 0.65 and CPT(50 %) <= 30 % on the
 test half; the RouteLLM paper's best router: APGR 0.603, CPT(50 %) 35.4 % on MMLU.)
 
-Builds the synthetic MMLU-shaped matrix (edgellm.testing.outcome_matrix, whose
-docstring describes and calibrates it), writes it as an outcome-matrix CSV and reads
+Builds the synthetic MMLU-shaped matrix (edgellm.outcomes.synthetic, ``edgellm dataset
+synthesize``, whose docstring describes and calibrates it), writes it as an outcome-matrix CSV and reads
 it back as ``edgellm report`` would, splits the items 50/50 with seed 0, fits every
 learned router of edgellm.routing.learned on the train half with each training label
 and prints, on the test half, APGR, CPT(50 %), CPT(80 %) and AIQ, the threshold
@@ -14,9 +14,9 @@ random router (10 seeds) and the oracle.
 ``--routellm DIR`` runs the same on the public matrix the synthetic one imitates:
 RouteLLM's recorded MMLU outcomes (routellm/evals/mmlu/responses/ of a RouteLLM
 checkout, github.com/lm-sys/RouteLLM; not shipped here): one mmlu_<subject>.csv per
-subject, a ``prompt`` column and one true/false column per model, here
-Mixtral-8x7B-Instruct-v0.1 (edge) and gpt-4-1106-preview (cloud). The files record no
-cost: each cloud call costs 1, so AIQ is over the cloud-call share.
+subject in the wide outcome-matrix layout (edgellm.outcomes: a ``prompt`` column and
+one true/false column per model), here Mixtral-8x7B-Instruct-v0.1 (edge) and
+gpt-4-1106-preview (cloud). The files record no cost: each cloud call costs 1, so AIQ is over the cloud-call share.
 ``--exclude-subjects high_school_mathematics`` leaves out the subject whose recorded
 gpt-4 accuracy (3 %) is a grading artefact.
 
@@ -27,12 +27,19 @@ gpt-4 accuracy (3 %) is a grading artefact.
 
 import argparse
 import functools
+import glob
 import os
 import sys
 import tempfile
 import time
+from dataclasses import replace
 
 import numpy as np
+
+from edgellm.errors import ConfigError
+from edgellm.files import write_text
+from edgellm.outcomes import OutcomeSet, synthetic
+from edgellm.report import router_curves
 
 LABELS = ("edge_wrong", "cloud_right_edge_wrong", "expected_gain")
 # Routers that cannot be fitted from an outcome matrix alone
@@ -42,43 +49,32 @@ ROUTELLM_MODELS = ("mistralai/Mixtral-8x7B-Instruct-v0.1", "gpt-4-1106-preview")
 
 
 def read_routellm_mmlu(folder, exclude=()):
-    """RouteLLM's recorded MMLU outcomes (the module docstring) as an OutcomeSet;
+    """RouteLLM's recorded MMLU outcomes (the module docstring) as an OutcomeSet: each
+    file read as a wide outcome matrix (edgellm.outcomes), its subject from its name;
     a bad folder or file is a one-line exit naming it."""
-    import glob
-
-    import pandas as pd
-
-    from edgellm.routing.outcomes import OutcomeSet
-
     paths = sorted(glob.glob(os.path.join(folder, "mmlu_*.csv")))
     if not paths:
         sys.exit(f"error: {folder}: no mmlu_<subject>.csv files (expected RouteLLM's "
                  "routellm/evals/mmlu/responses folder)")
-    frames = []
+    parts = []
     for path in paths:
         subject = os.path.basename(path)[len("mmlu_"):-len(".csv")]
         if subject in exclude:
             continue
         try:
-            frame = pd.read_csv(path)
-        except (OSError, ValueError) as err:
-            sys.exit(f"error: {path}: {err}")
-        missing = [c for c in ("prompt",) + ROUTELLM_MODELS if c not in frame.columns]
-        if missing:
-            sys.exit(f"error: {path}: no column {missing[0]!r}")
-        for model in ROUTELLM_MODELS:
-            if frame[model].dtype != bool:
-                sys.exit(f"error: {path}: column {model!r} holds other values than true/false")
-        frames.append(frame.assign(subject=subject))
-    if not frames:
+            part = OutcomeSet.from_matrix(path, *ROUTELLM_MODELS)
+        except ConfigError as err:
+            sys.exit(f"error: {err}")
+        parts.append(replace(part, subjects=[subject] * len(part)))
+    if not parts:
         sys.exit(f"error: {folder}: every subject was excluded")
-    frame = pd.concat(frames, ignore_index=True)
-    n = len(frame)
+    n = sum(len(part) for part in parts)
     return OutcomeSet(
-        ids=[str(i) for i in range(n)], queries=frame["prompt"].astype(str).tolist(),
-        subjects=frame["subject"].tolist(), task_types=["multiple_choice"] * n,
-        edge_score=frame[ROUTELLM_MODELS[0]].to_numpy(np.float64),
-        cloud_score=frame[ROUTELLM_MODELS[1]].to_numpy(np.float64),
+        ids=[str(i) for i in range(n)], queries=[q for part in parts for q in part.queries],
+        subjects=[s for part in parts for s in part.subjects],
+        task_types=["multiple_choice"] * n,
+        edge_score=np.concatenate([part.edge_score for part in parts]),
+        cloud_score=np.concatenate([part.cloud_score for part in parts]),
         edge_cost=np.zeros(n), cloud_cost=np.ones(n), edge_model=ROUTELLM_MODELS[0],
         cloud_model=ROUTELLM_MODELS[1], source=f"RouteLLM's MMLU outcomes ({folder})")
 
@@ -86,22 +82,15 @@ def read_routellm_mmlu(folder, exclude=()):
 def synthetic_outcomes(items, seed):
     """The synthetic matrix, written as an outcome-matrix CSV and read back as
     ``edgellm report`` reads it."""
-    from edgellm.files import write_text
-    from edgellm.routing.outcomes import OutcomeSet
-    from edgellm.testing import outcome_matrix
-
-    matrix = outcome_matrix.generate(items, seed)
+    matrix = synthetic.generate(items, seed)
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "mmlu_synthetic.csv")
         write_text(path, matrix.to_csv())
-        return matrix, OutcomeSet.from_matrix(path, outcome_matrix.EDGE_MODEL,
-                                              outcome_matrix.CLOUD_MODEL)
+        return matrix, OutcomeSet.from_matrix(path, synthetic.EDGE_MODEL, synthetic.CLOUD_MODEL)
 
 
 def routers_to_run(names):
-    from edgellm.report.router_curves import learned_router_classes
-
-    classes = learned_router_classes()
+    classes = router_curves.learned_router_classes()
     if names:
         unknown = [n for n in names if n not in classes]
         if unknown:
@@ -129,9 +118,6 @@ def main():
                         help="with --routellm: subjects left out")
     args = parser.parse_args()
 
-    from edgellm.report import router_curves
-    from edgellm.testing import outcome_matrix
-
     if args.routellm:
         matrix, outcomes = None, read_routellm_mmlu(args.routellm, set(args.exclude_subjects))
         what = ("RouteLLM's recorded MMLU outcomes"
@@ -149,7 +135,7 @@ def main():
     if matrix is not None:
         print("signal in the matrix (AUC vs oracle label, vs edge wrong): " + "; ".join(
             f"{k} {a:.2f}, {b:.2f}"
-            for k, (a, b) in outcome_matrix.signal_summary(matrix).items()))
+            for k, (a, b) in synthetic.signal_summary(matrix).items()))
     print()
 
     classes = routers_to_run(args.routers)
@@ -201,10 +187,10 @@ def main():
     random, oracle = router_curves.baselines(test)
     baselines = [(random, "random (10 seeds)"), (oracle, "oracle")]
     if matrix is not None:
-        # what the generator's own parameters give (outcome_matrix.bayes_gain): the
+        # what the generator's own parameters give (synthetic.bayes_gain): the
         # ceiling of a router that reads the subject and the cue words
         baselines.append((router_curves.evaluate_scores(
-            "ceiling", None, outcome_matrix.bayes_gain(matrix)[[int(i) for i in test.ids]],
+            "ceiling", None, synthetic.bayes_gain(matrix)[[int(i) for i in test.ids]],
             test), "ceiling (generator's params)"))
     for evaluation, what in baselines:
         m = evaluation.metrics

@@ -13,14 +13,13 @@ import pytest
 
 from conftest import EXAMPLE
 from edgellm.cli import main
-from edgellm.report.router_curves import evaluate_scores
 from edgellm.files import file_digest
+from edgellm.outcomes import OutcomeSet, synthetic
+from edgellm.report.router_curves import evaluate_scores
 from edgellm.routing.learned import MetadataRouter, ScoringRouter, TfidfRouter
-from edgellm.routing.outcomes import OutcomeSet
 from edgellm.tasks.ianvs_format import load_llm_dataset
-from edgellm.testing import outcome_matrix
 
-EDGE, CLOUD = outcome_matrix.EDGE_MODEL, outcome_matrix.CLOUD_MODEL
+EDGE, CLOUD = synthetic.EDGE_MODEL, synthetic.CLOUD_MODEL
 
 
 def rows(path):
@@ -31,7 +30,7 @@ def rows(path):
 @pytest.fixture
 def matrix(tmp_path):
     path = tmp_path / "matrix.csv"
-    path.write_text(outcome_matrix.generate(500, seed=2).to_csv())
+    path.write_text(synthetic.generate(500, seed=2).to_csv())
     return str(path)
 
 
@@ -92,7 +91,7 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, monkeypatch)
     (tmp_path / "bad.csv").write_text("item_id,model,correct\n1,a,yes\n2,a,maybe\n")
     (tmp_path / "one.csv").write_text("item_id,model,correct\n1,a,1\n1,b,0\n")
     for args, message in (
-            (["bad.csv", "out"], "bad.csv:3: column 'correct': 'maybe' is not true/false"),
+            (["bad.csv", "out"], "bad.csv:3: field 'correct': 'maybe' is not true/false"),
             (["one.csv", "out"], "one.csv: 1 items: too few to split"),
             (["missing.csv", "out"], "missing.csv: file not found"),
             (["notes.txt", "out"], "notes.txt: file not found")):
@@ -144,7 +143,8 @@ def test_learned_routers_fit_the_train_part_whole_and_refuse_the_test_part(matri
 def test_routing_curves_job_routes_test_items_and_ranks_by_apgr(example, capsys):
     """The documented flow end to end: generate, split, import the test part, run."""
     (example / "workspace").mkdir()
-    outcome_matrix.main(["./workspace/mmlu-synthetic.csv", "--items", "800", "--seed", "0"])
+    assert main(["dataset", "synthesize", "./workspace/mmlu-synthetic.csv", "--items", "800",
+                 "--seed", "0"]) == 0
     assert main(["dataset", "split", "./workspace/mmlu-synthetic.csv",
                  "./workspace/mmlu-synthetic", "--seed", "0"]) == 0
     assert main(["import", "./workspace/mmlu-synthetic/test.csv"]) == 0

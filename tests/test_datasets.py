@@ -8,6 +8,8 @@ import pytest
 from edgellm.cli import main
 from edgellm.errors import ConfigError
 from edgellm.tasks.datasets import read_items, write_items
+from edgellm.tasks.references import parse_reference
+from edgellm.tasks.scoring import item_score
 
 ROWS = [
     ("0", "0", "i miss my grandmother so much today", "0"),
@@ -18,6 +20,8 @@ ROWS = [
     ("0", "3", "今天天气很好。", "The weather is nice today."),
     ("0", "4", "The council met on Monday. It approved the budget.", "The council approved it."),
 ]
+
+QA_LIST = '["14 December 1972 UTC", "December 1972"]'  # ROWS[2]'s answers, as JSON
 
 
 def write_csv(path, rows, header=("task_id", "task_type", "task_token", "reference_value")):
@@ -76,8 +80,9 @@ def test_ianvs_folder_round_trip_keeps_task_types(tmp_path):
     meta = json.loads((tmp_path / "ianvs" / "metadata.json").read_text())
     assert {"dataset", "description", "level_1_dim", "level_2_dim"} <= meta.keys()
     back, _ = read_items(str(tmp_path / "ianvs" / "metadata.json"))
-    assert [(i.code, i.task_id, i.text, i.reference) for i in back] == \
-        [(i.code, i.task_id, i.text, i.reference) for i in items]
+    assert [(i.code, i.task_id, i.text, parse_reference(i.task_type, i.reference))
+            for i in back] == \
+        [(i.code, i.task_id, i.text, parse_reference(i.task_type, i.reference)) for i in items]
     # task type from level_3_dim alone (no field of its own)
     data = tmp_path / "ianvs" / "data.jsonl"
     records = [json.loads(line) for line in data.read_text().splitlines()]
@@ -105,7 +110,7 @@ def test_convert_cli_round_trip_and_errors(tmp_path, capsys):
     assert "wrote 7 items" in out and "NER 2" in out
     with open(tmp_path / "back.csv", newline="", encoding="utf-8") as handle:
         back = [(r["task_id"], r["task_token"], r["reference_value"]) for r in csv.DictReader(handle)]
-    assert back == [(r[0], r[2], r[3]) for r in ROWS]
+    assert back == [(r[0], r[2], r[3] if r[2] != ROWS[2][2] else QA_LIST) for r in ROWS]
 
     bad = write_csv(tmp_path / "bad.csv", ROWS + [("7", "1", "a b", "B-PER")])
     assert main(["dataset", "convert", bad, str(tmp_path / "x.csv")]) == 2
@@ -113,3 +118,30 @@ def test_convert_cli_round_trip_and_errors(tmp_path, capsys):
     assert len(err.splitlines()) == 1 and "bad.csv:9: field 'reference_value'" in err
     assert main(["dataset", "convert", bad, str(tmp_path / "x.csv"), "--skip-bad-rows"]) == 0
     assert "skipped 1 bad rows" in capsys.readouterr().out
+
+
+def test_convert_writes_numpy_style_answer_lists_as_json_lists(tmp_path):
+    """The distribution center writes a QA item's answers as numpy prints them
+    ("['a' 'b']"): Ianvs' data.jsonl gets a JSON list, a CSV written back the JSON
+    list literal; the answers, and so the scores, stay the same."""
+    source = write_csv(tmp_path / "t.csv", ROWS)
+    assert main(["dataset", "convert", source, str(tmp_path / "ianvs")]) == 0
+    lines = [json.loads(line) for line in (tmp_path / "ianvs" / "data.jsonl").open()]
+    assert lines[2]["response"] == ["14 December 1972 UTC", "December 1972"]
+    assert [line["response"] for line in lines if line["task_type"] != "QA"] == \
+        [r[3] for r in ROWS if r[1] not in ("QA", "2")]  # other references as they were
+    assert lines[1]["response"] == "Canberra"  # one plain answer stays a string
+    assert main(["dataset", "convert", str(tmp_path / "ianvs"), str(tmp_path / "back.csv")]) == 0
+    assert main(["dataset", "convert", str(tmp_path / "back.csv"), str(tmp_path / "again")]) == 0
+    assert (tmp_path / "again" / "data.jsonl").read_text() == \
+        (tmp_path / "ianvs" / "data.jsonl").read_text()
+    assert main(["dataset", "convert", str(tmp_path / "ianvs"), str(tmp_path / "t.jsonl")]) == 0
+    tasks = [json.loads(line) for line in (tmp_path / "t.jsonl").open()]
+    assert tasks[2]["reference_value"] == ["14 December 1972 UTC", "December 1972"]
+    for prediction in ("December 1972", "14 December 1972", "1973", ""):
+        scores = {item_score("question_answering", prediction,
+                             parse_reference("question_answering", gold))
+                  for gold in (ROWS[2][3], lines[2]["response"], QA_LIST)}
+        assert len(scores) == 1, prediction
+    # a bracketed plain answer is not a list of answers
+    assert parse_reference("question_answering", "[1969]") == ["[1969]"]

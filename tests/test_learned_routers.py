@@ -12,10 +12,10 @@ import yaml
 
 from conftest import EXAMPLE, JOB, edit
 from edgellm.errors import ConfigError
+from edgellm.outcomes import OutcomeSet
 from edgellm.routing.learned import (BERTRouter, CascadeRouter, EmbeddingKnnRouter,
                                      EmbeddingRouter, MetadataRouter, ScoringRouter,
                                      TfidfRouter, training_labels)
-from edgellm.routing.outcomes import OutcomeSet
 
 ROUTING = f"{EXAMPLE}/testalgorithms/query-routing"
 WORDS = ("apple river stone cloud green table music paper light window garden yellow "
@@ -566,7 +566,7 @@ def test_fits_from_an_outcome_matrix_file_and_saves_for_reuse(tmp_path, monkeypa
     assert "reusing" in caplog.text
     assert second.fit_report()["calibration"]["train_share"] == pytest.approx(0.5, abs=0.01)
     assert len(os.listdir(tmp_path / "algo" / "routers")) == 1
-    with pytest.raises(ConfigError, match="outcomes.csv: column 'model': no rows for 'nope'"):
+    with pytest.raises(ConfigError, match="outcomes.csv: field 'model': no rows for 'nope'"):
         TfidfRouter(train_outcomes=matrix, edge_model="nope", cloud_model="cloud-m").score(
             samples)
 

@@ -11,12 +11,11 @@ import pytest
 from conftest import JOB
 from edgellm.cli import main
 from edgellm.metrics.routing_curves import apgr, sweep
+from edgellm.outcomes import OutcomeSet, synthetic
 from edgellm.report import router_curves
-from edgellm.routing.outcomes import OutcomeSet
-from edgellm.testing import outcome_matrix
 
 REPORT = "workspace/query-routing/report"
-EDGE, CLOUD = outcome_matrix.EDGE_MODEL, outcome_matrix.CLOUD_MODEL
+EDGE, CLOUD = synthetic.EDGE_MODEL, synthetic.CLOUD_MODEL
 
 
 def read_csv(path):
@@ -52,7 +51,7 @@ def matrix_csv(tmp_path, monkeypatch):
     monkeypatch.setattr(router_curves, "training_labels",
                         lambda part, label: (part.cloud_score > part.edge_score).astype(int))
     path = tmp_path / "matrix.csv"
-    outcome_matrix.main([str(path), "--items", "1000", "--seed", "3"])
+    assert main(["dataset", "synthesize", str(path), "--items", "1000", "--seed", "3"]) == 0
     return str(path)
 
 
@@ -149,7 +148,7 @@ def test_job_report_points_are_the_test_cases(example, capsys, monkeypatch):
     (["report", "--outcomes", "{m}", "--edge-model", EDGE, "--cloud-model", CLOUD],
      "--out: required with --outcomes"),
     (["report", "--outcomes", "{m}", "--edge-model", EDGE, "--cloud-model", "other", "--out",
-      "{o}"], "column 'model': no rows for 'other'"),
+      "{o}"], "field 'model': no rows for 'other'"),
     (["report", "--outcomes", "{m}", "--edge-model", EDGE, "--cloud-model", CLOUD, "--out",
       "{o}", "--router", "Nope"], "--router: unknown learned router 'Nope' (known: SubjectPrior)"),
 ])
@@ -175,7 +174,7 @@ def test_bad_matrix_row_names_file_line_and_column(matrix_csv, tmp_path, capsys)
     assert main(["report", "--outcomes", str(bad), "--edge-model", EDGE, "--cloud-model", CLOUD,
                  "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
-    assert f"{bad}:14: column 'correct': '7'" in err
+    assert f"{bad}:14: field 'correct': '7'" in err
     assert not (tmp_path / "o").exists()
 
 

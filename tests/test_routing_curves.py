@@ -8,13 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from edgellm.cli import main
 from edgellm.errors import ConfigError
 from edgellm.metrics.routing_curves import (
     Curve, aiq, aiq_cost_range, apgr, calibrate_threshold, cpt, curve_metrics,
     nondecreasing_convex_hull, oracle_choice, oracle_curve, pareto_front, random_curve,
     routellm_thresholds, sweep)
-from edgellm.routing.outcomes import OutcomeSet
-from edgellm.testing import outcome_matrix
+from edgellm.outcomes import OutcomeSet, synthetic
 
 
 def outcome_set(n, weak, strong, correlation, seed):
@@ -321,10 +321,10 @@ def test_split_is_of_items_seeded_and_disjoint():
 
 
 def test_outcome_set_reads_the_generated_matrix_csv(tmp_path):
-    matrix = outcome_matrix.generate(300, seed=1)
+    matrix = synthetic.generate(300, seed=1)
     path = tmp_path / "m.csv"
-    assert outcome_matrix.main([str(path), "--items", "300", "--seed", "1"]) == 0
-    read = OutcomeSet.from_matrix(str(path), outcome_matrix.EDGE_MODEL, outcome_matrix.CLOUD_MODEL)
+    assert main(["dataset", "synthesize", str(path), "--items", "300", "--seed", "1"]) == 0
+    read = OutcomeSet.from_matrix(str(path), synthetic.EDGE_MODEL, synthetic.CLOUD_MODEL)
     direct = matrix.to_outcome_set()
     assert read.ids == direct.ids and read.queries == direct.queries
     assert read.subjects == direct.subjects
@@ -350,21 +350,21 @@ def test_outcome_matrix_errors_name_file_line_and_column(tmp_path):
     read = OutcomeSet.from_matrix(_write(tmp_path / "ok.csv", ok), "e", "c")
     assert read.subjects == ["law"] and read.edge_score.tolist() == [1.0]
     path = _write(tmp_path / "a.csv", ok)
-    with pytest.raises(ConfigError, match=r"a\.csv: column 'model': no rows for 'x' "
+    with pytest.raises(ConfigError, match=r"a\.csv: field 'model': no rows for 'x' "
                                           r"\(models in the file: c, e\)"):
         OutcomeSet.from_matrix(path, "e", "x")
     path = _write(tmp_path / "b.csv", ok[:1])
-    with pytest.raises(ConfigError, match=r"b\.csv: column 'model': no rows for 'c'"):
+    with pytest.raises(ConfigError, match=r"b\.csv: field 'model': no rows for 'c'"):
         OutcomeSet.from_matrix(path, "e", "c")
     path = _write(tmp_path / "c.csv", ok + [{**ok[0], "item_id": 2}])
     with pytest.raises(ConfigError, match=r"c\.csv:4: item '2' has a row for 'e' but none for 'c'"):
         OutcomeSet.from_matrix(path, "e", "c")
     path = _write(tmp_path / "d.csv", ok + [ok[0]])
-    with pytest.raises(ConfigError, match=r"d\.csv:4: column 'item_id': model 'e' has this item "
+    with pytest.raises(ConfigError, match=r"d\.csv:4: field 'item_id': model 'e' has this item "
                                           r"already at line 2"):
         OutcomeSet.from_matrix(path, "e", "c")
     path = _write(tmp_path / "e.csv", [ok[0], {**ok[1], "correct": "maybe"}])
-    with pytest.raises(ConfigError, match=r"e\.csv:3: column 'correct': 'maybe'"):
+    with pytest.raises(ConfigError, match=r"e\.csv:3: field 'correct': 'maybe'"):
         OutcomeSet.from_matrix(path, "e", "c")
     with pytest.raises(ConfigError, match="not found"):
         OutcomeSet.from_matrix(str(tmp_path / "none.csv"), "e", "c")
@@ -374,7 +374,7 @@ def test_outcome_matrix_errors_name_file_line_and_column(tmp_path):
 
 
 def test_synthetic_matrix_has_mmlu_shape_and_calibrated_accuracies():
-    matrix = outcome_matrix.generate(14000, seed=0)
+    matrix = synthetic.generate(14000, seed=0)
     assert len(matrix) == 14000 and len(set(matrix.subjects)) == 57
     counts = pd.Series(matrix.subjects).value_counts()
     assert counts["professional_law"] == round(1534 * 14000 / 14042)
@@ -385,11 +385,11 @@ def test_synthetic_matrix_has_mmlu_shape_and_calibrated_accuracies():
     politics = np.array(matrix.subjects) == "high_school_government_and_politics"
     assert matrix.weak_correct[politics].mean() > 0.9  # subject accuracies carried over (0.959)
     assert all(q.endswith("\nAnswer:") and "\nD. " in q for q in matrix.queries[:50])
-    assert outcome_matrix.generate(200, seed=0).queries == outcome_matrix.generate(200, 0).queries
+    assert synthetic.generate(200, seed=0).queries == synthetic.generate(200, 0).queries
 
 
 def test_synthetic_matrix_text_carries_partial_signal():
-    summary = outcome_matrix.signal_summary(outcome_matrix.generate(6000, seed=2))
+    summary = synthetic.signal_summary(synthetic.generate(6000, seed=2))
     latent, subject, cues = (summary[k] for k in ("latent", "subject", "text cues within subjects"))
     for label in (0, 1):  # oracle label, weak wrong
         assert latent[label] > subject[label] > 0.55  # the subject tells part ...
@@ -400,11 +400,11 @@ def test_synthetic_matrix_text_carries_partial_signal():
 def test_ceiling_from_the_generators_parameters_beats_the_subject_gain():
     from edgellm.metrics.routing_curves import curve_metrics, sweep
 
-    matrix = outcome_matrix.generate(6000, seed=2)
+    matrix = synthetic.generate(6000, seed=2)
     outcomes = matrix.to_outcome_set()
-    profile = outcome_matrix.subject_profile()
+    profile = synthetic.subject_profile()
     subject_gain = np.array([profile[s]["strong"] - profile[s]["weak"] for s in matrix.subjects])
-    ceiling = outcome_matrix.bayes_gain(matrix)
+    ceiling = synthetic.bayes_gain(matrix)
     assert ceiling.shape == (6000,) and np.all(np.abs(ceiling) <= 1)
     apgr = {name: curve_metrics(sweep(scores, outcomes))["APGR"]
             for name, scores in (("subject", subject_gain), ("ceiling", ceiling))}

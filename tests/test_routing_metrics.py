@@ -16,11 +16,10 @@ from edgellm.metrics.routing import METRICS, case_outcomes
 from edgellm.metrics.routing_curves import aiq, aiq_cost_range, apgr, cpt, sweep
 from edgellm.models.replay import ReplayLLM
 from edgellm.models.tiers import CloudModel, EdgeModel
+from edgellm.outcomes import OutcomeSet, synthetic
 from edgellm.report.router_curves import evaluate_scores
 from edgellm.routing.learned import TfidfRouter, training_labels
-from edgellm.routing.outcomes import OutcomeSet
 from edgellm.routing.routers import EdgeOnly, RandomRouter
-from edgellm.testing import outcome_matrix
 
 NAMES = ("APGR", "CPT(50%)", "CPT(80%)", "AIQ")
 
@@ -132,18 +131,18 @@ def test_escalated_queries_of_inference_then_mining_use_both_answers():
 @pytest.fixture
 def replayed(tmp_path):
     """The synthetic MMLU-shaped matrix (600 items) in a response store, split 50/50."""
-    matrix = outcome_matrix.generate(600, seed=3)
+    matrix = synthetic.generate(600, seed=3)
     path, store = tmp_path / "matrix.csv", str(tmp_path / "responses.sqlite")
     path.write_text(matrix.to_csv())
     assert main(["import", str(path), "--store", store]) == 0
-    outcomes = OutcomeSet.from_matrix(str(path), outcome_matrix.EDGE_MODEL,
-                                      outcome_matrix.CLOUD_MODEL)
+    outcomes = OutcomeSet.from_matrix(str(path), synthetic.EDGE_MODEL,
+                                      synthetic.CLOUD_MODEL)
     train, test = outcomes.split(0.5, seed=0)
     return store, train, test
 
 
 def models(store, counterpart=True):
-    edge, cloud = outcome_matrix.EDGE_MODEL, outcome_matrix.CLOUD_MODEL
+    edge, cloud = synthetic.EDGE_MODEL, synthetic.CLOUD_MODEL
     return (EdgeModel(backend="replay", model=edge, store=store,
                       counterpart_model=cloud if counterpart else None),
             CloudModel(backend="replay", model=cloud, store=store,
@@ -162,7 +161,7 @@ def test_replay_with_counterpart_carries_the_other_models_recorded_outcome(repla
     back = cloud.inference_batch(samples[:5])
     assert [a["counterpart"]["score"] for a in back] == list(test.edge_score[:5])
     # an item the store lacks for the other model gets no counterpart
-    alone = ReplayLLM(outcome_matrix.EDGE_MODEL, store=store, counterpart_model="no-such-model")
+    alone = ReplayLLM(synthetic.EDGE_MODEL, store=store, counterpart_model="no-such-model")
     assert all("counterpart" not in a for a in alone.generate_batch(samples[:3]))
     with pytest.raises(ValueError, match="counterpart_model is the replayed model itself"):
         ReplayLLM("m", store=store, counterpart_model="m")

@@ -1,5 +1,8 @@
 """The ``edgellm`` command."""
 
+# Each command's handler imports the modules it runs when it runs: numpy, pandas and
+# scikit-learn then load for the command that needs them, not for ``edgellm --help``.
+
 import argparse
 import logging
 import os
@@ -60,15 +63,37 @@ def _split(args):
     return 0
 
 
-def _jobs(value):
-    if value == "auto":
-        return value
+def _synthesize(args):
+    from edgellm.files import write_text
+    from edgellm.outcomes.synthetic import CLOUD_MODEL, EDGE_MODEL, generate
+
+    if not args.target.endswith(".csv"):
+        raise ConfigError(args.target, "expected a .csv file (the matrix is written as a "
+                                       "long outcome-matrix CSV)")
+    matrix = generate(args.items, args.seed)
+    write_text(args.target, matrix.to_csv())
+    print(f"wrote {len(matrix)} items x 2 models to {args.target}: {EDGE_MODEL} accuracy "
+          f"{matrix.weak_correct.mean():.3f}, {CLOUD_MODEL} {matrix.strong_correct.mean():.3f}")
+    return 0
+
+
+def _positive(value):
     try:
         if int(value) >= 1:
             return int(value)
     except ValueError:
         pass
-    raise argparse.ArgumentTypeError(f"expected a number >= 1 or 'auto', got {value!r}")
+    raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value!r}")
+
+
+def _jobs(value):
+    if value == "auto":
+        return value
+    try:
+        return _positive(value)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1 or 'auto', "
+                                         f"got {value!r}") from None
 
 
 def _import(args):
@@ -177,12 +202,15 @@ def build_parser():
                   "workspace ./workspace keeps it)")
     import_ = commands.add_parser(
         "import", help="bring recorded responses into the response store: Ianvs' "
-                       "cache.json, outcome matrices (CSV/JSONL), 'edgellm export' files")
+                       "cache.json, outcome matrices (CSV/JSONL, long or wide), 'edgellm "
+                       "export' files")
     import_.add_argument("sources", nargs="+", metavar="FILE")
     import_.add_argument("--store", metavar="PATH", help=store_help)
     import_.add_argument("--format", choices=["ianvs-cache", "outcomes", "store"],
-                         help="default: .json is ianvs-cache, .csv outcomes, .jsonl "
-                              "store when written by 'edgellm export', else outcomes")
+                         help="default: told from the file: .json is ianvs-cache; .csv "
+                              "and .jsonl rows with edgellm_store are store, others an "
+                              "outcome matrix (long: model and correct or score per row; "
+                              "wide: prompt and a true/false column per model)")
     import_.add_argument("--task-type", help="ianvs-cache: the task type of the queries, "
                          "which decides the prompt edgellm sends (default: multiple choice)")
     import_.add_argument("--system-prompt", help="ianvs-cache: the system_prompt of the "
@@ -225,7 +253,8 @@ def build_parser():
                         "a job's default: <workspace>/<job>/report)")
     report.set_defaults(handler=_report)
 
-    dataset = commands.add_parser("dataset", help="work with task datasets")
+    dataset = commands.add_parser("dataset", help="work with task datasets and outcome "
+                                                  "matrices")
     dataset_commands = dataset.add_subparsers(dest="dataset_command", required=True)
     convert = dataset_commands.add_parser(
         "convert", help="convert between the tasks CSV/JSONL, Ianvs and mcq formats")
@@ -242,7 +271,8 @@ def build_parser():
         "split", help="split a dataset into train and test parts (items, seeded), so that "
                       "a job routes test items only and learned routers fit on train",
         description="An Ianvs dataset (folder or metadata.json) becomes OUT/train_data and "
-                    "OUT/test_data; an outcome matrix (.csv/.jsonl) OUT/train.<ext> and "
+                    "OUT/test_data; an outcome matrix (.csv/.jsonl, long or wide) "
+                    "OUT/train.<ext> and "
                     "OUT/test.<ext> (each item's rows on one side) and, when it has queries, "
                     "OUT/test_data (the test items as an Ianvs dataset). OUT/split.json "
                     "records the source, fraction, seed and counts.")
@@ -253,6 +283,20 @@ def build_parser():
                        help="share of the items in the train part (default 0.5)")
     split.add_argument("--seed", type=int, default=0, help="seed of the split (default 0)")
     split.set_defaults(handler=_split)
+    synthesize = dataset_commands.add_parser(
+        "synthesize", help="write a synthetic MMLU-shaped outcome matrix (an edge and a "
+                           "cloud model's correctness on MMLU-style items) as a long CSV",
+        description="The items' subjects, both models' per-subject accuracies and the "
+                    "questions' lengths and vocabularies follow RouteLLM's recorded MMLU "
+                    "outcomes (Mixtral-8x7B-Instruct, gpt-4-1106-preview); the text carries "
+                    "the subject imperfectly and a weak difficulty signal. The same "
+                    "--items and --seed write the same file. The generative model: "
+                    "docs/routing-evaluation.md and edgellm.outcomes.synthetic.")
+    synthesize.add_argument("target", help="the .csv file to write")
+    synthesize.add_argument("--items", type=_positive, default=14000,
+                            help="questions (default 14000, MMLU's test split)")
+    synthesize.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    synthesize.set_defaults(handler=_synthesize)
     return parser
 
 

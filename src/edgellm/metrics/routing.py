@@ -36,6 +36,7 @@ import numpy as np
 
 from edgellm.metrics.responses import once
 from edgellm.metrics.routing_curves import CPT_LEVELS, aiq, aiq_cost_range, apgr, cpt, sweep
+from edgellm.outcomes import OutcomeSet
 from edgellm.records import COUNTERPART, ROUTER_SCORE, response_outcome
 
 LOG = logging.getLogger(__name__)
@@ -47,8 +48,6 @@ class MissingOutcomes(ValueError):
 def case_outcomes(y_true, y_pred):
     """(router scores, OutcomeSet) of one test case's results; raises MissingOutcomes
     naming what is missing and for how many queries."""
-    from edgellm.routing.outcomes import OutcomeSet
-
     n = len(y_pred)
     if n == 0:
         raise MissingOutcomes("no results")

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from edgellm.outcomes import OutcomeSet
+
 NUM_RESULTS = 10  # RouteLLM's --num-results: 10 equal-count bins, 11 thresholds
 RANDOM_SEEDS = 10  # RouteLLM's --random-iters
 CPT_LEVELS = (0.5, 0.8)
@@ -82,7 +84,7 @@ def _p95(values):
     return float(np.percentile(values, 95)) if np.isfinite(values).all() else np.nan
 
 
-def _point(selection, outcomes):
+def _point(selection, outcomes: OutcomeSet):
     """(share, accuracy, total cost, p95 latency) of sending ``selection`` to the cloud."""
     score = np.where(selection, outcomes.cloud_score, outcomes.edge_score)
     cost = np.where(selection, outcomes.cloud_cost, outcomes.edge_cost)
@@ -90,7 +92,7 @@ def _point(selection, outcomes):
     return float(selection.mean()), float(score.mean()), float(cost.sum()), _p95(latency)
 
 
-def sweep(scores, outcomes, name="router", thresholds=None, kind="router"):
+def sweep(scores, outcomes: OutcomeSet, name="router", thresholds=None, kind="router"):
     """The router's curve over ``outcomes``. At threshold i of n+1 (ascending) a query
     goes to the cloud when its score is >= the threshold, and at the last one (the
     maximum score) when > it, so the points run from every query to none on the cloud,
@@ -175,7 +177,7 @@ def aiq(curve, max_cost=None):
     return float(np.trapezoid(hull[:, 1], hull[:, 0]) / x_max)
 
 
-def aiq_cost_range(outcomes):
+def aiq_cost_range(outcomes: OutcomeSet):
     """The cost AIQ is normalised by on an outcome set: the total cost of answering
     every query on the costlier tier, the largest cost any router's sweep reaches (its
     first and last points are all-cloud and all-edge), and what calc_AIQ would take
@@ -183,7 +185,7 @@ def aiq_cost_range(outcomes):
     return float(max(outcomes.cloud_cost.sum(), outcomes.edge_cost.sum()))
 
 
-def random_curve(outcomes, seeds=RANDOM_SEEDS, name="random"):
+def random_curve(outcomes: OutcomeSet, seeds=RANDOM_SEEDS, name="random"):
     """The random router as RouteLLM evaluates it: uniform random scores per query,
     swept at the quantile thresholds, once per seed (0 .. seeds-1), and the points of
     equal cloud share averaged over the seeds (RouteLLM groups by strong_percentage)."""
@@ -202,13 +204,13 @@ def random_curve(outcomes, seeds=RANDOM_SEEDS, name="random"):
                  len(outcomes), "random")
 
 
-def oracle_choice(outcomes):
+def oracle_choice(outcomes: OutcomeSet):
     """The OracleRouter's decisions: the cloud only where its score is strictly higher
     than the edge's; ties (both right, both wrong, equal scores) stay on the edge."""
     return outcomes.cloud_score > outcomes.edge_score
 
 
-def oracle_curve(outcomes, shares=None, name="oracle"):
+def oracle_curve(outcomes: OutcomeSet, shares=None, name="oracle"):
     """The best accuracy reachable with at most each share of the queries on the cloud
     (RouteLLM's get_optimal_accuracy, which plots it at 0, 10, ..., 100 %): the queries
     the cloud improves most go first (for correctness: those the edge gets wrong and

@@ -5,47 +5,37 @@
   ``{"config": {model settings}, "result": [{"query", "response", "prediction",
   "gold"}]}``. Each result is filed under the messages edgellm's ``ChatBackend``
   sends for that query, so replaying the same dataset finds it.
-- ``outcomes``: outcome matrices of routing studies, CSV or JSONL, one row per item
-  and model with a correctness or score, and optionally token counts, latencies and
-  cost, but no completion text.
+- ``outcomes``, ``outcomes-wide``: outcome matrices of routing studies, CSV or JSONL,
+  with a correctness or score per item and model, and optionally token counts,
+  latencies and cost, but no completion text (edgellm.outcomes reads both layouts).
 - ``store``: the JSONL ``edgellm export`` writes.
 
 Every file is read and checked in full before anything is stored: a bad row is one
-error naming the file, the line (or JSON key) and the column, and the store is left
+error naming the file, the line (or JSON key) and the field, and the store is left
 as it was.
 """
 
 import json
-import math
 import os
 
 import orjson
 
 from edgellm.errors import ConfigError
+from edgellm.files import write_text
+from edgellm.formats import expect_format
 from edgellm.models.chat import SamplingSettings, messages_for
-from edgellm.records import make_response
 from edgellm.models.store import SCHEMA_VERSION, StoredResponse, item_key
-from edgellm.tasks.datasets import BadRow, first_row, read_rows
+from edgellm.outcomes.matrix import end_to_end, read_matrix
+from edgellm.records import make_response
+from edgellm.rows import BadRow, count, number, parse_rows, present, row_error
 from edgellm.tasks.extraction import extract_prediction
 from edgellm.tasks.registry import get_task_type
 
-FORMATS = ("ianvs-cache", "outcomes", "store")
+FORMATS = ("outcomes", "outcomes-wide", "store", "ianvs-cache")  # what import reads (edgellm.formats names)
 
 # What Ianvs' BaseLLM uses when its config leaves a setting out (models/base_llm.py).
 IANVS_DEFAULTS = {"temperature": 0.8, "top_p": 0.8, "max_tokens": 512,
                   "repetition_penalty": 1.05}
-
-
-def detect_format(path):
-    if path.endswith(".json"):
-        return "ianvs-cache"
-    if path.endswith(".csv"):
-        return "outcomes"
-    if path.endswith(".jsonl"):
-        first = first_row(path)
-        return "store" if "edgellm_store" in first else "outcomes"
-    raise ConfigError(path, "unknown format: give Ianvs' cache.json (.json), an outcome "
-                            "matrix (.csv or .jsonl) or an 'edgellm export' file (.jsonl)")
 
 
 def read_entries(path, fmt=None, task_type=None, system_prompt=None):
@@ -53,14 +43,14 @@ def read_entries(path, fmt=None, task_type=None, system_prompt=None):
     shape the messages cache.json queries are filed under (see IanvsCacheReader)."""
     if not os.path.isfile(path):
         raise ConfigError(path, "file not found")
-    fmt = fmt or detect_format(path)
+    fmt = fmt or expect_format(path, FORMATS)
     if fmt == "ianvs-cache":
         try:
             reader = IanvsCacheReader(task_type, system_prompt)
         except ValueError as err:
             raise ConfigError("--task-type", str(err)) from None
         return reader.read(path)
-    if fmt == "outcomes":
+    if fmt in ("outcomes", "outcomes-wide"):
         return read_outcomes(path)
     if fmt == "store":
         return read_export(path)
@@ -143,144 +133,36 @@ class IanvsCacheReader:
         for name, part in (("usage", usage), ("perf", perf)):
             if not isinstance(part, dict):
                 raise BadRow(f"response.{name}", "expected an object")
-        prompt_tokens = _count(usage, "prompt_tokens", "response.usage.")
-        completion_tokens = _count(usage, "completion_tokens", "response.usage.")
-        ttft = _number(perf, "time_to_first_token", "response.perf.")
-        itl = _number(perf, "internal_token_latency", "response.perf.")
+        prompt_tokens = count(usage, "prompt_tokens", "response.usage.")
+        completion_tokens = count(usage, "completion_tokens", "response.usage.")
+        ttft = number(perf, "time_to_first_token", "response.perf.")
+        itl = number(perf, "internal_token_latency", "response.perf.")
         sample = {"query": query, "task_type": self.task_type}
         completion = response["completion"]
         record = make_response(
             completion, extract_prediction(sample, completion), prompt_tokens,
-            completion_tokens, ttft=ttft, itl=itl, e2e=_e2e(ttft, itl, completion_tokens),
+            completion_tokens, ttft=ttft, itl=itl, e2e=end_to_end(ttft, itl, completion_tokens),
             tier=None, node=None, model=identity, task_type=self.task_type)
         record["perf"].update(itl=[], tpot=itl or 0.0)
         return StoredResponse(identity, settings, record,
                               messages=messages_for(sample, self.system_prompt))
 
 
-def _e2e(ttft, tpot, completion_tokens):
-    if ttft is None or tpot is None:
-        return ttft
-    return ttft + tpot * max(completion_tokens - 1, 0)
-
-
-def _present(row, column):
-    value = row.get(column)
-    return value is not None and not (isinstance(value, str) and not value.strip())
-
-
-def _number(row, column, prefix=""):
-    if not _present(row, column):
-        return None
-    value = row[column]
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise BadRow(prefix + column, f"{value!r} is not a number") from None
-    if isinstance(value, bool) or not math.isfinite(number) or number < 0:
-        raise BadRow(prefix + column, f"{value!r} is not a number >= 0")
-    return number
-
-
-def _count(row, column, prefix=""):
-    number = _number(row, column, prefix)
-    if number is None:
-        return 0
-    if number != int(number):
-        raise BadRow(prefix + column, f"{row[column]!r} is not a whole number")
-    return int(number)
-
-
 # -- outcome matrices ---------------------------------------------------------------
-
-_TRUE = {"1", "true", "yes", "y", "t", "correct", "1.0"}
-_FALSE = {"0", "false", "no", "n", "f", "wrong", "incorrect", "0.0"}
-
-
-def _score(row):
-    if _present(row, "score"):
-        score = _number(row, "score")
-        if score > 1:
-            raise BadRow("score", f"{row['score']!r} is not between 0 and 1")
-        return score
-    if _present(row, "correct"):
-        value = str(row["correct"]).strip().lower()
-        if value in _TRUE:
-            return 1.0
-        if value in _FALSE:
-            return 0.0
-        raise BadRow("correct", f"{row['correct']!r} is not true/false or 1/0")
-    raise BadRow("correct", "missing: give correct (true/false, 1/0) or score (0..1)")
-
-
-def _text(row, *columns):
-    for column in columns:
-        if _present(row, column):
-            value = row[column]
-            if isinstance(value, (list, dict)):  # a JSONL query given as chat messages
-                return orjson.dumps(value).decode()
-            if isinstance(value, float) and value.is_integer():  # 17.0 from a spreadsheet
-                value = int(value)
-            return str(value)
-    return None
-
-
-def outcome_entry(row):
-    """The entry of one outcome-matrix row (raises BadRow naming the column)."""
-    model = _text(row, "model")
-    if model is None:
-        raise BadRow("model", "missing or empty (the model that answered)")
-    item_id, query = _text(row, "item_id", "id"), row.get("query")
-    if item_id is not None and item_id.endswith(".0") and item_id[:-2].isdigit():
-        item_id = item_id[:-2]  # line numbers read by a spreadsheet as floats
-    if not _present(row, "query"):
-        query = None
-    if item_id is None and query is None:
-        raise BadRow("item_id", "missing: give item_id (or id), or query")
-    task_type = None
-    if _present(row, "task_type"):
-        try:
-            task_type = get_task_type(row["task_type"]).name
-        except ValueError as err:
-            raise BadRow("task_type", str(err)) from None
-    score = _score(row)
-    prompt_tokens = _count(row, "prompt_tokens")
-    completion_tokens = _count(row, "completion_tokens")
-    ttft, e2e = _number(row, "ttft"), _number(row, "e2e_latency")
-    tpot = _number(row, "tpot") if _present(row, "tpot") else _number(row, "itl")
-    cost = _number(row, "cost_usd")
-    if e2e is None and ttft is not None and tpot is not None:
-        e2e = _e2e(ttft, tpot, completion_tokens)
-    record = make_response(None, None, prompt_tokens, completion_tokens, ttft=ttft, itl=tpot,
-                           e2e=e2e, tier=None, node=None, model=model,
-                           cost_usd=cost or 0.0, task_type=task_type or "multiple_choice")
-    record["perf"]["tpot"] = tpot
-    record["score"] = score
-    if cost is not None:
-        record["cost_recorded"] = True  # replay keeps the study's cost, not today's prices
-    item = {"id": item_id} if item_id is not None else {}
-    if query is not None:
-        item["query"] = query
-    return StoredResponse(model, {}, record, item=item)
 
 
 def read_outcomes(path):
-    entries, seen = [], {}
-    for line, row in read_rows(path):
-        try:
-            if isinstance(row, BadRow):
-                raise row
-            entry = outcome_entry(row)
-            key = (entry.identity, item_key(entry.item))
-            if key in seen:
-                raise BadRow("item_id", f"model {entry.identity!r} has this item already at "
-                                        f"line {seen[key]}")
-            seen[key] = line
-            entries.append(entry)
-        except BadRow as err:
-            raise ConfigError(f"{path}:{line}", f"column '{err.field}': {err}") from None
-    if not entries:
-        raise ConfigError(path, "no rows")
+    """The entries of an outcome matrix, long or wide (edgellm.outcomes.matrix reads
+    and checks its rows); an item twice under the store's key (its query when given,
+    else its id) for one model is an error naming both lines."""
+    entries, seen = [], {}  # (model, store item key) -> line
+    for outcome in read_matrix(path).outcomes:
+        key = (outcome.model, item_key(outcome.item))
+        first = seen.setdefault(key, outcome.line)
+        if first != outcome.line:
+            raise row_error(path, outcome.line, BadRow(
+                "query", f"model {outcome.model!r} has this query already at line {first}"))
+        entries.append(StoredResponse(outcome.model, {}, outcome.response, item=outcome.item))
     return entries
 
 
@@ -308,7 +190,7 @@ def _export_entry(row):
     if messages is not None:
         if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
             raise BadRow("messages", "expected a list of chat messages")
-    elif not isinstance(item, dict) or not (_present(item, "id") or _present(item, "query")):
+    elif not isinstance(item, dict) or not (present(item, "id") or present(item, "query")):
         raise BadRow("messages", "missing (or an item with id or query)")
     created = row.get("created")
     if created is not None and not isinstance(created, (int, float)):
@@ -318,26 +200,19 @@ def _export_entry(row):
 
 
 def read_export(path):
-    entries = []
-    for line, row in read_rows(path):
-        try:
-            if isinstance(row, BadRow):
-                raise row
-            version = row.get("edgellm_store")
-            if not isinstance(version, int) or version > SCHEMA_VERSION:
-                raise BadRow("edgellm_store", f"{version!r} is not a store format this "
-                                              f"edgellm reads (1..{SCHEMA_VERSION})")
-            entries.append(_export_entry(row))
-        except BadRow as err:
-            raise ConfigError(f"{path}:{line}", f"field '{err.field}': {err}") from None
-    return entries
+    def entry(row, line, index):
+        version = row.get("edgellm_store")
+        if not isinstance(version, int) or version > SCHEMA_VERSION:
+            raise BadRow("edgellm_store", f"{version!r} is not a store format this "
+                                          f"edgellm reads (1..{SCHEMA_VERSION})")
+        return _export_entry(row)
+
+    return parse_rows(path, entry)[0]
 
 
 def export_store(store, path, identity=None):
     """Write the store (or one model's responses) to ``path`` as JSONL, atomically;
     returns the number of responses written."""
-    from edgellm.files import write_text
-
     lines = [export_line(entry) for entry in store.entries(identity)]
     write_text(path, b"".join(lines).decode())
     return len(lines)

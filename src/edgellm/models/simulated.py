@@ -216,9 +216,11 @@ class SimulatedLLM:
         if memo is None:
             memo = _RESPONSES[self._config] = {}
         # everything a response depends on: the same id and text with another gold
-        # answer (another dataset in the same process) is another item
+        # answer (another dataset in the same process) is another item; a list of
+        # answers (a QA gold) keys as a tuple
         keys = [(s.get("id"), q if isinstance(q := s.get("query", ""), str) else messages_text(q),
-                 s.get("gold"), s.get("subject"), s.get("task_type")) for s in samples]
+                 tuple(g) if isinstance(g := s.get("gold"), list) else g, s.get("subject"),
+                 s.get("task_type")) for s in samples]
         get = memo.get
         found = [get(k) for k in keys]
         missing = [i for i, r in enumerate(found) if r is None]

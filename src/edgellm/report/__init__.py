@@ -23,6 +23,7 @@ import numpy as np
 
 from edgellm.files import write_bytes
 from edgellm.metrics.routing_curves import pareto_front
+from edgellm.outcomes import OutcomeSet
 
 FILES = ("curves.csv", "accuracy_vs_share.png", "accuracy_vs_cost.png", "index.html")
 
@@ -144,7 +145,6 @@ def outcomes_report(path, edge_model, cloud_model, routers=(), label="cloud_righ
     """The report of learned routers on an outcome matrix: fitted on its train split,
     drawn on its test split, with the random and oracle baselines."""
     from edgellm.report.router_curves import evaluate_routers
-    from edgellm.routing.outcomes import OutcomeSet
 
     outcomes = OutcomeSet.from_matrix(path, edge_model, cloud_model)
     result = evaluate_routers(outcomes, routers, label, train_fraction, seed, target_share)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgellm.errors import ConfigError
-from edgellm.routing.outcomes import OutcomeSet, read_results
+from edgellm.outcomes import OutcomeSet, read_results
 
 
 @dataclass

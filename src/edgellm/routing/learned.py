@@ -256,7 +256,7 @@ class ScoringRouter(Router):
         labels from the train items' recorded outcomes only. The train part written
         by ``edgellm dataset split`` trains whole unless ``split`` is set; its test
         part is refused."""
-        from edgellm.routing.outcomes import OutcomeSet, split_part
+        from edgellm.outcomes import OutcomeSet, split_part
 
         source_digest, prepared = None, None
         if not isinstance(outcomes, OutcomeSet):

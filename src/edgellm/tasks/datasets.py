@@ -14,18 +14,18 @@ A row that cannot be read is an error naming the file, the line and the field,
 unless ``skip_bad_rows``: then it is left out and counted.
 """
 
-import csv
 import json
 import os
 from dataclasses import dataclass
 
-import orjson
-
 from edgellm.errors import ConfigError
-from edgellm.tasks.references import parse_reference, parse_tags
+from edgellm.files import write_text
+from edgellm.formats import expect_format
+from edgellm.rows import BadRow, csv_text, parse_rows
+from edgellm.tasks.references import answer_list, parse_reference, parse_tags
 from edgellm.tasks.registry import get_task_type
 
-FORMATS = ("tasks", "ianvs", "mcq")
+FORMATS = ("tasks", "ianvs", "mcq")  # what read_items reads (edgellm.formats names)
 REFERENCE_COLUMNS = ("reference_value", "reference_enum")
 
 
@@ -34,20 +34,12 @@ class TaskItem:
     task_type: str      # canonical name, e.g. "question_answering"
     task_id: str
     text: str           # the input (task_token / query)
-    reference: str      # as written in the file
+    reference: str      # as written in the file (a JSON list: its JSON text)
     subject: str = ""
 
     @property
     def code(self):
         return get_task_type(self.task_type).code
-
-
-class BadRow(ValueError):
-    """A row that cannot be read: ``field`` names the column at fault."""
-
-    def __init__(self, field, message):
-        self.field = field
-        super().__init__(message)
 
 
 def _check_reference(task, text, reference):
@@ -72,7 +64,7 @@ def _task_item(row):
     column = next((c for c in REFERENCE_COLUMNS if row.get(c) not in (None, "")), None)
     if column is None:
         raise BadRow("reference_value", "missing or empty (also looked for reference_enum)")
-    reference = str(row[column])
+    reference = _reference_text(row[column])
     _check_reference(task, str(row["task_token"]), reference)
     return TaskItem(task.name, str(row["task_id"]).removesuffix(".0"), str(row["task_token"]),
                     reference, str(row.get("subject") or ""))
@@ -115,70 +107,17 @@ def _ianvs_item(record, index):
     except ValueError as err:
         raise BadRow("task_type", str(err)) from None
     text = record.get("prompt", "") + record["query"]
-    _check_reference(task, text, str(record["response"]))
-    return TaskItem(task.name, str(record.get("task_id", index)), text,
-                    str(record["response"]), str(record.get("level_4_dim") or ""))
-
-
-def read_rows(path):
-    """(line number, dict or BadRow) for each row of a CSV or JSONL file; a CSV row's
-    number is the line it starts on."""
-    if path.endswith(".csv"):
-        with open(path, newline="", encoding="utf-8-sig") as handle:
-            reader = csv.DictReader(handle)
-            if reader.fieldnames is None:  # reads the header (None: an empty file)
-                return
-            start = reader.line_num + 1
-            for row in reader:
-                yield start, row
-                start = reader.line_num + 1
-        return
-    with open(path, "rb") as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                record = orjson.loads(line)
-            except orjson.JSONDecodeError as err:
-                yield number, BadRow("(line)", f"invalid JSON: {err}")
-                continue
-            yield number, record if isinstance(record, dict) else \
-                BadRow("(line)", "expected a JSON object")
-
-
-def first_row(path):
-    """The first readable row of a CSV or JSONL file, to tell its format by its
-    columns; {} when there is none."""
-    return next((row for _, row in read_rows(path) if isinstance(row, dict)), {})
-
-
-def names_ianvs_dataset(path):
-    """Whether ``path`` is an Ianvs dataset folder or its metadata.json."""
-    return os.path.isdir(path) or os.path.basename(path) == "metadata.json"
-
-
-def detect_format(path):
-    if names_ianvs_dataset(path):
-        return "ianvs"
-    if not path.endswith((".csv", ".jsonl")):
-        raise ConfigError(path, "unknown dataset format: give a .csv or .jsonl file, or an "
-                                "Ianvs folder (metadata.json + data.jsonl)")
-    first = first_row(path)
-    if "task_token" in first or "task_type" in first:
-        return "tasks"
-    if "question" in first:
-        return "mcq"
-    if "query" in first and "response" in first:
-        return "ianvs"
-    raise ConfigError(path, "cannot tell the format from the columns: expected task_token "
-                            "(tasks), question (mcq) or query/response (ianvs)")
+    reference = _reference_text(record["response"])
+    _check_reference(task, text, reference)
+    return TaskItem(task.name, str(record.get("task_id", index)), text, reference,
+                    str(record.get("level_4_dim") or ""))
 
 
 def read_items(path, fmt=None, skip_bad_rows=False):
     """(items, skipped rows) of a dataset file or Ianvs folder."""
     if not os.path.exists(path):
         raise ConfigError(path, "file not found")
-    fmt = fmt or detect_format(path)
+    fmt = fmt or expect_format(path, FORMATS)
     if fmt not in FORMATS:
         raise ConfigError(path, f"unknown format {fmt!r} (known: {', '.join(FORMATS)})")
     if fmt == "ianvs":
@@ -187,45 +126,37 @@ def read_items(path, fmt=None, skip_bad_rows=False):
         if not os.path.isfile(path):
             raise ConfigError(path, "file not found (an Ianvs folder holds data.jsonl)")
     make = {"tasks": lambda row, i: _task_item(row), "mcq": _mcq_item, "ianvs": _ianvs_item}[fmt]
-    items, skipped, seen = [], 0, {}
-    for index, (line, row) in enumerate(read_rows(path)):
-        try:
-            if isinstance(row, BadRow):
-                raise row
-            item = make(row, index)
-            key = (item.task_type, item.task_id)
-            if key in seen:
-                raise BadRow("task_id", f"task {item.code} {item.task_id} also at line "
-                                        f"{seen[key]}: ids must be unique within a task type")
-            seen[key] = line
-            items.append(item)
-        except BadRow as err:
-            if not skip_bad_rows:
-                raise ConfigError(f"{path}:{line}", f"field '{err.field}': {err}") from None
-            skipped += 1
-    return items, skipped
+    seen = {}  # (task type, id) -> line
+
+    def item(row, line, index):
+        made = make(row, index)
+        key = (made.task_type, made.task_id)
+        if key in seen:
+            raise BadRow("task_id", f"task {made.code} {made.task_id} also at line "
+                                    f"{seen[key]}: ids must be unique within a task type")
+        seen[key] = line
+        return made
+
+    return parse_rows(path, item, skip_bad_rows)
 
 
 def write_items(items, path, fmt=None):
-    """Write items as ``tasks`` CSV/JSONL or as an Ianvs folder (atomically per file)."""
-    from edgellm.files import write_text
-
+    """Write items as ``tasks`` CSV/JSONL or as an Ianvs folder (atomically per file).
+    A QA item's list of acceptable answers is written as a JSON list (in a CSV: the
+    JSON list literal), whatever literal its source used (e.g. numpy's "['a' 'b']")."""
     fmt = fmt or ("ianvs" if not path.endswith((".csv", ".jsonl")) else "tasks")
     if fmt == "tasks" and path.endswith(".csv"):
         rows = [{"task_id": i.task_id, "task_type": get_task_type(i.task_type).id
                  if get_task_type(i.task_type).id is not None else i.code,
-                 "task_token": i.text, "reference_value": i.reference} for i in items]
-        from io import StringIO
-        out = StringIO()
-        writer = csv.DictWriter(out, ["task_id", "task_type", "task_token", "reference_value"],
-                                lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-        write_text(path, out.getvalue())
+                 "task_token": i.text, "reference_value": _written_reference(i, as_text=True)}
+                for i in items]
+        write_text(path, csv_text(["task_id", "task_type", "task_token", "reference_value"],
+                                  rows))
     elif fmt == "tasks":
         write_text(path, "".join(json.dumps(
             {"task_id": i.task_id, "task_type": i.code, "task_token": i.text,
-             "reference_value": i.reference}, ensure_ascii=False) + "\n" for i in items))
+             "reference_value": _written_reference(i)}, ensure_ascii=False) + "\n"
+            for i in items))
     elif fmt == "ianvs":
         folder = os.path.dirname(path) if path.endswith("metadata.json") else path
         codes = sorted({i.code for i in items})
@@ -235,7 +166,7 @@ def write_items(items, path, fmt=None):
             "level_1_dim": "single-modal", "level_2_dim": "text",
             "level_3_dim": "/".join(codes), "level_4_dim": "general"}, indent=2) + "\n")
         write_text(os.path.join(folder, "data.jsonl"), "".join(json.dumps(
-            {"query": i.text, "response": i.reference, "explanation": "",
+            {"query": i.text, "response": _written_reference(i), "explanation": "",
              "level_1_dim": "single-modal", "level_2_dim": "text",
              "level_3_dim": i.code, "level_4_dim": i.subject,
              "task_type": i.code, "task_id": i.task_id}, ensure_ascii=False) + "\n"
@@ -243,3 +174,18 @@ def write_items(items, path, fmt=None):
     else:
         raise ConfigError(path, f"cannot write format {fmt!r} (writable: tasks, ianvs)")
     return len(items)
+
+
+def _written_reference(item, as_text=False):
+    """The reference as written: a QA item's answer list as a list (``as_text``: its
+    JSON text), any other reference as read."""
+    if item.code == "QA":
+        answers = answer_list(item.reference)
+        if answers is not None:
+            return json.dumps(answers, ensure_ascii=False) if as_text else answers
+    return item.reference
+
+
+def _reference_text(value):
+    """A reference as TaskItem keeps it: text (a list, from JSON: its JSON text)."""
+    return json.dumps(value, ensure_ascii=False) if isinstance(value, list) else str(value)

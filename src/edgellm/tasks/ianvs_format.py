@@ -12,12 +12,14 @@ holds lists rather than numpy string arrays: a fixed-width array of 140k
 prompts costs hundreds of MB.
 """
 
+import json
 import os
 from dataclasses import dataclass, field
 
 import orjson
 
 from edgellm.errors import ConfigError
+from edgellm.rows import jsonl_text
 
 METADATA_KEYS = ("dataset", "description", "level_1_dim", "level_2_dim")
 LLM_LINE_KEYS = ("query", "response", "level_3_dim", "level_4_dim")
@@ -127,6 +129,14 @@ def load_llm_dataset(metadata_path):
             explanation(get("explanation", ""))
             judge(get("judge_prompt", ""))
     return ds
+
+
+def dataset_files(folder, meta, records):
+    """An LLM-format dataset in ``folder`` as {path: text}: its metadata.json (``meta``)
+    and its data.jsonl (``records``, one line each), for an atomic writer."""
+    return {os.path.join(folder, "metadata.json"): json.dumps(meta, indent=2,
+                                                              ensure_ascii=False) + "\n",
+            os.path.join(folder, "data.jsonl"): jsonl_text(records)}
 
 
 def load_qa_jsonl(path):

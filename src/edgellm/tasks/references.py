@@ -1,5 +1,6 @@
 """Reference answers as users' files write them, turned into what scorers compare."""
 
+import json
 import re
 
 from edgellm.tasks.extraction import parse_entity_pairs
@@ -13,15 +14,27 @@ _TAG = re.compile(r"^(O|[BI]-[A-Z]+)$")
 
 
 def parse_answers(raw):
-    """Acceptable answers of a QA item: a list literal, or one plain answer."""
+    """Acceptable answers of a QA item: a list (literal), or one plain answer."""
+    answers = answer_list(raw)
+    return answers if answers is not None else [str(raw).strip()]
+
+
+def answer_list(raw):
+    """The answers of a QA reference given as a list: a list, or a list literal of
+    strings (JSON's, Python's or numpy's); None for one plain answer."""
     if isinstance(raw, (list, tuple)):
         return [str(a) for a in raw]
     text = str(raw).strip()
-    if text.startswith("[") and text.endswith("]"):
-        items = [a if a or not b else b for a, b in _QUOTED.findall(text[1:-1])]
-        if items:
-            return items
-    return [text]
+    if not (text.startswith("[") and text.endswith("]")):
+        return None
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        parsed = None
+    if isinstance(parsed, list) and parsed and all(isinstance(a, str) for a in parsed):
+        return parsed
+    items = [a if a or not b else b for a, b in _QUOTED.findall(text[1:-1])]
+    return items or None
 
 
 def parse_tags(raw, entity_types=("PER", "LOC", "ORG", "MISC")):

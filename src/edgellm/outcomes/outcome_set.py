@@ -5,59 +5,22 @@ evaluate.
 An ``OutcomeSet`` holds aligned columns, one entry per item: the item's id, query,
 subject and task type, and for each tier its score (0-1: correctness, or a graded
 item score), its cost in USD and its end-to-end latency in seconds (NaN where not
-recorded). It is read from an outcome matrix (``OutcomeSet.from_matrix``, the CSV or
-JSONL format ``edgellm import`` reads, docs/response-store.md) or from the
-``results.jsonl`` of two test cases of a job that answered every query on the edge and
-on the cloud (``OutcomeSet.from_results``).
+recorded). It is read from an outcome matrix in either layout
+(``OutcomeSet.from_matrix``: edgellm.outcomes.matrix, docs/response-store.md) or from
+the ``results.jsonl`` of two test cases of a job that answered every query on the edge
+and on the cloud (``OutcomeSet.from_results``).
 """
 
-import math
 import os
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from edgellm.errors import ConfigError
-from edgellm.files import file_digest
-from edgellm.records import response_outcome
-
-
-SPLIT_FILE = "split.json"  # what `edgellm dataset split` writes beside the two parts
-
-
-def split_indices(items, fraction=0.5, seed=0):
-    """(train indices, test indices), each ascending: the split rule of every split in
-    edgellm (``OutcomeSet.split``, the learned routers' ``split``, ``edgellm report``,
-    ``edgellm dataset split``): ``numpy.random.default_rng(seed).permutation(items)``,
-    whose first round(fraction x items) are train."""
-    if not 0.0 < float(fraction) < 1.0:
-        raise ValueError(f"train fraction must be between 0 and 1, got {fraction}")
-    order = np.random.default_rng(seed).permutation(items)
-    cut = int(round(float(fraction) * items))
-    return np.sort(order[:cut]), np.sort(order[cut:])
-
-
-def split_part(path):
-    """What ``edgellm dataset split`` recorded about the file at ``path``: (part,
-    record), part "train" or "test", record the content of the split.json beside it;
-    (None, None) when no split.json there names the file. A file changed since the
-    split (another SHA-256) is no longer a part of it: (None, record)."""
-    import json
-
-    sidecar = os.path.join(os.path.dirname(os.path.abspath(path)), SPLIT_FILE)
-    if not os.path.isfile(sidecar):
-        return None, None
-    try:
-        with open(sidecar, encoding="utf-8") as handle:
-            record = json.load(handle)
-    except (OSError, ValueError) as err:
-        raise ConfigError(sidecar, f"not a split record: {err}") from None
-    name = os.path.basename(path)
-    for part in ("train", "test"):
-        entry = record.get(part) if isinstance(record, dict) else None
-        if isinstance(entry, dict) and entry.get("path", entry.get("file")) == name:
-            return (part if entry.get("sha256") == file_digest(path) else None), record
-    return None, None
+from edgellm.outcomes.matrix import read_matrix
+from edgellm.outcomes.split import split_indices
+from edgellm.records import DEFAULT_TASK_TYPE, response_outcome
+from edgellm.rows import BadRow, parse_rows
 
 
 @dataclass
@@ -137,74 +100,43 @@ class OutcomeSet:
 
     @classmethod
     def from_matrix(cls, path, edge_model, cloud_model):
-        """Read an outcome matrix (CSV or JSONL; columns as ``edgellm import`` reads
-        them, plus an optional ``subject``). Items are matched across the two models on
-        ``item_id`` (or ``id``), else on ``query``; every item must have a row for both
-        models. Rows of other models are skipped."""
-        from edgellm.models.importers import outcome_entry
-        from edgellm.tasks.datasets import BadRow, read_rows
-
+        """Read an outcome matrix, long or wide (edgellm.outcomes.matrix). Items are
+        matched across the two models on ``item_id`` (or ``id``), else on ``query``;
+        every item must have an outcome of both models. Other models are skipped."""
         if not os.path.isfile(path):
             raise ConfigError(path, "outcome matrix not found")
-        if not str(path).endswith((".csv", ".jsonl")):
-            raise ConfigError(path, "expected an outcome matrix (.csv or .jsonl)")
         if edge_model == cloud_model:
             raise ConfigError(path, f"edge and cloud model are both {edge_model!r}")
-        tiers = {str(edge_model): 0, str(cloud_model): 1}
-        items, models_seen = {}, set()  # key -> {"lines", "outcomes", "query", ...}
-        for line, row in read_rows(path):
-            try:
-                if isinstance(row, BadRow):
-                    raise row
-                model = row.get("model")
-                model = None if model is None else str(model).strip()
-                if not model:
-                    raise BadRow("model", "missing or empty (the model that answered)")
-                models_seen.add(model)
-                if model not in tiers:
-                    continue
-                entry = outcome_entry(row)
-                key = ("id", entry.item["id"]) if "id" in entry.item else \
-                    ("query", entry.item["query"])
-                item = items.setdefault(key, {"lines": [None, None], "outcomes": [None, None]})
-                tier = tiers[model]
-                if item["lines"][tier] is not None:
-                    raise BadRow(key[0] if key[0] == "query" else "item_id",
-                                 f"model {model!r} has this item already at line "
-                                 f"{item['lines'][tier]}")
-                item["lines"][tier] = line
-                record = entry.response
-                item["outcomes"][tier] = (record["score"], record["cost_usd"],
-                                          record["perf"]["e2e_latency"])
-                item.setdefault("query", entry.item.get("query"))
-                subject = row.get("subject")
-                if subject is not None and str(subject).strip() and item.get("subject") is None:
-                    item["subject"] = str(subject).strip()
-                if row.get("task_type") not in (None, "") and item.get("task_type") is None:
-                    item["task_type"] = record["task_type"]
-            except BadRow as err:
-                raise ConfigError(f"{path}:{line}", f"column '{err.field}': {err}") from None
-        for model in tiers:
-            if model not in models_seen:
-                known = ", ".join(sorted(models_seen)[:10]) or "none"
-                raise ConfigError(path, f"column 'model': no rows for {model!r} "
-                                        f"(models in the file: {known})")
         names = (str(edge_model), str(cloud_model))
-        for key, item in items.items():
-            for tier in (0, 1):
-                if item["lines"][tier] is None:
-                    other = item["lines"][1 - tier]
-                    raise ConfigError(f"{path}:{other}", f"item {key[1]!r} has a row for "
-                                                         f"{names[1 - tier]!r} but none for "
-                                                         f"{names[tier]!r}")
-        rows = list(items.items())
-        outcome = np.array([[*item["outcomes"][0], *item["outcomes"][1]] for _, item in rows],
-                           dtype=np.float64)  # None (no latency) becomes NaN
+        matrix = read_matrix(path, models=names)
+        for model in names:
+            if model not in matrix.models:
+                known = ", ".join(sorted(matrix.models)[:10]) or "none"
+                missing = (f"field 'model': no rows for {model!r}" if matrix.layout == "long"
+                           else f"no column {model!r}")
+                raise ConfigError(path, f"{missing} (models in the file: {known})")
+        items = {}  # item key -> its outcomes of the two models, in file order
+        for outcome in matrix.outcomes:
+            items.setdefault(outcome.key, []).append(outcome)
+        columns = []  # per item: (edge score, cost, latency, cloud score, cost, latency)
+        for key, outcomes in items.items():
+            by_model = {o.model: o for o in outcomes}
+            for tier, model in enumerate(names):
+                if model not in by_model:
+                    other = by_model[names[1 - tier]]
+                    raise ConfigError(f"{path}:{other.line}", f"item {key[1]!r} has a row for "
+                                                              f"{other.model!r} but none for "
+                                                              f"{model!r}")
+            columns.append([value for model in names for value in _outcome(by_model[model])])
+        outcome = np.array(columns, dtype=np.float64).reshape(len(items), 6)  # None -> NaN
+        firsts = [outcomes[0] for outcomes in items.values()]
         return cls(
-            ids=[str(key[1]) if key[0] == "id" else str(i) for i, (key, _) in enumerate(rows)],
-            queries=[item.get("query") or "" for _, item in rows],
-            subjects=[item.get("subject") for _, item in rows],
-            task_types=[item.get("task_type") or "multiple_choice" for _, item in rows],
+            ids=[str(key[1]) if key[0] == "id" else str(i) for i, key in enumerate(items)],
+            queries=[first.item.get("query") or "" for first in firsts],
+            subjects=[next((o.subject for o in outcomes if o.subject), None)
+                      for outcomes in items.values()],
+            task_types=[next((o.task_type for o in outcomes if o.task_type), None)
+                        or DEFAULT_TASK_TYPE for outcomes in items.values()],
             edge_score=outcome[:, 0], edge_cost=outcome[:, 1], edge_latency=outcome[:, 2],
             cloud_score=outcome[:, 3], cloud_cost=outcome[:, 4], cloud_latency=outcome[:, 5],
             edge_model=names[0], cloud_model=names[1], source=str(path))
@@ -239,18 +171,15 @@ class OutcomeSet:
 
 def read_results(path):
     """The records of a results.jsonl, in dataset order (one-line errors)."""
-    from edgellm.tasks.datasets import BadRow, read_rows
-
     if not os.path.isfile(path):
         raise ConfigError(path, "results file not found")
-    records = []
-    for line_number, record in read_rows(path):
-        if isinstance(record, BadRow) and str(record).startswith("invalid JSON"):
-            raise ConfigError(f"{path}:{line_number}", str(record))
-        if not isinstance(record, dict) or "is_hard" not in record:
-            raise ConfigError(f"{path}:{line_number}", "field 'is_hard': missing (not "
-                                                       "a results.jsonl of edgellm run)")
-        records.append(record)
+
+    def record(row, line, index):
+        if "is_hard" not in row:
+            raise BadRow("is_hard", "missing (not a results.jsonl of edgellm run)")
+        return row
+
+    records, _ = parse_rows(path, record)
     if not records:
         raise ConfigError(path, "no records")
     return records
@@ -263,6 +192,12 @@ def side_outcome(record, side):
     if response is None:
         return None
     return response_outcome(record.get("gold"), response)
+
+
+def _outcome(outcome):
+    """(score, cost USD, e2e seconds or None) of a matrix outcome."""
+    response = outcome.response
+    return response["score"], response["cost_usd"], response["perf"]["e2e_latency"]
 
 
 def _read_side(path, side):

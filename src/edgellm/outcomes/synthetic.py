@@ -1,14 +1,15 @@
 """A synthetic MMLU-shaped outcome matrix: which of a weak (edge) and a strong (cloud)
 model answers each of 14,000 multiple-choice questions over MMLU's 57 subjects
 correctly, with a question text that tells a router something, not everything,
-about who gets it right. Routers train and are evaluated on it
-(benchmarks/routing_quality.py, the tests); no MMLU text is shipped.
+about who gets it right. Routers train and are evaluated on it (the routing-curves
+example job, benchmarks/routing_quality.py, the tests); no MMLU text is shipped.
 
-    python -m edgellm.testing.outcome_matrix OUT.csv --items 14000 --seed 0
+    edgellm dataset synthesize OUT.csv --items 14000 --seed 0
 
-writes it in the outcome-matrix format ``edgellm import`` reads (one row per item
-and model: item_id, query, subject, model, correct, prompt_tokens,
-completion_tokens, e2e_latency, cost_usd).
+writes it as a long outcome matrix, the layout ``edgellm import`` reads (one row per
+item and model: item_id, query, subject, model, correct, prompt_tokens,
+completion_tokens, e2e_latency, cost_usd). The same items and seed give the same
+file, byte for byte.
 
 The generative model
 --------------------
@@ -75,18 +76,17 @@ high-school mathematics), TF-IDF 0.642 (0.629); the paper's best router, trained
 other data, 0.603.
 """
 
-import argparse
-import csv
-import io
 import math
 import os
-import sys
 from dataclasses import dataclass
 from functools import lru_cache
 from statistics import NormalDist
 
 import numpy as np
 import yaml
+
+from edgellm.outcomes.matrix import long_matrix_csv
+from edgellm.outcomes.outcome_set import OutcomeSet
 
 PROFILE = os.path.join(os.path.dirname(__file__), "mmlu_subjects.yaml")
 EDGE_MODEL = "synthetic/mixtral-8x7b-instruct"
@@ -133,7 +133,7 @@ def _counts(items):
 
 
 @dataclass
-class OutcomeMatrix:
+class SyntheticMatrix:
     """The generated matrix, one entry per item; ``difficulty`` (z) and the cue word
     counts (``hard_cues``, ``easy_cues``; ``cues`` is hard minus easy) are kept to
     measure how much a router could learn."""
@@ -157,8 +157,6 @@ class OutcomeMatrix:
         return len(self.queries)
 
     def to_outcome_set(self):
-        from edgellm.routing.outcomes import OutcomeSet
-
         return OutcomeSet(
             ids=[str(i) for i in range(len(self))], queries=list(self.queries),
             subjects=list(self.subjects), task_types=["multiple_choice"] * len(self),
@@ -170,17 +168,17 @@ class OutcomeMatrix:
             source=f"synthetic MMLU-shaped matrix ({len(self)} items, seed {self.seed})")
 
     def to_csv(self):
-        out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(["item_id", "query", "subject", "model", "correct", "prompt_tokens",
-                         "completion_tokens", "e2e_latency", "cost_usd"])
+        """The matrix as a long outcome-matrix CSV (two rows per item)."""
+        rows = []
         for i, (query, subject) in enumerate(zip(self.queries, self.subjects)):
             for tier, (model, correct) in enumerate(((EDGE_MODEL, self.weak_correct[i]),
                                                      (CLOUD_MODEL, self.strong_correct[i]))):
-                writer.writerow([i, query, subject, model, int(correct), self.prompt_tokens[i],
-                                 self.completion_tokens[i, tier],
-                                 f"{self.latency[i, tier]:.4f}", f"{self.cost[i, tier]:.8f}"])
-        return out.getvalue()
+                rows.append({"item_id": i, "query": query, "subject": subject, "model": model,
+                             "correct": int(correct), "prompt_tokens": self.prompt_tokens[i],
+                             "completion_tokens": self.completion_tokens[i, tier],
+                             "e2e_latency": f"{self.latency[i, tier]:.4f}",
+                             "cost_usd": f"{self.cost[i, tier]:.8f}"})
+        return long_matrix_csv(rows)
 
 
 def generate(items=14000, seed=0):
@@ -212,7 +210,7 @@ def generate(items=14000, seed=0):
     price_in, price_out = CLOUD_PRICE_PER_MTOK
     cost = np.column_stack([np.zeros(items),
                             (prompt_tokens * price_in + completion[:, 1] * price_out) / 1e6])
-    return OutcomeMatrix([names[s] for s in subject], queries, weak_correct, strong_correct,
+    return SyntheticMatrix([names[s] for s in subject], queries, weak_correct, strong_correct,
                          z, weak_p_wrong, hard - easy, hard, easy, prompt_tokens, completion,
                          latency, cost, seed)
 
@@ -332,26 +330,3 @@ def signal_summary(matrix):
         "text cues within subjects": (within(matrix.cues, oracle),
                                       within(matrix.cues, weak_wrong)),
     }
-
-
-def main(argv=None):
-    from edgellm.files import write_text
-
-    parser = argparse.ArgumentParser(
-        prog="python -m edgellm.testing.outcome_matrix",
-        description="Write a synthetic MMLU-shaped weak/strong outcome matrix (CSV).")
-    parser.add_argument("target", help="the .csv file to write")
-    parser.add_argument("--items", type=int, default=14000, help="questions (default 14000)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    args = parser.parse_args(argv)
-    if args.items < 1:
-        parser.error("--items must be >= 1")
-    matrix = generate(args.items, args.seed)
-    write_text(args.target, matrix.to_csv())
-    print(f"wrote {len(matrix)} items x 2 models to {args.target}: {EDGE_MODEL} accuracy "
-          f"{matrix.weak_correct.mean():.3f}, {CLOUD_MODEL} {matrix.strong_correct.mean():.3f}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
