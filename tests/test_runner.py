@@ -180,3 +180,16 @@ def test_verbose_shows_the_library_log_lines(example, capsys):
     assert "edgellm: OracleRouter: both_right=" in err  # an INFO line of a router's cleanup
     assert main(["run", "-f", JOB, "--no-progress", "--jobs", "1"]) == 0
     assert "OracleRouter: both_right=" not in capsys.readouterr().err
+
+
+def test_the_run_leaves_the_environment_as_it_found_it(example, monkeypatch):
+    """The runner tells modules where they run through the run context; the one
+    variable it sets for modules written for Ianvs (RESULT_SAVED_URL) is put back.
+    (The example's edge_model.py sets sedna's two on import, as Ianvs' example does.)"""
+    for name in ("RESULT_SAVED_URL", "BACKEND_TYPE", "model_path"):
+        monkeypatch.delenv(name, raising=False)
+    before = dict(os.environ)
+    assert main(["run", "-f", JOB, "--no-progress", "--jobs", "1",
+                 "--store", "elsewhere.sqlite", "--store-mode", "record"]) == 0
+    after = {k: v for k, v in os.environ.items() if k not in ("BACKEND_TYPE", "model_path")}
+    assert after == before

@@ -11,6 +11,7 @@ router was fitted: split, seed, threshold), so every leaderboard row can be trac
 its raw records (the row's ``url``).
 """
 
+import contextlib
 import copy
 import gc
 import inspect
@@ -86,6 +87,22 @@ def _check_module(cls, m):
     except ValueError as err:
         raise ConfigError(m.source, str(err)) from None
     return m.type not in ("edgemodel", "cloudmodel")
+
+
+@contextlib.contextmanager
+def _ianvs_result_dir(algorithm_dir):
+    """RESULT_SAVED_URL as Ianvs sets it, for modules written for Ianvs (its LLM example
+    keeps caches there), while the case runs; edgellm's own modules read the run
+    context. Restored after, so that it does not outlive the case in this process."""
+    before = os.environ.get("RESULT_SAVED_URL")
+    os.environ["RESULT_SAVED_URL"] = algorithm_dir
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("RESULT_SAVED_URL", None)
+        else:
+            os.environ["RESULT_SAVED_URL"] = before
 
 
 # What forked workers need, set just before they are forked (fork shares it for free;
@@ -218,12 +235,10 @@ class BenchmarkRunner:
         outcome = CaseOutcome(case, os.path.join(algorithm_dir, str(uuid.uuid4())))
         partial = outcome.output_dir + ".partial"
         os.makedirs(partial)
-        # modules written for Ianvs (its LLM example keeps caches there) read this, as
-        # Ianvs sets it; edgellm's own modules read the run context
-        os.environ["RESULT_SAVED_URL"] = algorithm_dir
         write_text(os.path.join(partial, "config.yaml"), self._config_yaml(job, case))
         try:
-            with use_context(replace(context, algorithm_dir=algorithm_dir, case_dir=partial)):
+            with use_context(replace(context, algorithm_dir=algorithm_dir, case_dir=partial)), \
+                    _ianvs_result_dir(algorithm_dir):
                 results, y_true, outcome.simulated = self._infer(job, case, classes, dataset,
                                                                  partial)
             outcome.metrics = self._metrics(metric_funcs, y_true, results)
