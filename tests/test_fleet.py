@@ -14,7 +14,7 @@ from edgellm.errors import ConfigError
 from edgellm.fleet.simulator import FleetSimulator
 from edgellm.fleet.topology import load_topology
 from edgellm.fleet.workload import RoundWorkload
-from edgellm.metrics.joint_inference import METRICS
+from edgellm.metrics.catalog import METRICS
 
 FLEET = f"{EXAMPLE}/testalgorithms/multi-edge-offloading"
 SMALL = str(REPO / FLEET / "topologies/small.yaml")

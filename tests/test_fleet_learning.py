@@ -16,7 +16,7 @@ from edgellm.records import FleetOptions as Options, FleetOutcome as Outcome, Fl
 from edgellm.fleet.simulator import FleetSimulator
 from edgellm.fleet.topology import load_topology
 from edgellm.fleet.workload import RoundWorkload
-from edgellm.metrics.joint_inference import METRICS
+from edgellm.metrics.catalog import METRICS
 from edgellm.tasks.registry import task_types
 
 DATA = REPO / EXAMPLE / "dataset" / "five-tasks" / "test_data" / "data.jsonl"

@@ -13,7 +13,7 @@ import pytest
 from conftest import EXAMPLE, JOB, edit
 from edgellm.bench.paradigm import JointInference
 from edgellm.cli import main
-from edgellm.metrics.joint_inference import METRICS
+from edgellm.metrics.catalog import METRICS
 from edgellm.models.chat import ChatBackend, Generation, messages_for
 from edgellm.models.replay import ReplayLLM
 from edgellm.models.tiers import CloudModel, EdgeModel

@@ -18,7 +18,7 @@ import pytest
 
 from conftest import EXAMPLE, edit, sample
 from edgellm.cli import main
-from edgellm.metrics.joint_inference import METRICS
+from edgellm.metrics.catalog import METRICS
 from edgellm.models import check_backend
 from edgellm.models.chat import messages_for
 from edgellm.models.openai_compatible import OpenAICompatibleLLM, RetryPolicy

@@ -134,6 +134,12 @@ class Registry(Generic[T]):
     def __contains__(self, alias):
         return alias in self._entries
 
+    def __getitem__(self, alias) -> T:
+        return self.get(alias)
+
+    def __len__(self):
+        return len(self._entries)
+
     def __iter__(self):
         return iter(self._entries)
 

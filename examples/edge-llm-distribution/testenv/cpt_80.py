@@ -1,5 +1,5 @@
 """Metric "CPT(80%)": see docs/metrics.md (routing curves: NaN unless the router scores
 every query and the results hold both models' outcomes)."""
-from edgellm.metrics.routing import register_metric
+from edgellm.metrics.catalog import register_metric
 
 register_metric("CPT(80%)")

@@ -1,4 +1,4 @@
 """Metric "E2E Latency P95": see docs/metrics.md for its definition."""
-from edgellm.metrics.joint_inference import register_metric
+from edgellm.metrics.catalog import register_metric
 
 register_metric("E2E Latency P95")

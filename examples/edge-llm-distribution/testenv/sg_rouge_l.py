@@ -1,4 +1,4 @@
 """Metric "SG ROUGE-L": see docs/metrics.md for its definition."""
-from edgellm.metrics.joint_inference import register_metric
+from edgellm.metrics.catalog import register_metric
 
 register_metric("SG ROUGE-L")

@@ -1,7 +1,7 @@
 """Metrics of a fleet of edge nodes: latency SLO, model cache, transfers, load.
 
-Same calling convention as ``edgellm.metrics.joint_inference`` (whose ``METRICS``
-includes these, so ``register_metric`` registers them): ``f(y_true, y_pred)`` over
+Same calling convention as ``edgellm.metrics.joint_inference`` (``edgellm.metrics.
+catalog`` registers these with the others): ``f(y_true, y_pred)`` over
 ``[is_hard, res, edge_result, cloud_result]`` results. They read the extras the fleet
 adds to each response (docs/metrics.md, "Fleet metrics"):
 
@@ -152,7 +152,7 @@ def max_node_utilisation(y_true, y_pred):
     return round(100.0 * float(util[1].max()), 2) if util is not None else math.nan
 
 
-# Metric name (as in testenv.yaml) -> function; joint_inference.METRICS includes these.
+# Metric name (as in testenv.yaml) -> function (edgellm.metrics.catalog has them all).
 METRICS = {
     "SLO Attainment": slo_attainment,
     "Goodput": goodput,

@@ -12,21 +12,19 @@ that example's meaning and rounding, so its users read them as before.
 
 Edge or cloud goes by each response's ``tier`` (a fleet's cloud fallback is the edge
 module's result with tier "cloud"); a response without one goes by where it sits.
-The fleet's own metrics live in ``edgellm.metrics.fleet`` and share ``METRICS``.
+The fleet's own metrics live in ``edgellm.metrics.fleet``, the routing curves' in
+``edgellm.metrics.routing``; ``edgellm.metrics.catalog`` names them all.
 """
 
 import math
 
 import numpy as np
 
-from edgellm.metrics.fleet import METRICS as _FLEET_METRICS
-from edgellm.metrics.routing import METRICS as _ROUTING_METRICS
 from edgellm.metrics.responses import answer_perf as _answer_perf
 from edgellm.metrics.responses import answers as _answers
 from edgellm.metrics.responses import duration as _duration
 from edgellm.metrics.responses import once as _once
 from edgellm.metrics.responses import tier_totals as _tier_totals
-from edgellm.registry import ClassFactory, ClassType
 from edgellm.tasks.extraction import extract_prediction
 from edgellm.tasks.multiple_choice import extract_choice
 from edgellm.tasks.references import parse_reference
@@ -264,13 +262,3 @@ for _label, _key in (("TTFT", "time_to_first_token"), ("E2E Latency", "e2e_laten
         METRICS[f"{_label} P{_q}"] = _percentile_metric(
             _key, _q, f"{_label} P{_q} (s): {_q}th percentile over answering responses.")
 
-
-# The fleet's metrics (edgellm.metrics.fleet): one mapping, so register_metric finds them.
-METRICS.update(_FLEET_METRICS)
-METRICS.update(_ROUTING_METRICS)
-
-
-def register_metric(name):
-    """Register library metric ``name`` with the class registry under that name (what
-    an example metric script does), and return the function."""
-    return ClassFactory.register(ClassType.GENERAL, alias=name)(METRICS[name])

@@ -146,12 +146,3 @@ METRICS = {
                           "cost-quality space over the cost range (RouterBench), 0-1."),
 }
 
-
-def register_metric(name):
-    """Register routing metric ``name`` with the class registry under that name (what
-    an example metric script does), and return the function."""
-    from edgellm.registry import ClassFactory, ClassType
-
-    if name not in METRICS:
-        raise ValueError(f"unknown routing metric {name!r} (known: {', '.join(METRICS)})")
-    return ClassFactory.register(ClassType.GENERAL, alias=name)(METRICS[name])
