@@ -2,7 +2,7 @@ import pytest
 
 from conftest import sample
 from edgellm.models.tiers import CloudModel, EdgeModel
-from edgellm.routing.routers import CloudOnly, EdgeOnly, OracleRouter, RandomRouter
+from edgellm.routing.baselines import CloudOnly, EdgeOnly, OracleRouter, RandomRouter
 
 
 def test_fixed_routers():

@@ -19,7 +19,7 @@ from edgellm.models.tiers import CloudModel, EdgeModel
 from edgellm.report.router_curves import evaluate_scores
 from edgellm.routing.learned import TfidfRouter, training_labels
 from edgellm.routing.outcomes import OutcomeSet
-from edgellm.routing.routers import EdgeOnly, RandomRouter
+from edgellm.routing.baselines import EdgeOnly, RandomRouter
 from edgellm.testing import outcome_matrix
 
 NAMES = ("APGR", "CPT(50%)", "CPT(80%)", "AIQ")

@@ -31,7 +31,7 @@ import os
 import numpy as np
 
 from edgellm.files import atomic_output, file_digest
-from edgellm.routing.routers import Router, note_scores
+from edgellm.routing.base import Router, note_scores
 from edgellm.tasks.registry import messages_text
 
 LOG = logging.getLogger(__name__)

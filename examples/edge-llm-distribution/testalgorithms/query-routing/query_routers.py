@@ -7,7 +7,7 @@ hard_example_mining_mode inference-then-mining."""
 from edgellm.registry import ClassFactory, ClassType
 from edgellm.routing.learned import (BERTRouter, CascadeRouter, EmbeddingKnnRouter,
                                      EmbeddingRouter, MetadataRouter, TfidfRouter)
-from edgellm.routing.routers import CloudOnly, EdgeOnly, OracleRouter, RandomRouter
+from edgellm.routing.baselines import CloudOnly, EdgeOnly, OracleRouter, RandomRouter
 
 for _router in (EdgeOnly, CloudOnly, RandomRouter, OracleRouter, TfidfRouter, EmbeddingRouter,
                 EmbeddingKnnRouter, MetadataRouter, BERTRouter, CascadeRouter):
