@@ -67,8 +67,10 @@ def main():
     args = parser.parse_args()
 
     available, pinned = pin_two_cores()
-    from edgellm.routing.learned import (EmbeddingKnnRouter, EmbeddingRouter, SentenceEncoder,
-                                         TfidfRouter, training_labels)
+    from edgellm.routing.embedding import EmbeddingKnnRouter, EmbeddingRouter
+    from edgellm.routing.encoder import SentenceEncoder
+    from edgellm.routing.labels import training_labels
+    from edgellm.routing.tfidf import TfidfRouter
     from edgellm.testing import outcome_matrix
 
     queries = outcome_matrix.generate(args.items, seed=0).to_outcome_set().samples()

@@ -15,8 +15,10 @@ from conftest import EXAMPLE
 from edgellm.cli import main
 from edgellm.report.router_curves import evaluate_scores
 from edgellm.files import file_digest
-from edgellm.routing.learned import MetadataRouter, ScoringRouter, TfidfRouter
+from edgellm.routing.metadata import MetadataRouter
 from edgellm.routing.outcomes import OutcomeSet
+from edgellm.routing.scoring import ScoringRouter
+from edgellm.routing.tfidf import TfidfRouter
 from edgellm.tasks.ianvs_format import load_llm_dataset
 from edgellm.testing import outcome_matrix
 

@@ -17,9 +17,10 @@ from edgellm.metrics.routing_curves import aiq, aiq_cost_range, apgr, cpt, sweep
 from edgellm.models.replay import ReplayLLM
 from edgellm.models.tiers import CloudModel, EdgeModel
 from edgellm.report.router_curves import evaluate_scores
-from edgellm.routing.learned import TfidfRouter, training_labels
-from edgellm.routing.outcomes import OutcomeSet
 from edgellm.routing.baselines import EdgeOnly, RandomRouter
+from edgellm.routing.labels import training_labels
+from edgellm.routing.outcomes import OutcomeSet
+from edgellm.routing.tfidf import TfidfRouter
 from edgellm.testing import outcome_matrix
 
 NAMES = ("APGR", "CPT(50%)", "CPT(80%)", "AIQ")

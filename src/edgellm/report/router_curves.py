@@ -11,8 +11,8 @@ from edgellm.errors import ConfigError
 from edgellm.metrics.routing_curves import (
     aiq_cost_range, calibrate_threshold, curve_metrics, oracle_curve, random_curve, sweep)
 from edgellm.routing import ROUTERS
-from edgellm.routing.learned import ScoringRouter
-from edgellm.routing.learned import training_labels as labels_for
+from edgellm.routing.labels import training_labels as labels_for
+from edgellm.routing.scoring import ScoringRouter
 
 
 @dataclass
@@ -45,7 +45,7 @@ def learned_router_classes():
 
 
 def training_labels(train, label):
-    """The train items' labels (edgellm.routing.learned.training_labels)."""
+    """The train items' labels (edgellm.routing.labels.training_labels)."""
     return labels_for(train.edge_score, train.cloud_score, label)
 
 
