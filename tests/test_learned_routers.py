@@ -12,6 +12,7 @@ import yaml
 
 from conftest import EXAMPLE, JOB, edit
 from edgellm.errors import ConfigError
+from edgellm.registry import UnknownSetting
 from edgellm.routing.bert import BERTRouter
 from edgellm.routing.cascade import CascadeRouter
 from edgellm.routing.embedding import EmbeddingKnnRouter, EmbeddingRouter
@@ -492,8 +493,11 @@ def test_save_and_load_give_identical_scores(tmp_path):
 
 def test_settings_are_checked_with_clear_messages():
     samples, y = marker_items(40, 0)
-    with pytest.raises(ValueError, match=r"TfidfRouter: unknown setting\(s\) thresold"):
+    with pytest.raises(UnknownSetting, match="TfidfRouter: unknown setting 'thresold'; did "
+                                             "you mean 'threshold'"):
         TfidfRouter(thresold=0.3)
+    with pytest.raises(UnknownSetting, match="did you mean 'threshold'"):
+        TfidfRouter.check_config({"treshold": 0.3}, "job.yaml")  # as the runner does
     with pytest.raises(ValueError, match="TfidfRouter is not fitted: call fit"):
         TfidfRouter().score(samples)
     with pytest.raises(ValueError, match="threshold or cloud_share, not both"):

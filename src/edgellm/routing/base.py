@@ -3,10 +3,10 @@ meaning hard, i.e. send to the cloud) and per chunk (``route_batch``, used by
 ``edgellm run``) with the same decisions. ``note_scores`` writes a router's scores
 where the routing-curve metrics find them."""
 
-import inspect
 import os
 
 from edgellm.records import ROUTER_SCORE
+from edgellm.registry import check_settings
 
 
 def note_scores(samples, scores):
@@ -21,31 +21,17 @@ def note_scores(samples, scores):
 
 
 class Router:
-    """Base: a router decides per sample; subclasses override ``__call__``. A setting
-    the router does not take is an error: misspelt, it would be ignored silently.
-    Subclasses pass the keyword arguments they do not take on to this ``__init__``."""
+    """Base: a router decides per sample; subclasses override ``__call__``. Its
+    settings are the keyword parameters of the ``__init__`` methods along its class
+    tree (edgellm.registry.accepted_settings); any other is an ``UnknownSetting``:
+    misspelt, it would be ignored silently. Subclasses pass the keyword arguments
+    they do not take on to this ``__init__``."""
 
     FILE_SETTINGS = ()  # settings that name a file which must be there
 
     def __init__(self, **unknown):
         if unknown:
-            raise ValueError(f"{type(self).__name__}: unknown setting(s) "
-                             f"{', '.join(sorted(unknown))} (known: "
-                             f"{', '.join(self._settings()) or 'none'})")
-
-    @classmethod
-    def _settings(cls):
-        """The names of the settings every ``__init__`` along the class tree takes,
-        base classes' first."""
-        names = []
-        for klass in reversed(cls.__mro__):
-            if "__init__" not in vars(klass) or not issubclass(klass, Router):
-                continue
-            for p in inspect.signature(klass.__init__).parameters.values():
-                if p.name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) \
-                        and p.name not in names:
-                    names.append(p.name)
-        return names
+            check_settings(type(self), sorted(unknown))
 
     @classmethod
     def check_config(cls, params, source):

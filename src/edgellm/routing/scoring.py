@@ -19,6 +19,7 @@ import os
 import numpy as np
 
 from edgellm.metrics.routing_curves import calibrate_threshold
+from edgellm.registry import accepted_settings
 from edgellm.routing.base import Router, note_scores
 from edgellm.routing.fitting import OutcomeFitting
 from edgellm.routing.labels import LABELS
@@ -110,12 +111,8 @@ class ScoringRouter(OutcomeFitting, Router):
 
     # -- scikit-learn conventions ----------------------------------------------------
 
-    @classmethod
-    def _param_names(cls):
-        return cls._settings()
-
     def get_params(self, deep=False):
-        return {name: getattr(self, name) for name in self._param_names()}
+        return {name: getattr(self, name) for name in accepted_settings(type(self))}
 
     def _fit_params(self):
         """The settings that shape the fitted model (not the routing ones)."""
