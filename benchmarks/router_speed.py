@@ -67,9 +67,11 @@ def main():
     args = parser.parse_args()
 
     available, pinned = pin_two_cores()
-    from edgellm.routing.learned import (EmbeddingKnnRouter, EmbeddingRouter, SentenceEncoder,
-                                         TfidfRouter, training_labels)
     from edgellm.outcomes import synthetic
+    from edgellm.routing.embedding import EmbeddingKnnRouter, EmbeddingRouter
+    from edgellm.routing.encoder import SentenceEncoder
+    from edgellm.routing.labels import training_labels
+    from edgellm.routing.tfidf import TfidfRouter
 
     queries = synthetic.generate(args.items, seed=0).to_outcome_set().samples()
     train = synthetic.generate(args.train_items, seed=1).to_outcome_set()

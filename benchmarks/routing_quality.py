@@ -6,7 +6,7 @@ test half; the RouteLLM paper's best router: APGR 0.603, CPT(50 %) 35.4 % on MML
 Builds the synthetic MMLU-shaped matrix (edgellm.outcomes.synthetic, ``edgellm dataset
 synthesize``, whose docstring describes and calibrates it), writes it as an outcome-matrix CSV and reads
 it back as ``edgellm report`` would, splits the items 50/50 with seed 0, fits every
-learned router of edgellm.routing.learned on the train half with each training label
+learned router of edgellm.routing.ROUTERS on the train half with each training label
 and prints, on the test half, APGR, CPT(50 %), CPT(80 %) and AIQ, the threshold
 calibrated to a 50 % cloud share on train and the share it reaches on test, with the
 random router (10 seeds) and the oracle.

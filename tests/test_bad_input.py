@@ -146,13 +146,6 @@ def test_model_without_profile_fails_before_any_case(example, capsys):
 
 
 
-def test_misspelt_router_setting_fails_before_any_case(example, capsys):
-    edit(f"{ROUTING}/random-router.yaml", "- cloud_probability:", "- cloud_probabilty:")
-    err = run_bad(capsys)
-    assert f"{ROUTING}/random-router.yaml: key 'algorithm.modules[3]'" in err
-    assert "unknown setting(s) cloud_probabilty" in err and "cloud_probability" in err
-
-
 def test_learned_router_missing_train_outcomes_fails_before_any_case(example, capsys):
     edit(f"{ROUTING}/random-router.yaml", '''      name: "RandomRouter"
       url: "./examples/edge-llm-distribution/testalgorithms/query-routing/query_routers.py"

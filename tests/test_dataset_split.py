@@ -16,7 +16,9 @@ from edgellm.cli import main
 from edgellm.files import file_digest
 from edgellm.outcomes import OutcomeSet, synthetic
 from edgellm.report.router_curves import evaluate_scores
-from edgellm.routing.learned import MetadataRouter, ScoringRouter, TfidfRouter
+from edgellm.routing.metadata import MetadataRouter
+from edgellm.routing.scoring import ScoringRouter
+from edgellm.routing.tfidf import TfidfRouter
 from edgellm.tasks.ianvs_format import load_llm_dataset
 
 EDGE, CLOUD = synthetic.EDGE_MODEL, synthetic.CLOUD_MODEL

@@ -17,7 +17,7 @@ from edgellm.metrics.catalog import METRICS
 from edgellm.models.chat import ChatBackend, Generation, messages_for
 from edgellm.models.replay import ReplayLLM
 from edgellm.models.tiers import CloudModel, EdgeModel
-from edgellm.routing.routers import OracleRouter
+from edgellm.routing.baselines import OracleRouter
 from edgellm.tasks.processor import SampleProcessor
 
 QUESTIONS = [

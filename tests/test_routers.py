@@ -1,8 +1,15 @@
+import importlib.util
+import subprocess
+import sys
+
 import pytest
 
-from conftest import sample
+from conftest import EXAMPLE, sample
 from edgellm.models.tiers import CloudModel, EdgeModel
-from edgellm.routing.routers import CloudOnly, EdgeOnly, OracleRouter, RandomRouter
+from edgellm.registry import ClassFactory, ClassType
+from edgellm.routing import ROUTERS
+from edgellm.routing.base import Router
+from edgellm.routing.baselines import CloudOnly, EdgeOnly, OracleRouter, RandomRouter
 
 
 def test_fixed_routers():
@@ -97,3 +104,26 @@ def test_oracle_compares_recorded_scores():
     assert router.route_batch(samples) == [True, False, False, False]
     assert router.counts == {"both_right": 1, "both_wrong": 1, "edge_better": 1,
                              "cloud_better": 1, "tie": 0}
+
+
+def test_every_shipped_router_is_registered_lazily_and_the_example_registers_them_all():
+    """edgellm.routing.ROUTERS names every shipped router without importing one (nor
+    scikit-learn); the example's query_routers.py registers each with ClassFactory."""
+    code = ("import sys, edgellm.routing as r; "
+            "print(sorted(m for m in sys.modules if m.startswith(('edgellm.routing.', "
+            "'sklearn', 'scipy', 'torch'))))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True).stdout.strip()
+    assert loaded == "[]"
+    names = ROUTERS.names()
+    assert {"EdgeOnly", "CloudOnly", "RandomRouter", "OracleRouter", "TfidfRouter",
+            "MetadataRouter", "EmbeddingRouter", "EmbeddingKnnRouter", "BERTRouter",
+            "CascadeRouter"} == set(names)
+    for name in names:
+        cls = ROUTERS.get(name)
+        assert cls.__name__ == name and issubclass(cls, Router)
+    spec = importlib.util.spec_from_file_location(
+        "query_routers_under_test", f"{EXAMPLE}/testalgorithms/query-routing/query_routers.py")
+    spec.loader.exec_module(importlib.util.module_from_spec(spec))
+    for name in names:
+        assert ClassFactory.get_cls(ClassType.HEM, name) is ROUTERS.get(name)

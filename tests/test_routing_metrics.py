@@ -18,8 +18,9 @@ from edgellm.models.replay import ReplayLLM
 from edgellm.models.tiers import CloudModel, EdgeModel
 from edgellm.outcomes import OutcomeSet, synthetic
 from edgellm.report.router_curves import evaluate_scores
-from edgellm.routing.learned import TfidfRouter, training_labels
-from edgellm.routing.routers import EdgeOnly, RandomRouter
+from edgellm.routing.baselines import EdgeOnly, RandomRouter
+from edgellm.routing.labels import training_labels
+from edgellm.routing.tfidf import TfidfRouter
 
 NAMES = ("APGR", "CPT(50%)", "CPT(80%)", "AIQ")
 

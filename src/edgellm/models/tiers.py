@@ -12,7 +12,7 @@ from edgellm.registry import SettingError
 
 def with_router_scores(samples, responses):
     """The responses, each carrying its sample's ``router_score`` where the router
-    wrote one (edgellm.routing.routers.note_scores): the routing-curve metrics read
+    wrote one (edgellm.routing.base.note_scores): the routing-curve metrics read
     it from the results. A response is copied before the key is added."""
     out = []
     for sample, response in zip(samples, responses):

@@ -2,7 +2,7 @@
 test split: their curves, figures (APGR, CPT, AIQ) and threshold calibration, next
 to the random and oracle baselines on the same test items."""
 
-import inspect
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -10,6 +10,9 @@ import numpy as np
 from edgellm.errors import ConfigError
 from edgellm.metrics.routing_curves import (
     aiq_cost_range, calibrate_threshold, curve_metrics, oracle_curve, random_curve, sweep)
+from edgellm.routing import ROUTERS
+from edgellm.routing.labels import training_labels as labels_for
+from edgellm.routing.scoring import ScoringRouter
 
 
 @dataclass
@@ -35,21 +38,14 @@ class CurveSet:
 
 
 def learned_router_classes():
-    """{name: class} of the routers in edgellm.routing.learned that can be fitted
-    (a ``fit`` and a ``score`` method)."""
-    from edgellm.routing import learned
-
-    return {name: cls for name, cls in vars(learned).items()
-            if inspect.isclass(cls) and cls.__module__ == learned.__name__
-            and callable(getattr(cls, "fit", None)) and callable(getattr(cls, "score", None))
-            and not inspect.isabstract(cls) and not name.startswith("_")
-            and name != "ScoringRouter"}
+    """{name: class} of the shipped routers that can be fitted: the ScoringRouters of
+    edgellm.routing.ROUTERS, in its order."""
+    classes = {name: ROUTERS.get(name) for name in ROUTERS}
+    return {name: cls for name, cls in classes.items() if issubclass(cls, ScoringRouter)}
 
 
 def training_labels(train, label):
-    """The train items' labels (edgellm.routing.learned.training_labels)."""
-    from edgellm.routing.learned import training_labels as labels_for
-
+    """The train items' labels (edgellm.routing.labels.training_labels)."""
     return labels_for(train.edge_score, train.cloud_score, label)
 
 
@@ -65,8 +61,6 @@ def evaluate_scores(name, train_scores, test_scores, test, target_share=0.5, max
 def fit_and_evaluate(name, router, train, test, label, target_share=0.5):
     """Fit ``router`` on ``train`` (labels from its outcomes only), score both splits,
     evaluate on ``test``."""
-    import time
-
     start = time.perf_counter()
     router.fit(train.samples(), training_labels(train, label))
     fitted = time.perf_counter()

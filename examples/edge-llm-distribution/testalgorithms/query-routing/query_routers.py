@@ -1,14 +1,12 @@
 """Routers (Ianvs: hard example mining). True from a router means: send to the cloud.
+Every router of edgellm.routing.ROUTERS is registered here under its alias.
 
 The learned routers (docs/routers.md) fit themselves on first use from an outcome
 matrix (hyperparameters train_outcomes, edge_model, cloud_model, label, split,
 split_seed) or load a saved one (model_path); CascadeRouter runs in
 hard_example_mining_mode inference-then-mining."""
 from edgellm.registry import ClassFactory, ClassType
-from edgellm.routing.learned import (BERTRouter, CascadeRouter, EmbeddingKnnRouter,
-                                     EmbeddingRouter, MetadataRouter, TfidfRouter)
-from edgellm.routing.routers import CloudOnly, EdgeOnly, OracleRouter, RandomRouter
+from edgellm.routing import ROUTERS
 
-for _router in (EdgeOnly, CloudOnly, RandomRouter, OracleRouter, TfidfRouter, EmbeddingRouter,
-                EmbeddingKnnRouter, MetadataRouter, BERTRouter, CascadeRouter):
-    ClassFactory.register_cls(_router, ClassType.HEM, alias=_router.__name__)
+for _alias in ROUTERS:
+    ClassFactory.register_cls(ROUTERS.get(_alias), ClassType.HEM, alias=_alias)

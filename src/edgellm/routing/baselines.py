@@ -1,77 +1,14 @@
-"""The baseline routers. Each answers per query (``__call__``, as sedna calls it)
-and per chunk (``route_batch``, used by ``edgellm run``) with the same decisions."""
+"""The baseline routers: every query to one tier, a seeded coin, and the oracle that
+knows both answers. The curves of a learned router are drawn between them."""
 
-import inspect
 import logging
-import os
 import random
 
 from edgellm.models.tiers import answer_all
-from edgellm.records import ROUTER_SCORE, response_score
+from edgellm.records import response_score
+from edgellm.routing.base import Router, note_scores
 
 LOG = logging.getLogger(__name__)
-
-
-def note_scores(samples, scores):
-    """Write each router score on its sample dict (``router_score``), where the edge
-    or cloud module copies it onto the response, so that the routing-curve metrics
-    (edgellm.metrics.routing) can sweep the router's threshold over a test case's
-    results. sedna hands the router and then the model the same sample object.
-    Samples that are not dicts (a raw query string) are left alone."""
-    for sample, score in zip(samples, scores):
-        if isinstance(sample, dict):
-            sample[ROUTER_SCORE] = float(score)
-
-
-class Router:
-    """Base: a router decides per sample; subclasses override ``__call__``. A setting
-    the router does not take is an error: misspelt, it would be ignored silently.
-    Subclasses pass the keyword arguments they do not take on to this ``__init__``."""
-
-    FILE_SETTINGS = ()  # settings that name a file which must be there
-
-    def __init__(self, **unknown):
-        if unknown:
-            raise ValueError(f"{type(self).__name__}: unknown setting(s) "
-                             f"{', '.join(sorted(unknown))} (known: "
-                             f"{', '.join(self._settings()) or 'none'})")
-
-    @classmethod
-    def _settings(cls):
-        """The names of the settings every ``__init__`` along the class tree takes,
-        base classes' first."""
-        names = []
-        for klass in reversed(cls.__mro__):
-            if "__init__" not in vars(klass) or not issubclass(klass, Router):
-                continue
-            for p in inspect.signature(klass.__init__).parameters.values():
-                if p.name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) \
-                        and p.name not in names:
-                    names.append(p.name)
-        return names
-
-    @classmethod
-    def check_config(cls, params, source):
-        """``edgellm run`` calls this before the first test case, so that a bad setting
-        is one line naming the job's file, not a failed case: the router is built
-        (``_check_settings``) and the files its ``FILE_SETTINGS`` name must be there.
-        True: a router runs no model backend."""
-        router = cls(**params)
-        router._check_settings()
-        for setting in cls.FILE_SETTINGS:
-            path = getattr(router, setting)
-            if path and not os.path.isfile(os.fspath(path)):
-                raise ValueError(f"{cls.__name__}: {setting} {path}: file not found")
-        return True
-
-    def _check_settings(self):
-        """Checks of the settings beyond what ``__init__`` does (none here)."""
-
-    def __call__(self, data=None):
-        raise NotImplementedError
-
-    def route_batch(self, samples):
-        return [self(s) for s in samples]
 
 
 class EdgeOnly(Router):
