@@ -24,6 +24,9 @@ import numpy as np
 from edgellm.files import write_bytes
 from edgellm.metrics.routing_curves import pareto_front
 from edgellm.outcomes import OutcomeSet
+from edgellm.report import html_page, plots
+from edgellm.report.job_results import read_job_results
+from edgellm.report.router_curves import baselines, evaluate_routers
 
 FILES = ("curves.csv", "accuracy_vs_share.png", "accuracy_vs_cost.png", "index.html")
 
@@ -101,8 +104,6 @@ class Report:
 
 def write_report(report, folder):
     """Render every file, then write them; returns their paths."""
-    from edgellm.report import html_page, plots
-
     contents = {
         "curves.csv": report.curves_csv(),
         "accuracy_vs_share.png": plots.render(report, "share"),
@@ -121,9 +122,6 @@ def write_report(report, folder):
 def job_report(job_path, edge_model=None, cloud_model=None):
     """(report, folder) of a job that has run: its test cases as points, the random
     and oracle baselines from its edge-only and cloud-only cases."""
-    from edgellm.report.job_results import read_job_results
-    from edgellm.report.router_curves import baselines
-
     results = read_job_results(job_path, edge_model, cloud_model)
     outcomes = results.baseline
     random, oracle = baselines(outcomes)
@@ -144,8 +142,6 @@ def outcomes_report(path, edge_model, cloud_model, routers=(), label="cloud_righ
                     train_fraction=0.5, seed=0, target_share=0.5):
     """The report of learned routers on an outcome matrix: fitted on its train split,
     drawn on its test split, with the random and oracle baselines."""
-    from edgellm.report.router_curves import evaluate_routers
-
     outcomes = OutcomeSet.from_matrix(path, edge_model, cloud_model)
     result = evaluate_routers(outcomes, routers, label, train_fraction, seed, target_share)
     test, split = result.test, result.split

@@ -11,7 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from edgellm.bench.config import read_job
 from edgellm.errors import ConfigError
+from edgellm.metrics.joint_inference import accuracy, cost
 from edgellm.outcomes import OutcomeSet, read_results
 
 
@@ -76,8 +78,6 @@ def _label(row, edge_used=True, varying=None):
 
 def case_point(label, results_path, records, edge_model="", cloud_model=""):
     """The point of one test case from its results.jsonl records."""
-    from edgellm.metrics.joint_inference import accuracy, cost
-
     y_pred = [[r["is_hard"], r["cloud"] if r["is_hard"] else r["edge"], r.get("edge"),
                r.get("cloud")] for r in records]
     golds = [r.get("gold") for r in records]
@@ -93,8 +93,6 @@ def case_point(label, results_path, records, edge_model="", cloud_model=""):
 
 def read_job_results(job_path, edge_model=None, cloud_model=None):
     """The job's points and baseline outcomes; one-line errors naming the file."""
-    from edgellm.bench.config import read_job
-
     job = read_job(job_path)
     rank_dir = os.path.join(job.output_dir, "rank")
     rank_file = next((p for p in (os.path.join(rank_dir, "all_rank.csv"),

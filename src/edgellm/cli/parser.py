@@ -1,80 +1,11 @@
-"""The ``edgellm`` command."""
-
-# Each command's handler imports the modules it runs when it runs: numpy, pandas and
-# scikit-learn then load for the command that needs them, not for ``edgellm --help``.
+"""The ``edgellm`` command line: every command, its arguments and their checks."""
 
 import argparse
-import logging
 import os
-import sys
 
 from edgellm import __version__
-from edgellm.errors import ConfigError
 
-EXIT_FAILED_CASES = 1
-EXIT_BAD_INPUT = 2
-
-
-def _run(args):
-    from edgellm.bench.runner import BenchmarkRunner
-
-    # the run context of the job's real backends; a `store` or `store_mode`
-    # hyperparameter in the algorithm yaml still wins
-    report = BenchmarkRunner(args.file, progress=not args.no_progress, jobs=args.jobs,
-                             store=args.store, store_mode=args.store_mode).run()
-    if report.table:
-        print(report.table)
-    if report.selected_rank_file:
-        print(f"rank files: {report.selected_rank_file} (and all_rank.csv beside it)")
-    for o in report.failed:
-        print(f"FAILED test case {o.case.index + 1}/{len(report.outcomes)} {o.case.label()}: "
-              f"{o.error} (traceback: {o.output_dir}/error.txt)", file=sys.stderr)
-    if report.failed:
-        print(f"{len(report.failed)} of {len(report.outcomes)} test cases failed; "
-              f"the others are ranked", file=sys.stderr)
-        return EXIT_FAILED_CASES
-    return 0
-
-
-def _convert(args):
-    from edgellm.tasks.datasets import read_items, write_items
-
-    items, skipped = read_items(args.source, args.source_format, args.skip_bad_rows)
-    written = write_items(items, args.target, args.target_format)
-    counts = {}
-    for item in items:
-        counts[item.code] = counts.get(item.code, 0) + 1
-    print(f"wrote {written} items to {args.target} "
-          f"({', '.join(f'{k} {v}' for k, v in sorted(counts.items()))})"
-          + (f"; skipped {skipped} bad rows" if skipped else ""))
-    return 0
-
-
-def _split(args):
-    from edgellm.bench.dataset_split import split_dataset
-
-    record = split_dataset(args.source, args.out, args.train_fraction, args.seed)
-    written = [record["train"]["path"], record["test"]["path"]]
-    if record.get("test_dataset"):
-        written.append(record["test_dataset"])
-    print(f"split {record['items']} items of {args.source} (train fraction "
-          f"{record['train_fraction']}, seed {record['seed']}): {record['train_items']} train, "
-          f"{record['test_items']} test; wrote {', '.join(written)} and split.json to {args.out}")
-    return 0
-
-
-def _synthesize(args):
-    from edgellm.files import write_text
-    from edgellm.outcomes.synthetic import CLOUD_MODEL, EDGE_MODEL, generate
-
-    if not args.target.endswith(".csv"):
-        raise ConfigError(args.target, "expected a .csv file (the matrix is written as a "
-                                       "long outcome-matrix CSV)")
-    matrix = generate(args.items, args.seed)
-    write_text(args.target, matrix.to_csv())
-    print(f"wrote {len(matrix)} items x 2 models to {args.target}: {EDGE_MODEL} accuracy "
-          f"{matrix.weak_correct.mean():.3f}, {CLOUD_MODEL} {matrix.strong_correct.mean():.3f}")
-    return 0
+DESCRIPTION = "edgellm: benchmark LLM inference split between edge nodes and the cloud."
 
 
 def _positive(value):
@@ -94,34 +25,6 @@ def _jobs(value):
     except argparse.ArgumentTypeError:
         raise argparse.ArgumentTypeError(f"expected a number >= 1 or 'auto', "
                                          f"got {value!r}") from None
-
-
-def _import(args):
-    from edgellm.models.importers import read_entries
-    from edgellm.models.store import open_store
-
-    entries = []  # every file read and checked before the store changes
-    for source in args.sources:
-        entries += read_entries(source, args.format, args.task_type, args.system_prompt)
-    store = open_store(args.store)
-    written, new = store.save_many(entries)
-    store.close()
-    print(f"imported {written} responses into {store.path} ({new} new, "
-          f"{written - new} replaced stored ones)")
-    return 0
-
-
-def _export(args):
-    from edgellm.models.importers import export_store
-    from edgellm.models.store import open_store, store_path
-
-    if not os.path.isfile(store_path(args.store)):
-        raise ConfigError(store_path(args.store), "no response store here")
-    store = open_store(args.store)
-    count = export_store(store, args.target, args.model)
-    store.close()
-    print(f"exported {count} responses from {store.path} to {args.target}")
-    return 0
 
 
 def _router_spec(value):
@@ -150,38 +53,13 @@ def _train_fraction(value):
     return share
 
 
-def _report(args):
-    from edgellm.report import job_report, outcomes_report, write_report
-
-    if bool(args.file) == bool(args.outcomes):
-        raise ConfigError("-f/--outcomes", "give either -f benchmarkingjob.yaml or --outcomes "
-                                           "MATRIX (one of the two)")
-    if args.file:
-        if args.router:
-            raise ConfigError("--router", "only with --outcomes (a job's routers are its "
-                                          "test cases)")
-        report, folder = job_report(args.file, args.edge_model, args.cloud_model)
-        folder = args.out or folder
-    else:
-        for option in ("edge_model", "cloud_model", "out"):
-            if not getattr(args, option):
-                raise ConfigError(f"--{option.replace('_', '-')}", "required with --outcomes")
-        report = outcomes_report(args.outcomes, args.edge_model, args.cloud_model,
-                                 args.router or [], args.label, args.train_fraction, args.seed,
-                                 args.target_share)
-        folder = args.out
-    paths = write_report(report, folder)
-    print(f"report written to {folder}: {', '.join(os.path.basename(p) for p in paths)}")
-    return 0
-
-
 def build_parser():
-    parser = argparse.ArgumentParser(prog="edgellm", description=__doc__)
+    parser = argparse.ArgumentParser(prog="edgellm", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"edgellm {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="also print what the library logs at INFO level (e.g. where a "
                              "fitted router was saved)")
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="command_name", required=True)
     run = commands.add_parser("run", help="run an Ianvs benchmarkingjob.yaml without Ianvs")
     run.add_argument("-f", "--file", required=True, help="benchmarkingjob.yaml; paths in it "
                      "resolve against the current directory, as in Ianvs")
@@ -195,7 +73,7 @@ def build_parser():
     run.add_argument("--store-mode", choices=["record", "replay", "auto"],
                      help="record: always call the model; replay: stored responses only; "
                           "auto (default): replay what is stored, call for the rest")
-    run.set_defaults(handler=_run)
+    run.set_defaults(command="run")
 
     store_help = ("response store file (default: env EDGELLM_STORE, else "
                   "./workspace/responses.sqlite, where 'edgellm run' of a job with "
@@ -215,13 +93,13 @@ def build_parser():
                          "which decides the prompt edgellm sends (default: multiple choice)")
     import_.add_argument("--system-prompt", help="ianvs-cache: the system_prompt of the "
                          "algorithm that replays them (default: none)")
-    import_.set_defaults(handler=_import)
+    import_.set_defaults(command="import")
 
     export = commands.add_parser("export", help="write the response store as JSONL")
     export.add_argument("target", help="a .jsonl file ('edgellm import' reads it back)")
     export.add_argument("--store", metavar="PATH", help=store_help)
     export.add_argument("--model", help="only the responses of this model identity")
-    export.set_defaults(handler=_export)
+    export.set_defaults(command="export")
 
     report = commands.add_parser(
         "report", help="cost-quality report: accuracy vs cloud calls and vs cost, "
@@ -251,7 +129,7 @@ def build_parser():
                              "(default 0.5); the share reached on test is reported")
     report.add_argument("--out", metavar="DIR", help="output folder (required with --outcomes; "
                         "a job's default: <workspace>/<job>/report)")
-    report.set_defaults(handler=_report)
+    report.set_defaults(command="report")
 
     dataset = commands.add_parser("dataset", help="work with task datasets and outcome "
                                                   "matrices")
@@ -266,7 +144,7 @@ def build_parser():
                          help="target format (default: from the target's name)")
     convert.add_argument("--skip-bad-rows", action="store_true",
                          help="leave out rows that cannot be read, and count them")
-    convert.set_defaults(handler=_convert)
+    convert.set_defaults(command="dataset convert")
     split = dataset_commands.add_parser(
         "split", help="split a dataset into train and test parts (items, seeded), so that "
                       "a job routes test items only and learned routers fit on train",
@@ -282,7 +160,7 @@ def build_parser():
     split.add_argument("--train-fraction", type=_train_fraction, default=0.5,
                        help="share of the items in the train part (default 0.5)")
     split.add_argument("--seed", type=int, default=0, help="seed of the split (default 0)")
-    split.set_defaults(handler=_split)
+    split.set_defaults(command="dataset split")
     synthesize = dataset_commands.add_parser(
         "synthesize", help="write a synthetic MMLU-shaped outcome matrix (an edge and a "
                            "cloud model's correctness on MMLU-style items) as a long CSV",
@@ -296,40 +174,5 @@ def build_parser():
     synthesize.add_argument("--items", type=_positive, default=14000,
                             help="questions (default 14000, MMLU's test split)")
     synthesize.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    synthesize.set_defaults(handler=_synthesize)
+    synthesize.set_defaults(command="dataset synthesize")
     return parser
-
-
-class _LogFormat(logging.Formatter):
-    def format(self, record):
-        level = "" if record.levelno == logging.INFO else f"{record.levelname.lower()}: "
-        return f"edgellm: {level}{record.getMessage()}"
-
-
-def _configure_logging(verbose):
-    """The library's log lines on stderr, as the CLI's own messages look."""
-    logger = logging.getLogger("edgellm")
-    for handler in [h for h in logger.handlers if getattr(h, "edgellm_cli", False)]:
-        logger.removeHandler(handler)  # main() may run more than once in a process
-    handler = logging.StreamHandler(sys.stderr)
-    handler.edgellm_cli = True
-    handler.setFormatter(_LogFormat())
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO if verbose else logging.WARNING)
-
-
-def main(argv=None):
-    args = build_parser().parse_args(argv)
-    _configure_logging(args.verbose)
-    try:
-        return args.handler(args)
-    except ConfigError as err:
-        print(f"edgellm: error: {err}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        print("edgellm: interrupted", file=sys.stderr)
-        return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

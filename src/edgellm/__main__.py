@@ -1,0 +1,6 @@
+"""``python -m edgellm``: the ``edgellm`` command."""
+import sys
+
+from edgellm.cli import main
+
+sys.exit(main())

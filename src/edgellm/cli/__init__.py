@@ -1,0 +1,56 @@
+"""The ``edgellm`` command.
+
+Each command's handler lives in a module of this package, looked up by the command's
+name in ``COMMANDS`` (lazy entries): a command imports what it runs (numpy, pandas,
+scikit-learn...) when it runs, not for ``edgellm --help`` or another command.
+"""
+
+import logging
+import sys
+
+from edgellm.cli.parser import build_parser
+from edgellm.errors import ConfigError
+from edgellm.registry import Registry
+
+EXIT_BAD_INPUT = 2
+
+COMMANDS = Registry("command")
+for _name, _target in (("run", "edgellm.cli.run:run"),
+                       ("import", "edgellm.cli.store:import_responses"),
+                       ("export", "edgellm.cli.store:export_responses"),
+                       ("report", "edgellm.cli.report:report"),
+                       ("dataset convert", "edgellm.cli.datasets:convert"),
+                       ("dataset split", "edgellm.cli.datasets:split"),
+                       ("dataset synthesize", "edgellm.cli.datasets:synthesize")):
+    COMMANDS.register(_name, _target)
+
+
+class _LogFormat(logging.Formatter):
+    def format(self, record):
+        level = "" if record.levelno == logging.INFO else f"{record.levelname.lower()}: "
+        return f"edgellm: {level}{record.getMessage()}"
+
+
+def _configure_logging(verbose):
+    """The library's log lines on stderr, as the CLI's own messages look."""
+    logger = logging.getLogger("edgellm")
+    for handler in [h for h in logger.handlers if getattr(h, "edgellm_cli", False)]:
+        logger.removeHandler(handler)  # main() may run more than once in a process
+    handler = logging.StreamHandler(sys.stderr)
+    handler.edgellm_cli = True
+    handler.setFormatter(_LogFormat())
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO if verbose else logging.WARNING)
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    _configure_logging(args.verbose)
+    try:
+        return COMMANDS.get(args.command)(args)
+    except ConfigError as err:
+        print(f"edgellm: error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("edgellm: interrupted", file=sys.stderr)
+        return 130

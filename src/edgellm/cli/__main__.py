@@ -1,0 +1,6 @@
+"""``python -m edgellm.cli``: the ``edgellm`` command."""
+import sys
+
+from edgellm.cli import main
+
+sys.exit(main())

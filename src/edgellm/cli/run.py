@@ -1,0 +1,26 @@
+"""``edgellm run``: a benchmarking job without Ianvs."""
+
+import sys
+
+from edgellm.bench.runner import BenchmarkRunner
+
+EXIT_FAILED_CASES = 1
+
+
+def run(args):
+    # the run context of the job's real backends; a `store` or `store_mode`
+    # hyperparameter in the algorithm yaml still wins
+    report = BenchmarkRunner(args.file, progress=not args.no_progress, jobs=args.jobs,
+                             store=args.store, store_mode=args.store_mode).run()
+    if report.table:
+        print(report.table)
+    if report.selected_rank_file:
+        print(f"rank files: {report.selected_rank_file} (and all_rank.csv beside it)")
+    for o in report.failed:
+        print(f"FAILED test case {o.case.index + 1}/{len(report.outcomes)} {o.case.label()}: "
+              f"{o.error} (traceback: {o.output_dir}/error.txt)", file=sys.stderr)
+    if report.failed:
+        print(f"{len(report.failed)} of {len(report.outcomes)} test cases failed; "
+              f"the others are ranked", file=sys.stderr)
+        return EXIT_FAILED_CASES
+    return 0
