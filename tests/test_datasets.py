@@ -122,12 +122,14 @@ def test_convert_cli_round_trip_and_errors(tmp_path, capsys):
 
 def test_convert_writes_numpy_style_answer_lists_as_json_lists(tmp_path):
     """The distribution center writes a QA item's answers as numpy prints them
-    ("['a' 'b']"): Ianvs' data.jsonl gets a JSON list, a CSV written back the JSON
-    list literal; the answers, and so the scores, stay the same."""
+    ("['a' 'b']"): Ianvs' data.jsonl and a CSV written back get the JSON list as text
+    (Ianvs loads every response into one numpy array of strings, which cannot hold a
+    list), the tasks JSONL a JSON list; the answers, and so the scores, stay the same."""
     source = write_csv(tmp_path / "t.csv", ROWS)
     assert main(["dataset", "convert", source, str(tmp_path / "ianvs")]) == 0
     lines = [json.loads(line) for line in (tmp_path / "ianvs" / "data.jsonl").open()]
-    assert lines[2]["response"] == ["14 December 1972 UTC", "December 1972"]
+    assert json.loads(lines[2]["response"]) == ["14 December 1972 UTC", "December 1972"]
+    assert all(isinstance(line["response"], str) for line in lines)
     assert [line["response"] for line in lines if line["task_type"] != "QA"] == \
         [r[3] for r in ROWS if r[1] not in ("QA", "2")]  # other references as they were
     assert lines[1]["response"] == "Canberra"  # one plain answer stays a string

@@ -142,8 +142,10 @@ def read_items(path, fmt=None, skip_bad_rows=False):
 
 def write_items(items, path, fmt=None):
     """Write items as ``tasks`` CSV/JSONL or as an Ianvs folder (atomically per file).
-    A QA item's list of acceptable answers is written as a JSON list (in a CSV: the
-    JSON list literal), whatever literal its source used (e.g. numpy's "['a' 'b']")."""
+    A QA item's list of acceptable answers is written as a JSON list (tasks JSONL) or
+    its JSON text (a CSV cell; Ianvs' ``response``, which Ianvs loads into a numpy
+    array of strings that cannot hold lists), whatever literal its source used (e.g.
+    numpy's "['a' 'b']")."""
     fmt = fmt or ("ianvs" if not path.endswith((".csv", ".jsonl")) else "tasks")
     if fmt == "tasks" and path.endswith(".csv"):
         rows = [{"task_id": i.task_id, "task_type": get_task_type(i.task_type).id
@@ -166,7 +168,8 @@ def write_items(items, path, fmt=None):
             "level_1_dim": "single-modal", "level_2_dim": "text",
             "level_3_dim": "/".join(codes), "level_4_dim": "general"}, indent=2) + "\n")
         write_text(os.path.join(folder, "data.jsonl"), "".join(json.dumps(
-            {"query": i.text, "response": _written_reference(i), "explanation": "",
+            {"query": i.text, "response": _written_reference(i, as_text=True),
+             "explanation": "",
              "level_1_dim": "single-modal", "level_2_dim": "text",
              "level_3_dim": i.code, "level_4_dim": i.subject,
              "task_type": i.code, "task_id": i.task_id}, ensure_ascii=False) + "\n"
