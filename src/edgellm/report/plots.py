@@ -14,6 +14,7 @@ AXES = {
 
 def render(report, axis):
     """PNG bytes of accuracy against ``axis`` ("share" or "cost")."""
+    # heavy (matplotlib, about 0.7 s to import): the module docstring
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 

