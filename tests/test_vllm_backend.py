@@ -15,6 +15,7 @@ from conftest import EXAMPLE, JOB
 from edgellm.cli import main
 from edgellm.models import check_backend
 from edgellm.models.vllm_backend import NEEDS, VLLMBackend
+from edgellm.registry import SettingError
 from tiny_model import tiny_model  # noqa: F401  (session fixture)
 
 MESSAGES = [{"role": "user", "content": "Question: Solve for x: 3x - 7 = 11.\nA. 18\nB. 4"}]
@@ -81,17 +82,33 @@ class SamplingParams:
     output_kind: RequestOutputKind = RequestOutputKind.CUMULATIVE
 
 
+class VLLMClientError(Exception):  # vllm.exceptions in vLLM 0.34: not a ValueError
+    pass
+
+
+class VLLMValidationError(VLLMClientError):
+    pass
+
+
+@dataclasses.dataclass
+class TokensPrompt:  # vllm.inputs.TokensPrompt: the engine takes nothing else here
+    prompt_token_ids: list
+
+
 class FakeEngine:
     """vLLM's LLMEngine API as the backend uses it (add_request, step,
-    has_unfinished_requests, abort_request), streaming DELTA outputs: every step
-    gives each running request one new token, the prompt's tokens replayed after its
-    first three (the user's words, so outputs depend on the prompt), and the running
-    cumulative logprob."""
+    has_unfinished_requests, abort_request, model_config), streaming DELTA outputs:
+    every step gives each running request one new token, the prompt's tokens replayed
+    after its first three (the user's words, so outputs depend on the prompt), and the
+    running cumulative logprob. It refuses what vLLM 0.34 refuses as 0.34 does (a
+    VLLMValidationError): a prompt longer than max_model_len, and (``refuse``) any
+    prompt holding that token id."""
 
-    def __init__(self, tokenizer, max_model_len, fail_at_step=None):
+    def __init__(self, tokenizer, max_model_len, fail_at_step=None, refuse=None):
         self.tokenizer, self.max_model_len = tokenizer, max_model_len
-        self.fail_at_step = fail_at_step
-        self.running, self.aborted, self.steps = {}, [], 0
+        self.model_config = types.SimpleNamespace(max_model_len=max_model_len)
+        self.fail_at_step, self.refuse = fail_at_step, refuse
+        self.running, self.aborted, self.steps, self.refused = {}, [], 0, 0
         self.engine_core = types.SimpleNamespace(shutdown=self._shutdown)
         self.shut_down = False
 
@@ -100,10 +117,15 @@ class FakeEngine:
 
     def add_request(self, request_id, prompt, params):
         assert params.output_kind is RequestOutputKind.DELTA
-        ids = prompt["prompt_token_ids"]
-        if len(ids) > self.max_model_len:
-            raise ValueError(f"The decoder prompt (length {len(ids)}) is longer than the "
-                             f"maximum model length of {self.max_model_len}.")
+        assert isinstance(prompt, TokensPrompt), "raw prompt dicts are deprecated"
+        ids = prompt.prompt_token_ids
+        if len(ids) > self.max_model_len or self.refuse in ids:
+            self.refused += 1
+            raise VLLMValidationError(f"The decoder prompt (length {len(ids)}) is longer "
+                                      f"than the maximum model length of "
+                                      f"{self.max_model_len}." if self.refuse not in ids
+                                      else "The prompt holds a refused token.",
+                                      )
         internal = f"{request_id}-0a1b"  # recent vLLM returns the id it really used
         self.running[internal] = (ids[3:], params, [])
         return internal
@@ -160,8 +182,15 @@ def fake_vllm(monkeypatch, tiny_model):
     sampling.RequestOutputKind = RequestOutputKind
     distributed = types.ModuleType("vllm.distributed")
     distributed.cleanup_dist_env_and_memory = lambda: cleanups.append(True)
+    exceptions = types.ModuleType("vllm.exceptions")
+    exceptions.VLLMClientError, exceptions.VLLMValidationError = \
+        VLLMClientError, VLLMValidationError
+    inputs = types.ModuleType("vllm.inputs")
+    inputs.TokensPrompt = TokensPrompt
+    vllm.exceptions, vllm.inputs = exceptions, inputs
     for name, module in [("vllm", vllm), ("vllm.sampling_params", sampling),
-                         ("vllm.distributed", distributed)]:
+                         ("vllm.distributed", distributed), ("vllm.exceptions", exceptions),
+                         ("vllm.inputs", inputs)]:
         monkeypatch.setitem(sys.modules, name, module)
     return types.SimpleNamespace(made=made, cleanups=cleanups)
 
@@ -181,7 +210,9 @@ def test_batch_is_streamed_and_timed_per_request(fake_vllm, tiny_model):
     tokenizer = llm.get_tokenizer()
     assert sorted(i for i, _ in done) == [0, 1, 2]
     by_index = dict(done)
-    assert "longer than the maximum model length" in by_index[2].error
+    # checked against the engine's max_model_len before it is sent: never reaches vLLM
+    assert "longer than the model's context (max_model_len 64)" in by_index[2].error
+    assert llm.llm_engine.refused == 0
     for i in (0, 1):
         generation = by_index[i]
         ids = tokenizer.apply_chat_template(batch[i], add_generation_prompt=True,
@@ -227,6 +258,57 @@ def test_engine_failure_aborts_what_is_in_flight(fake_vllm, tiny_model):
     with pytest.raises(RuntimeError, match="illegal memory access"):
         backend.complete_batch([MESSAGES, MESSAGES], lambda i, g: None)
     assert len(fake_vllm.made[0].llm_engine.aborted) == 2
+
+
+def test_a_request_vllm_refuses_fails_alone(fake_vllm, tiny_model):
+    """vLLM 0.34 refuses a request with VLLMValidationError, a VLLMClientError and no
+    longer a ValueError: that request is recorded with its error, the batch goes on."""
+    backend = VLLMBackend(model=tiny_model, store="none", max_tokens=4)
+    tokenizer = backend.engine().get_tokenizer()
+    marker = tokenizer.convert_tokens_to_ids(tokenizer.tokenize("Translate")[0])
+    backend.engine().llm_engine.refuse = marker
+    batch = [MESSAGES, [{"role": "user", "content": "Translate: hello"}], MESSAGES]
+    done = {}
+    backend.complete_batch(batch, done.__setitem__)
+    assert sorted(done) == [0, 1, 2]
+    assert done[1].error == "VLLMValidationError: The prompt holds a refused token."
+    assert done[0].error is None and done[2].error is None and done[0].text == done[2].text
+    assert backend.engine().llm_engine.refused == 1
+
+
+@pytest.mark.parametrize("setting, value, message", [
+    ("temperature", 2.5, "temperature must be a number from 0 to 2"),
+    ("temperature", -0.1, "temperature must be a number from 0 to 2"),
+    ("repetition_penalty", 0, "repetition_penalty must be a number above 0"),
+    ("top_p", 0, "top_p must be a number above 0 and at most 1"),
+    ("max_tokens", 0, "max_tokens must be a whole number >= 1"),
+])
+def test_settings_vllm_refuses_fail_before_the_run(setting, value, message):
+    """Checked before vLLM or a GPU is even looked for: a bad setting is one line about
+    that setting on any machine (the runner names its file and key)."""
+    with pytest.raises(SettingError) as err:
+        check_backend("vllm", {"model": "/some/model", setting: value})
+    assert err.value.name == setting and message in str(err.value)
+
+
+def test_job_with_a_temperature_vllm_refuses_stops_before_any_case(example, capsys):
+    routing = f"{EXAMPLE}/testalgorithms/query-routing"
+    algorithm = yaml.safe_load(open(f"{routing}/edge-only.yaml"))
+    for module in algorithm["algorithm"]["modules"]:
+        if module["type"] == "edgemodel":
+            module["hyperparameters"] = [{"backend": {"values": ["vllm"]}},
+                                         {"model": {"values": ["./models/qwen"]}},
+                                         {"temperature": {"values": [3.0]}}]
+    yaml.safe_dump(algorithm, open(f"{routing}/vllm-edge.yaml", "w"))
+    job = yaml.safe_load(open(JOB))
+    job["benchmarkingjob"]["test_object"]["algorithms"] = [
+        {"name": "vllm-edge", "url": f"./{routing}/vllm-edge.yaml"}]
+    yaml.safe_dump(job, open(f"{EXAMPLE}/vllm-job.yaml", "w"))
+    assert main(["run", "-f", f"{EXAMPLE}/vllm-job.yaml", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "vllm-edge.yaml: key 'algorithm.modules[1].hyperparameters[2].temperature'" in err
+    assert "temperature must be a number from 0 to 2" in err
 
 
 # -- the real vLLM, on a CUDA GPU ----------------------------------------------------

@@ -10,7 +10,11 @@ includes its wait for the others' prefill, as in vLLM's serving benchmark at an
 unlimited request rate.
 
 vLLM is imported when the engine is first needed (``pip install 'edgellm[vllm]'`` on
-a GPU machine); ``check`` says clearly when it or the GPU is missing.
+a GPU machine); ``check`` says clearly when it or the GPU is missing, and refuses the
+sampling settings vLLM would refuse, before the first test case. Written against vLLM
+0.34 (its V1 engine): prompts go in as its ``TokensPrompt``; a request vLLM refuses (a
+prompt longer than the model's context, checked here first) is recorded as that
+request's error, whatever exception class the vLLM release raises for it.
 """
 
 import gc
@@ -21,6 +25,7 @@ from dataclasses import dataclass, field
 
 from edgellm.models.chat import ChatBackend, Generation
 from edgellm.models.huggingface import model_source_problem
+from edgellm.registry import SettingError
 
 # the runner prefixes check() messages with "backend 'vllm': "
 NEEDS = "needs the vllm package and a CUDA GPU: pip install 'edgellm[vllm]' on a GPU machine"
@@ -54,6 +59,54 @@ class _Request:
             token_times=self.times, e2e=now - self.start,
             mean_logprob=self.cumulative_logprob / n
             if n and self.cumulative_logprob is not None else None)
+
+
+def _request_errors():
+    """The exceptions vLLM raises for one bad request (not an engine failure): its
+    ``VLLMValidationError``, which vLLM 0.34 derives from ``VLLMClientError`` and no
+    longer from ``ValueError``, and ``ValueError`` for older releases."""
+    try:
+        from vllm import exceptions  # the vllm extra: see _cuda_available
+    except ImportError:
+        return (ValueError,)
+    return (ValueError, *(getattr(exceptions, name) for name in
+                          ("VLLMClientError", "VLLMValidationError")
+                          if isinstance(getattr(exceptions, name, None), type)))
+
+
+def _tokens_prompt(ids):
+    """A prompt of token ids as vLLM's input type (a raw dict is deprecated)."""
+    from vllm.inputs import TokensPrompt  # the vllm extra: see _cuda_available
+
+    return TokensPrompt(prompt_token_ids=ids)
+
+
+def _max_model_len(llm, engine_args):
+    """The context length the engine runs with (its model config), else the one asked."""
+    engine = llm.llm_engine
+    config = getattr(engine, "model_config", None) or \
+        getattr(getattr(engine, "vllm_config", None), "model_config", None)
+    value = getattr(config, "max_model_len", None) or engine_args.get("max_model_len")
+    return int(value) if value else None
+
+
+def sampling_problem(params):
+    """(setting, problem) for the first sampling setting vLLM would refuse, or None:
+    vLLM raises for these when the request is made, a failed case midway."""
+    def number(name, default):
+        value = params.get(name, default)
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            return float("nan")
+    rules = (("temperature", 0.0, lambda v: 0.0 <= v <= 2.0, "a number from 0 to 2"),
+             ("top_p", 1.0, lambda v: 0.0 < v <= 1.0, "a number above 0 and at most 1"),
+             ("repetition_penalty", 1.0, lambda v: v > 0.0, "a number above 0"),
+             ("max_tokens", 256, lambda v: v >= 1 and v == int(v), "a whole number >= 1"))
+    for name, default, valid, what in rules:
+        if not valid(number(name, default)):
+            return name, f"{name} must be {what} for vLLM, got {params.get(name)!r}"
+    return None
 
 
 def prompt_ids(tokenizer, messages):
@@ -100,6 +153,9 @@ class VLLMBackend(ChatBackend):
 
     @staticmethod
     def check(params):
+        problem = sampling_problem(params)
+        if problem:
+            raise SettingError("backend 'vllm'", *problem)
         if importlib.util.find_spec("vllm") is None or not _cuda_available():
             raise ValueError(NEEDS)
         problem = model_source_problem(params.get("model", ""))
@@ -168,16 +224,23 @@ class VLLMBackend(ChatBackend):
         llm = self.engine()
         engine, tokenizer = llm.llm_engine, llm.get_tokenizer()
         params = self.sampling_params()
+        max_len, refused = _max_model_len(llm, self.engine_args), _request_errors()
         in_flight, aliases = {}, {}
         try:
             for index, messages in enumerate(messages_list):
                 ids = prompt_ids(tokenizer, messages)
+                if max_len is not None and len(ids) > max_len:  # as vLLM would refuse it
+                    on_done(index, Generation(prompt_tokens=len(ids), error=(
+                        f"the prompt ({len(ids)} tokens) is longer than the model's "
+                        f"context (max_model_len {max_len})")))
+                    continue
                 request_id = f"edgellm-{next(_REQUEST_IDS)}"
                 request = _Request(index, time.perf_counter(), len(ids))
                 try:
-                    used = engine.add_request(request_id, {"prompt_token_ids": ids}, params)
-                except ValueError as err:  # this request only, e.g. a prompt too long
-                    on_done(index, Generation(prompt_tokens=len(ids), error=str(err)))
+                    used = engine.add_request(request_id, _tokens_prompt(ids), params)
+                except refused as err:  # this request only: the others go on
+                    on_done(index, Generation(prompt_tokens=len(ids),
+                                              error=f"{type(err).__name__}: {err}"))
                     continue
                 in_flight[request_id] = request
                 if isinstance(used, str):  # recent vLLM returns the id it really used
