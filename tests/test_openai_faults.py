@@ -13,7 +13,7 @@ import pytest
 
 from conftest import sample
 from edgellm.models.chat import messages_for
-from edgellm.models.openai_compatible import EndpointDown, OpenAICompatibleLLM
+from edgellm.models.openai_compatible import EndpointDown, OpenAICompatibleLLM, _endpoint
 from edgellm.testing.openai_server import Fault, LoopbackOpenAIServer
 
 TOKENS = 6
@@ -254,3 +254,9 @@ def test_the_breaker_setting_is_checked():
     with pytest.raises(ValueError, match="max_connection_failures"):
         OpenAICompatibleLLM.check({"model": "m", "api_key_env": "none",
                                    "max_connection_failures": -1})
+
+
+def test_the_endpoint_named_carries_no_credentials():
+    assert _endpoint("https://user:sk-123@api.example.com:8443/v1/?api-key=sk-123") == \
+        "https://api.example.com:8443/v1/"
+    assert _endpoint("http://127.0.0.1:8000/v1") == "http://127.0.0.1:8000/v1"
