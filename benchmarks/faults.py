@@ -42,7 +42,6 @@ Exit status 0 when no stored row is incomplete in any run.
 """
 
 import argparse
-import csv
 import glob
 import json
 import os
