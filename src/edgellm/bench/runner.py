@@ -4,8 +4,7 @@ Everything that can be checked before the first test case runs is checked first
 (YAML, keys, files, module aliases, metric names, the dataset), so bad input
 ends with one line and touches no rank file. A test case that fails while
 running is reported with its error and the others are still ranked (Ianvs
-aborts the job instead); so is a case where all of a model's requests failed, or
-more than ``max_failed_share`` of them (edgellm.bench.case_requests). Each test case gets its own folder,
+aborts the job instead). Each test case gets its own folder,
 ``<workspace>/<job>/<algorithm>/<uuid>``, holding ``results.jsonl`` (one record per
 sample), ``metrics.json`` and ``config.yaml`` (and ``router.json``, how a learned
 router was fitted: split, seed, threshold), so every leaderboard row can be traced to
