@@ -104,7 +104,7 @@ def test_max_failed_share_sets_how_many_failures_fail_a_case(example, capsys):
     assert (f"FailedRequests: cloud model: 1 of {N_ITEMS} requests failed, more than "
             "--max-failed-share 0.01 allows (first: InternalServerError: Error code: 503 - "
             "Injected fault: HTTP 503. (after 1 attempt))") in err
-    assert "1 of 1 test cases failed; nothing was ranked" in err
+    assert "1 of 1 test cases failed" in err
 
 
 @pytest.mark.parametrize("value", ["1.5", "-0.1", "some"])

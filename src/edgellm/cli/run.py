@@ -16,8 +16,8 @@ def run(args):
     for o in report.outcomes:
         # per case with a real model: what the response store answered, what was called
         if any(not c.simulated for c in o.requests.values()):
-            print(f"test case {o.case.index + 1}/{len(report.outcomes)} {o.case.label()}: "
-                  + "; ".join(c.describe() for c in o.requests.values()))
+            print(f"test case {o.case.index + 1}/{len(report.job.test_cases)} "
+                  f"{o.case.label()}: " + "; ".join(c.describe() for c in o.requests.values()))
     if report.table:
         print(report.table)
     if report.selected_rank_file:
@@ -26,9 +26,7 @@ def run(args):
         print(f"FAILED test case {o.case.index + 1}/{len(report.outcomes)} {o.case.label()}: "
               f"{o.error} (traceback: {o.output_dir}/error.txt)", file=sys.stderr)
     if report.failed:
-        rest = "the others are ranked" if len(report.failed) < len(report.outcomes) \
-            else "nothing was ranked"
-        print(f"{len(report.failed)} of {len(report.outcomes)} test cases failed; {rest}",
-              file=sys.stderr)
+        print(f"{len(report.failed)} of {len(report.outcomes)} test cases failed; "
+              f"the others are ranked", file=sys.stderr)
         return EXIT_FAILED_CASES
     return 0
