@@ -30,6 +30,7 @@ from tqdm import tqdm
 
 from edgellm import __version__
 from edgellm.files import write_text
+from edgellm.bench.case_requests import check_failed_share, count_requests
 from edgellm.bench.config import check_rank_names, read_job
 from edgellm.bench.loader import ModuleLoader, registry_group
 from edgellm.bench.paradigm import JointInference
@@ -51,6 +52,7 @@ class CaseOutcome:
     error: str = None
     simulated: bool = False
     finished: str = ""
+    requests: dict = field(default_factory=dict)  # {side: ModelRequests}
 
     @property
     def ok(self):
@@ -124,8 +126,12 @@ class BenchmarkRunner:
     process otherwise: real backends hold a GPU or an API rate limit, and cases
     running side by side would disturb each other's timings."""
 
-    def __init__(self, job_path, progress=True, jobs="auto", store=None, store_mode=None):
+    def __init__(self, job_path, progress=True, jobs="auto", store=None, store_mode=None,
+                 max_failed_share=None):
         self.job_path = job_path
+        # a case fails when more than this share of a model's requests failed
+        # (None: when all of them did)
+        self.max_failed_share = max_failed_share
         self.progress = progress
         self.jobs = jobs if jobs == "auto" else max(1, int(jobs))
         # the response store of the real backends, for the whole job (the run context)
@@ -239,11 +245,14 @@ class BenchmarkRunner:
         try:
             with use_context(replace(context, algorithm_dir=algorithm_dir, case_dir=partial)), \
                     _ianvs_result_dir(algorithm_dir):
-                results, y_true, outcome.simulated = self._infer(job, case, classes, dataset,
-                                                                 partial)
+                results, y_true, outcome.requests = self._infer(job, case, classes, dataset,
+                                                                partial)
+            # the title's SIMULATED label: only models that answered count
+            outcome.simulated = any(c.simulated for c in outcome.requests.values())
             outcome.metrics = self._metrics(metric_funcs, y_true, results)
             write_text(os.path.join(partial, "metrics.json"),
                        orjson.dumps(outcome.metrics, option=orjson.OPT_INDENT_2).decode())
+            check_failed_share(outcome.requests, self.max_failed_share)
         except Exception as err:  # a failing case is reported; the others still run
             outcome.error = f"{type(err).__name__}: {err}".splitlines()[0]
             write_text(os.path.join(partial, "error.txt"), traceback.format_exc())
@@ -277,16 +286,14 @@ class BenchmarkRunner:
             if callable(fit_report):  # a learned router: its split, seed and threshold
                 write_text(os.path.join(folder, "router.json"), orjson.dumps(
                     fit_report(), default=str, option=orjson.OPT_INDENT_2).decode())
-            # the title's SIMULATED label: only tiers that answered count
-            simulated = any(getattr(instances.get(t), "simulated", False)
-                            and any(r[side] is not None for r in results)
-                            for t, side in (("edgemodel", 2), ("cloudmodel", 3)))
+            requests = count_requests(results, lambda side: getattr(
+                instances.get(f"{side}model"), "simulated", False))
         finally:
             for instance in [*instances.values(), router]:
                 if callable(getattr(instance, "cleanup", None)):
                     instance.cleanup()
         self._write_results(os.path.join(folder, "results.jsonl"), samples, dataset.y, results)
-        return results, list(dataset.y), simulated
+        return results, list(dataset.y), requests
 
     def _with_progress(self, job, case, paradigm, samples):
         counts = {"Edge": 0, "Cloud": 0}

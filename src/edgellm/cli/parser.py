@@ -73,6 +73,10 @@ def build_parser():
     run.add_argument("--store-mode", choices=["record", "replay", "auto"],
                      help="record: always call the model; replay: stored responses only; "
                           "auto (default): replay what is stored, call for the rest")
+    run.add_argument("--max-failed-share", type=_share, metavar="S",
+                     help="a test case fails (reported, not ranked, exit status 1) when "
+                          "more than this share of its edge or cloud model's requests "
+                          "failed (default: only when all of them failed)")
     run.set_defaults(command="run")
 
     store_help = ("response store file (default: env EDGELLM_STORE, else "

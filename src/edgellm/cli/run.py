@@ -11,7 +11,13 @@ def run(args):
     # the run context of the job's real backends; a `store` or `store_mode`
     # hyperparameter in the algorithm yaml still wins
     report = BenchmarkRunner(args.file, progress=not args.no_progress, jobs=args.jobs,
-                             store=args.store, store_mode=args.store_mode).run()
+                             store=args.store, store_mode=args.store_mode,
+                             max_failed_share=args.max_failed_share).run()
+    for o in report.outcomes:
+        # per case with a real model: what the response store answered, what was called
+        if any(not c.simulated for c in o.requests.values()):
+            print(f"test case {o.case.index + 1}/{len(report.job.test_cases)} "
+                  f"{o.case.label()}: " + "; ".join(c.describe() for c in o.requests.values()))
     if report.table:
         print(report.table)
     if report.selected_rank_file:

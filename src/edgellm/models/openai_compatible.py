@@ -6,9 +6,13 @@ time of each content chunk is its token time (seconds since the request was sent
 the token counts come from the server's usage chunk, or, where a server sends none,
 from counting chunks (the record then says ``usage_estimated: true``). A batch runs
 ``max_concurrency`` requests at once. 429s, 5xx, timeouts and dropped connections are
-retried with exponential backoff and jitter, ``max_retries`` times; a request that
+retried with exponential backoff and jitter, ``max_retries`` times; so is a stream
+that is not whole (``IncompleteStream``: no finish_reason, a usage counting fewer
+tokens than arrived, or no usage from a server that sent it before). A request that
 still fails comes back as an error, which the record carries and the metrics count
-instead of scoring it.
+instead of scoring it, and which is never stored. After ``max_connection_failures``
+consecutive failures to connect, the endpoint is taken for dead: the backend raises
+``EndpointDown`` and the test case fails, instead of retrying every request.
 
 The API key is read from the environment variable named by ``api_key_env`` and only
 ever handed to the client: it is not a hyperparameter, and error messages that
@@ -24,6 +28,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
 
 from edgellm.models.chat import ChatBackend, Generation
 from edgellm.models.tokens import estimate_tokens
@@ -60,6 +65,8 @@ class RetryPolicy:
 
     @staticmethod
     def retryable(error):
+        if isinstance(error, IncompleteStream):
+            return True
         if isinstance(error, _openai().APIConnectionError):  # timeouts included
             return True
         status = getattr(error, "status_code", None)
@@ -71,6 +78,73 @@ class RetryPolicy:
         if retry_after is not None:
             wait = max(wait, min(retry_after, self.backoff_max))
         return wait
+
+
+class IncompleteStream(Exception):
+    """A stream that ended without being whole: no finish_reason (cut, though the
+    connection closed cleanly), a usage counting fewer completion tokens than
+    content chunks arrived, or no usage where the server sent it on earlier streams.
+    Retried as a dropped connection is; never a result."""
+
+
+class EndpointDown(RuntimeError):
+    """The endpoint refused ``max_connection_failures`` connections in a row: the
+    backend stops calling it and the test case fails with this one line."""
+
+
+def _connection_failure(error):
+    """The cause of an error that never reached the server (refused, unresolvable,
+    connect timeout), else None. By class name along the cause chain: the openai
+    client wraps its HTTP library's errors, and that library differs by version."""
+    seen = error
+    while seen is not None:
+        if type(seen).__name__ in ("ConnectError", "ConnectTimeout"):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+class ConnectionBreaker:
+    """Counts consecutive connection failures across a backend's threads; opens
+    (and stays open) at ``limit`` of them (0: never). Anything that reached the
+    server, an HTTP error included, resets the count."""
+
+    def __init__(self, limit, endpoint):
+        self.limit, self.endpoint = limit, endpoint
+        self.failures, self.last = 0, None
+        self._lock = threading.Lock()
+
+    def record(self, error):
+        cause = None if error is None else _connection_failure(error)
+        with self._lock:
+            if self.is_open:
+                return
+            if cause is None:
+                self.failures = 0
+            else:
+                self.failures += 1
+                self.last = cause
+
+    @property
+    def is_open(self):
+        return bool(self.limit) and self.failures >= self.limit
+
+    def check(self):
+        if self.is_open:
+            cause = str(self.last).strip().splitlines()
+            raise EndpointDown(
+                f"{self.endpoint}: {self.failures} consecutive connection failures "
+                f"(last: {type(self.last).__name__}: {cause[0] if cause else ''}); "
+                f"stopped calling it (max_connection_failures: {self.limit})")
+
+
+def _endpoint(url):
+    """The URL without credentials or query, for messages: a key never shows."""
+    parts = urlsplit(str(url))
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
 def _retry_after(error):
@@ -94,6 +168,8 @@ class OpenAICompatibleLLM(ChatBackend):
     - ``max_retries`` (default 4), ``backoff_base`` (default 0.5 s), ``backoff_max``
       (default 30 s): see ``RetryPolicy``;
     - ``timeout``: seconds to wait to connect and then for each chunk (default 60);
+    - ``max_connection_failures``: consecutive failures to connect after which the
+      endpoint counts as dead and the test case fails (default 5; 0: never);
     - ``logprobs``: ask for token log-probabilities and record their mean.
 
     Concurrency, retries, timeout and the URL do not change outputs, so they are not
@@ -104,11 +180,12 @@ class OpenAICompatibleLLM(ChatBackend):
 
     def __init__(self, model, base_url=None, api_key_env=DEFAULT_KEY_ENV, max_concurrency=8,
                  max_retries=4, timeout=60.0, backoff_base=0.5, backoff_max=30.0,
-                 logprobs=False, **params):
+                 max_connection_failures=5, logprobs=False, **params):
         settings = self._connection_settings(dict(
             model=model, base_url=base_url, api_key_env=api_key_env,
             max_concurrency=max_concurrency, max_retries=max_retries, timeout=timeout,
-            backoff_base=backoff_base, backoff_max=backoff_max, logprobs=logprobs, **params))
+            backoff_base=backoff_base, backoff_max=backoff_max,
+            max_connection_failures=max_connection_failures, logprobs=logprobs, **params))
         super().__init__(model, **params)
         openai = _openai()
         self.base_url = settings["base_url"]
@@ -128,6 +205,11 @@ class OpenAICompatibleLLM(ChatBackend):
         # The client's own retries are off: ours are counted and recorded per request.
         self._client = openai.OpenAI(api_key=key, base_url=self.base_url, max_retries=0,
                                      timeout=self.timeout, http_client=http_client)
+        self._breaker = ConnectionBreaker(settings["max_connection_failures"],
+                                          _endpoint(self._client.base_url))
+        # Set once a stream of this backend carried usage: from then on a stream
+        # without it was cut after its finish chunk (we always ask include_usage).
+        self._usage_promised = False
 
     # -- checks before the run ---------------------------------------------------
 
@@ -179,6 +261,7 @@ class OpenAICompatibleLLM(ChatBackend):
                 "timeout": number("timeout", 60.0, float, 0, inclusive=False),
                 "backoff_base": number("backoff_base", 0.5, float, 0),
                 "backoff_max": number("backoff_max", 30.0, float, 0),
+                "max_connection_failures": number("max_connection_failures", 5, int, 0),
                 "logprobs": _flag(params.get("logprobs", False))}
 
     @staticmethod
@@ -199,20 +282,25 @@ class OpenAICompatibleLLM(ChatBackend):
         return {"logprobs": True} if self.logprobs else {}
 
     def complete(self, messages):
-        """One request, retried as ``self.retry`` says; failures come back recorded."""
+        """One request, retried as ``self.retry`` says; failures come back recorded.
+        Raises ``EndpointDown`` once the endpoint counts as dead."""
         openai = _openai()
         retry = 0
         while True:
+            self._breaker.check()
             try:
                 generation = self._stream(messages)
-            except (openai.OpenAIError, ValueError) as error:
+            except (openai.OpenAIError, ValueError, IncompleteStream) as error:
                 # ValueError: a reply that is not the API's format (bad JSON, fields)
+                self._breaker.record(error)
+                self._breaker.check()
                 if retry < self.retry.max_retries and self.retry.retryable(error):
                     time.sleep(self.retry.delay(retry, _retry_after(error)))
                     retry += 1
                     continue
                 return Generation(error=self._describe(error, retry + 1),
                                   details={"attempts": retry + 1})
+            self._breaker.record(None)
             generation.details["attempts"] = retry + 1
             return generation
 
@@ -260,7 +348,7 @@ class OpenAICompatibleLLM(ChatBackend):
 
     def _stream(self, messages):
         request = self._request(messages)
-        parts, times, logprobs, usage = [], [], [], None
+        parts, times, logprobs, usage, finish = [], [], [], None, None
         self._sent.at = None
         called = time.perf_counter()
         with self._client.chat.completions.create(**request) as stream:
@@ -274,9 +362,11 @@ class OpenAICompatibleLLM(ChatBackend):
                     if content:
                         parts.append(content)
                         times.append(now)
+                    finish = choice.finish_reason or finish
                     tokens = getattr(choice.logprobs, "content", None) or ()
                     logprobs += [t.logprob for t in tokens if t.logprob is not None]
         ended = time.perf_counter() - sent
+        self._check_whole(finish, usage, len(times))
         text = "".join(parts)
         if usage is not None:
             prompt_tokens, completion_tokens = usage.prompt_tokens, usage.completion_tokens
@@ -288,7 +378,22 @@ class OpenAICompatibleLLM(ChatBackend):
                           completion_tokens=int(completion_tokens or 0), token_times=times,
                           e2e=times[-1] if times else ended,
                           mean_logprob=sum(logprobs) / len(logprobs) if logprobs else None,
-                          details={"usage_estimated": usage is None})
+                          details={"usage_estimated": usage is None, "finish_reason": finish})
+
+    def _check_whole(self, finish, usage, chunks):
+        """Raise ``IncompleteStream`` unless the stream was whole (see there)."""
+        if finish is None:
+            raise IncompleteStream(f"the stream ended without a finish_reason after "
+                                   f"{chunks} content chunks")
+        if usage is None:
+            if self._usage_promised:
+                raise IncompleteStream("the stream carried no usage, which this server sent "
+                                       "on earlier streams (include_usage)")
+            return
+        self._usage_promised = True
+        if (usage.completion_tokens or 0) < chunks:
+            raise IncompleteStream(f"the usage counts {usage.completion_tokens} completion "
+                                   f"tokens for {chunks} content chunks")
 
     def _mark_sent(self, request):
         self._sent.at = time.perf_counter()
