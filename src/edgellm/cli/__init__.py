@@ -21,7 +21,10 @@ for _name, _target in (("run", "edgellm.cli.run:run"),
                        ("report", "edgellm.cli.report:report"),
                        ("dataset convert", "edgellm.cli.datasets:convert"),
                        ("dataset split", "edgellm.cli.datasets:split"),
-                       ("dataset synthesize", "edgellm.cli.datasets:synthesize")):
+                       ("dataset synthesize", "edgellm.cli.datasets:synthesize"),
+                       ("center", "edgellm.cli.live:center"),
+                       ("edge", "edgellm.cli.live:edge"),
+                       ("fleet up", "edgellm.cli.live:fleet_up")):
     COMMANDS.register(_name, _target)
 
 

@@ -179,4 +179,94 @@ def build_parser():
                             help="questions (default 14000, MMLU's test split)")
     synthesize.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     synthesize.set_defaults(command="dataset synthesize")
+    add_live_commands(commands)
     return parser
+
+
+def _seconds(value):
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not seconds > 0 or seconds != seconds or seconds == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds above 0, got {value!r}")
+    return seconds
+
+
+def _port(value):
+    try:
+        port = int(value)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number 0-65535, got {value!r}")
+    return port
+
+
+def add_live_commands(commands):
+    """edgellm center | edge | fleet up: the live distribution center (docs/live-fleet.md)."""
+    token = "the join token comes from env EDGELLM_JOIN_TOKEN only"
+    center = commands.add_parser(
+        "center", help="run the distribution center: edge agents register, stay alive, get "
+                       "tasks and models; fleet jobs with center_url run on it",
+        description=f"The live center's HTTP service ({token}).")
+    _fleet_clock_options(center)
+    center.add_argument("--models-dir", required=True, metavar="DIR",
+                        help="one file per catalog model, named <model id>.<ext>")
+    center.add_argument("--placeholders", action="store_true",
+                        help="write placeholder files for catalog models the folder lacks "
+                             "(a simulated fleet's models only have to travel)")
+    center.set_defaults(command="center")
+
+    edge = commands.add_parser(
+        "edge", help="run an edge agent: register with a center, heartbeat, run its tasks "
+                     "on an engine, keep the models it asks for",
+        description=f"One edge node's agent ({token}).")
+    edge.add_argument("--center", required=True, metavar="URL", help="the center, e.g. "
+                      "http://127.0.0.1:8700")
+    edge.add_argument("--node-id", required=True, help="this node's id in the topology")
+    edge.add_argument("--engine", default="simulated",
+                      choices=["simulated", "openai", "huggingface"],
+                      help="what answers (default simulated: the model profiles, on the "
+                           "fleet's clock)")
+    edge.add_argument("--engine-url", metavar="URL", help="openai: the node's "
+                      "OpenAI-compatible server, e.g. http://127.0.0.1:8080/v1")
+    edge.add_argument("--engine-key-env", default="none", metavar="NAME",
+                      help="openai: the environment variable holding the server's key "
+                           "(default none: a local server needs none)")
+    edge.add_argument("--models-dir", metavar="DIR",
+                      help="where the node keeps its model files (default ./edgellm-models-<id>)")
+    edge.add_argument("--host", default="127.0.0.1", help="address of the agent's own page")
+    edge.add_argument("--port", type=_port, default=0, help="its port (default: a free one)")
+    edge.add_argument("--seed", type=int, default=0, help="simulated engine's seed")
+    edge.set_defaults(command="edge")
+
+    fleet = commands.add_parser("fleet", help="a whole live fleet on this machine")
+    fleet_commands = fleet.add_subparsers(dest="fleet_command", required=True)
+    up = fleet_commands.add_parser(
+        "up", help="start a center and one simulated edge agent per topology node on this "
+                   "machine; Ctrl-C stops them all",
+        description="The embedded live fleet: the center on --host/--port and one agent "
+                    "per node of the topology, each with the simulated engine; the center's "
+                    "model files are placeholders. A join token is made for the fleet when "
+                    "env EDGELLM_JOIN_TOKEN is not set (it is never printed or written).")
+    _fleet_clock_options(up, default_scale=0.1)
+    up.add_argument("--models-dir", metavar="DIR",
+                    help="the center's model folder (default: placeholders in a temporary one)")
+    up.set_defaults(command="fleet up")
+
+
+def _fleet_clock_options(parser, default_scale=1.0):
+    parser.add_argument("--topology", required=True, help="the fleet's topology YAML")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to serve on (default 127.0.0.1: this machine only)")
+    parser.add_argument("--port", type=_port, default=8700, help="port (default 8700)")
+    parser.add_argument("--time-scale", type=_seconds, default=default_scale,
+                        help="real seconds per second of the fleet's clock (simulated "
+                             f"engines sleep that long; default {default_scale:g})")
+    parser.add_argument("--heartbeat-s", type=_seconds, default=1.0,
+                        help="heartbeat interval (default 1 s)")
+    parser.add_argument("--not-ready-after-s", type=_seconds, default=3.0,
+                        help="NOT_READY after this long without a heartbeat (default 3 s)")
+    parser.add_argument("--unreachable-after-s", type=_seconds, default=5.0,
+                        help="UNREACHABLE after this long (default 5 s)")

@@ -26,6 +26,14 @@ for _alias, _target in (("Static", "edgellm.fleet.caching:StaticCaching"),
     CACHING_POLICIES.register(_alias, _target)
 
 
+# The worlds a fleet job runs in: the discrete-event simulator, or a live center and
+# its edge agents (the fleet module's ``center_url``); lazy, so that the simulation
+# never imports the live fleet's HTTP client.
+WORLDS = Registry("fleet world")
+WORLDS.register("simulated", "edgellm.fleet.simulator:FleetSimulator")
+WORLDS.register("live", "edgellm.live.client:LiveFleet")
+
+
 def part_settings():
     """Every setting some offloader or caching policy takes."""
     names = []
