@@ -76,7 +76,12 @@ class FleetEdgeModel:
                 raise
             raise ConfigError(source, str(err)) from None
         if params.get("center_url"):
-            problem = WORLDS.get("live").check(params["center_url"])
+            try:
+                live = WORLDS.get("live")
+            except ModuleNotFoundError as err:
+                raise SettingError(cls.__name__, "center_url", f"the live fleet needs the "
+                                   f"{err.name} package: pip install 'edgellm[live]'") from None
+            problem = live.check(params["center_url"])
             if problem:
                 raise SettingError(cls.__name__, "center_url", problem)
             return False  # one center runs one case at a time: no side-by-side workers
