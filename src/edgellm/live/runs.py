@@ -84,6 +84,7 @@ class LiveRun:
         self.count = 0
         self._facts = {"nodes": {n.id: n.slots for n in topology.nodes}}
         self.finished_keys = []        # keys of answered tasks, in answer order
+        self._on_node = {n.id: {} for n in topology.nodes}  # node -> its unanswered tasks
 
     # -- the clock ----------------------------------------------------------------------
 
@@ -170,8 +171,8 @@ class LiveRun:
             self.center.report_node(i, clock)
 
     def in_flight(self, node_id):
-        return [t for t in self.tasks.values()
-                if t.node == node_id and not t.answered and t.placement is not None]
+        """The tasks placed on ``node_id`` and not answered yet, in placement order."""
+        return list(self._on_node[node_id].values())
 
     def place(self, task):
         placement = self.center.place(task.task)
@@ -179,7 +180,11 @@ class LiveRun:
         if task.placed_at is None:
             task.placed_at = time.monotonic()
         task.attempt += 1
+        if task.node is not None:
+            self._on_node[task.node].pop(task.id, None)
         task.node = None if placement.cloud else self.topology.nodes[placement.node].id
+        if task.node is not None:
+            self._on_node[task.node][task.id] = task
         return placement
 
     def cloud_answer(self, task, answer, start):
@@ -234,6 +239,8 @@ class LiveRun:
     def record(self, task, response):
         """``task`` is answered: its response is final; the center learns from it."""
         task.response = response
+        if task.node is not None:
+            self._on_node[task.node].pop(task.id, None)
         if self.round is not None:
             self.round.add(task.node or "cloud", response)
         node = task.placement.node
@@ -298,7 +305,7 @@ class LiveRun:
 
     @property
     def done(self):
-        return not self._arrivals and all(t.answered for t in self.tasks.values())
+        return not self._arrivals and len(self.finished_keys) == len(self.tasks)
 
     def round_rows(self):
         """The round log, as the simulator writes it (edgellm.fleet.rounds)."""
