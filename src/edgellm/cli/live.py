@@ -79,6 +79,8 @@ def edge(args):
 
 
 def _engine_settings(args):
+    if args.engine == "simulated":
+        return {"zero_time": True} if args.zero_time else {}
     if args.engine != "openai":
         return {}
     if not args.engine_url:

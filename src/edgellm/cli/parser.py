@@ -239,6 +239,9 @@ def add_live_commands(commands):
     edge.add_argument("--host", default="127.0.0.1", help="address of the agent's own page")
     edge.add_argument("--port", type=_port, default=0, help="its port (default: a free one)")
     edge.add_argument("--seed", type=int, default=0, help="simulated engine's seed")
+    edge.add_argument("--zero-time", action="store_true",
+                      help="simulated engine: answer at once, no modelled time (dispatch "
+                           "benchmarks measure the center's and agent's own cost)")
     edge.set_defaults(command="edge")
 
     fleet = commands.add_parser("fleet", help="a whole live fleet on this machine")

@@ -145,7 +145,7 @@ class EdgeAgent:
             received = time.monotonic()
             for task in body["tasks"]:
                 task["received"] = received
-                if self.engine.simulated:  # the node's link, as the clock model has it
+                if self.engine.simulated and not self.engine.zero_time:  # the node's link
                     up = self.node.send_s(task["prompt_tokens"] * BYTES_PER_TOKEN)
                     asyncio.get_running_loop().call_later(up * self.time_scale,
                                                           self._enqueue, task)
@@ -189,7 +189,8 @@ class EdgeAgent:
                 error = f"{type(err).__name__}: {err}"
         else:
             answer, ttft, e2e, compute = {}, 0.0, 0.0, 0.0
-        down = self.node.rtt_s / 2 * self.time_scale if self.engine.simulated else 0.0
+        down = self.node.rtt_s / 2 * self.time_scale \
+            if self.engine.simulated and not self.engine.zero_time else 0.0
         if down:
             await asyncio.sleep(down)
         done = time.monotonic()

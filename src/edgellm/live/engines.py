@@ -26,16 +26,21 @@ ENGINES = ("simulated", "openai", "huggingface")
 
 
 class SimulatedEngine:
+    """``zero_time``: answer at once (no modelled prefill, decode or load): what a
+    dispatch benchmark measures is then the center's and the agent's own cost."""
+
     simulated = True
 
-    def __init__(self, node, topology, time_scale=1.0, seed=0):
+    def __init__(self, node, topology, time_scale=1.0, seed=0, zero_time=False):
         self.node, self.topology = node, topology
         self.time_scale, self.seed = float(time_scale), int(seed)
+        self.zero_time = bool(zero_time)
         self._llms = {}
 
     async def load(self, model_id, path):
         model = self.topology.model(model_id)
-        seconds = model.size_gb * model.load_s_per_gb / self.node.speed * self.time_scale
+        seconds = 0.0 if self.zero_time else \
+            model.size_gb * model.load_s_per_gb / self.node.speed * self.time_scale
         await asyncio.sleep(seconds)
         return seconds
 
@@ -60,13 +65,15 @@ class SimulatedEngine:
         answer = (await asyncio.to_thread(self._llm(model_id).generate_batch, [sample]))[0]
         compute = time.monotonic() - made
         tokens = answer["usage"]["completion_tokens"]
-        speed = self.node.speed
-        prefill = prompt_tokens / (model.prefill_tokens_per_s * speed) * self.time_scale
-        decode = (tokens - 1) / (model.decode_tokens_per_s * speed) * self.time_scale
+        speed, scale = self.node.speed, 0.0 if self.zero_time else self.time_scale
+        prefill = prompt_tokens / (model.prefill_tokens_per_s * speed) * scale
+        decode = (tokens - 1) / (model.decode_tokens_per_s * speed) * scale
         start = time.monotonic()
-        await asyncio.sleep(prefill)
+        if prefill:
+            await asyncio.sleep(prefill)
         ttft = time.monotonic() - start
-        await asyncio.sleep(decode)
+        if decode:
+            await asyncio.sleep(decode)
         return _answer(answer), ttft, time.monotonic() - start, compute
 
 
@@ -113,7 +120,7 @@ class BackendEngine:
 
 def make_engine(name, node, topology, time_scale=1.0, seed=0, models_dir=None, **settings):
     if name == "simulated":
-        return SimulatedEngine(node, topology, time_scale, seed)
+        return SimulatedEngine(node, topology, time_scale, seed, **settings)
     if name in ("openai", "huggingface"):
         return BackendEngine(node, topology, name, models_dir, **settings)
     raise ValueError(f"unknown engine {name!r} (known: {', '.join(ENGINES)})")

@@ -257,7 +257,8 @@ class LiveRun:
 
     def _response(self, task, answer, *, tier, node, model, ttft, e2e, queue, load, network,
                   cost, hit, start, busy):
-        response = dict(answer)
+        response = {"completion": None, "prediction": None, "replayed": False, "error": None,
+                    **answer}
         tokens = response["usage"]["completion_tokens"]
         itl = (e2e - ttft) / (tokens - 1) if tokens > 1 else 0.0
         response.update(tier=tier, node=node, model=model, cost_usd=cost,
@@ -330,6 +331,7 @@ class LiveRun:
         makespan = (max(finish) - (self.origin or 0.0)) if finish else 0.0
         return {"run": self.id, "topology": self.topology.name, "tasks": len(self.tasks),
                 "answered": len(answered), "makespan_s": makespan, "live": True,
+                "answered_twice": len(self.finished_keys) - len(set(self.finished_keys)),
                 "time_scale": self.time_scale,
                 "offloader": type(self.center.offloader).__name__,
                 "caching": type(self.center.caching).__name__,

@@ -99,3 +99,39 @@ def stop_agents(agents, timeout_s=5):
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+class CenterProcess:
+    """``edgellm center`` as a child process (for benchmarks that measure its CPU):
+    ``url``, ``pid``, ``stop()``; ``args`` are more command-line options."""
+
+    def __init__(self, topology_path, models_dir, token, port=None, args=(), log=None):
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        command = [sys.executable, "-m", "edgellm.cli", "center", "--topology", topology_path,
+                   "--models-dir", models_dir, "--port", str(self.port), "--placeholders",
+                   *args]
+        output = open(log, "ab") if log else subprocess.DEVNULL
+        self.process = subprocess.Popen(command, env=dict(os.environ, **{TOKEN_ENV: token}),
+                                        stdout=output, stderr=subprocess.STDOUT,
+                                        start_new_session=True)
+        self.pid = self.process.pid
+
+    def wait_ready(self, timeout_s=120):
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the center exited with {self.process.returncode}")
+            try:
+                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"the center at {self.url} did not start")
+
+    def nodes(self):
+        return {n["id"]: n for n in httpx.get(self.url + "/api/nodes", timeout=10).json()}
+
+    def stop(self):
+        stop_agents([self.process])
