@@ -16,7 +16,9 @@ for _alias, _target in (("RoundRobin", "edgellm.fleet.offloaders:RoundRobinOfflo
                         ("LinUCB", "edgellm.fleet.learning:LinUcbOffloader"),
                         ("Thompson", "edgellm.fleet.learning:ThompsonOffloader"),
                         ("MLPPredictor", "edgellm.fleet.learning:MlpPredictorOffloader"),
-                        ("DQN", "edgellm.fleet.dqn:DqnOffloader")):
+                        ("DQN", "edgellm.fleet.dqn:DqnOffloader"),
+                        ("ActiveReasoning",
+                         "edgellm.fleet.active_reasoning:ActiveReasoningOffloader")):
     OFFLOADERS.register(_alias, _target)
 
 CACHING_POLICIES = Registry("caching policy")
