@@ -10,7 +10,8 @@ Action a: one (node, model) option. Reward, per served task:
 quality is the item score, latency_s the measured end-to-end latency (it carries the
 prompt's and the answer's transfer over the node's link), wait_s the queue and the
 wait for a model still transferring or loading (the model transfer time), and the
-last term the seconds the task held a node (the resource it used).
+last term the time past that wait, in service and on the link (the resource the task
+used; weight 0 by default, as the latency term already charges it once).
 
 **Changing action sets.** Caching rounds add and remove (node, model) pairs, so the
 network does not have one output per action: it scores each option from the state
@@ -21,7 +22,7 @@ reward's latency, wait and resource terms on the center's expected figures for t
 option: a known offset (as LinUCB's), so the net learns quality and the error of the
 center's estimate, not arithmetic the center already does. (With the expected wait
 and latency as inputs as well, the net extrapolated to the long waits of models still
-loading, which it had never seen, chose them, and the fallback sent 17% of the small
+loading, which it had never seen, chose them, and the fallback sent 16.8% of the small
 topology's tasks to the cloud; through c(a) they count exactly.)
 
 **Learning.** Each placement is a transition to the next placement's state (the next
