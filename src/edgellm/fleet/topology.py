@@ -4,6 +4,7 @@ A topology YAML (docs/fleet.md shows one) is read into frozen dataclasses; every
 problem is a one-line ``ConfigError`` naming the file and the key.
 """
 
+import os
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -195,9 +196,19 @@ def _unique(sections, what):
     return seen
 
 
-@lru_cache(maxsize=32)
 def load_topology(path):
-    """Read and validate a topology YAML (cached: a sweep reads each file once)."""
+    """Read and validate a topology YAML. Cached by the file's absolute path, size and
+    modification time: a sweep reads each file once, and a file changed since (or
+    another file at the same relative path, from another folder) is read again."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return _load_topology(path, None)  # its ConfigError names the missing file
+    return _load_topology(path, (os.path.abspath(path), stat.st_size, stat.st_mtime_ns))
+
+
+@lru_cache(maxsize=32)
+def _load_topology(path, identity):
     top = load_yaml(path, "topology")
     if not isinstance(top, dict):
         raise ConfigError(path, "expected a mapping with keys nodes, models, cloud")
