@@ -23,7 +23,7 @@ import numpy as np
 from edgellm.fleet.center import BYTES_PER_TOKEN, DistributionCenter
 from edgellm.fleet.timeline import NodeState, TokenBucket
 from edgellm.models.simulated import SimulatedLLM
-from edgellm.records import FleetOutcome
+from edgellm.records import FleetOutcome, token_gap
 from edgellm.tasks.references import parse_reference
 from edgellm.tasks.scoring import item_score
 
@@ -236,6 +236,7 @@ class FleetSimulator:
         response.pop("measured", None)
         response.update(tier=tier, node=node, model=model, cost_usd=cost, round=task.round,
                         slo_s=self.center.slo_s, cache_hit=hit)
+        itl = token_gap(itl, response["usage"]["completion_tokens"])
         response["perf"] = {
             "time_to_first_token": ttft, "internal_token_latency": itl,
             "throughput": 1.0 / itl if itl else None, "e2e_latency": e2e,

@@ -260,7 +260,7 @@ class LiveRun:
         response = {"completion": None, "prediction": None, "replayed": False, "error": None,
                     **answer}
         tokens = response["usage"]["completion_tokens"]
-        itl = (e2e - ttft) / (tokens - 1) if tokens > 1 else 0.0
+        itl = (e2e - ttft) / (tokens - 1) if tokens > 1 else None  # records.token_gap
         response.update(tier=tier, node=node, model=model, cost_usd=cost,
                         round=task.task.round, slo_s=self.center.slo_s, cache_hit=hit,
                         redispatched=task.redispatched, live=True)

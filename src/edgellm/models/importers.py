@@ -143,7 +143,7 @@ class IanvsCacheReader:
             completion, extract_prediction(sample, completion), prompt_tokens,
             completion_tokens, ttft=ttft, itl=itl, e2e=end_to_end(ttft, itl, completion_tokens),
             tier=None, node=None, model=identity, task_type=self.task_type)
-        record["perf"].update(itl=[], tpot=itl or 0.0)
+        record["perf"].update(itl=[], tpot=record["perf"]["internal_token_latency"])
         return StoredResponse(identity, settings, record,
                               messages=messages_for(sample, self.system_prompt))
 
