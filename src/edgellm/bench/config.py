@@ -26,6 +26,20 @@ SAVE_MODES = ("selected_and_all", "selected_only", "selected_and_all_and_picture
 TESTENV_KEYS = ("dataset", "metrics", "model_eval", "incremental_rounds", "round",
                 "client_number", "use_gpu", "hard_example_mining_mode")
 
+# The job folder's own: no algorithm may take these names
+RESERVED_FOLDERS = ("rank",)
+
+
+def _folder_name(section, key, what):
+    """A name that becomes a folder of the workspace (``what``): exactly one path
+    segment, so that the job writes where the workspace says and nowhere else."""
+    name = section.get(key, str, required=True)
+    if name in ("", ".", "..") or any(c in name for c in "/\\\0"):
+        raise section.error(key, f"{name!r} must be one folder name ({what}): no '/', "
+                                 f"'\\', NUL, '.', '..' or empty name")
+    return name
+
+
 def _top(path, data, name):
     if not isinstance(data, dict) or name not in data:
         raise ConfigError(path, f"key '{name}': missing (the file must start with '{name}:')")
@@ -126,7 +140,7 @@ class JobSpec:
 def read_job(path):
     """Read benchmarkingjob.yaml and everything it references; validate it all."""
     job = _top(path, load_yaml(path, "benchmarkingjob"), "benchmarkingjob")
-    name = job.get("name", str, required=True)
+    name = _folder_name(job, "name", "the job's folder in the workspace")
     workspace = job.get("workspace", str, default="./workspace")
     testenv = read_testenv(job.file("testenv"))
     test_object = job.section("test_object")
@@ -136,7 +150,11 @@ def read_job(path):
                                         f"(supported: 'algorithms')")
     cases = []
     for algo in test_object.sections("algorithms"):
-        cases += read_algorithm(algo.get("name", str, required=True), algo.file("url"))
+        algorithm = _folder_name(algo, "name", "the algorithm's folder in the job's")
+        if algorithm in RESERVED_FOLDERS:
+            raise algo.error("name", f"{algorithm!r} is the folder of the job's rank files; "
+                                     f"choose another name")
+        cases += read_algorithm(algorithm, algo.file("url"))
     for i, case in enumerate(cases):
         case.index = i
     return JobSpec(path, name, workspace, testenv, cases, read_rank(path, job.section("rank")))
