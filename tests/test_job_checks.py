@@ -5,8 +5,10 @@ import os
 
 import pytest
 
-from conftest import JOB, edit
-from test_bad_input import run_bad
+from conftest import EXAMPLE, JOB, edit
+from test_bad_input import ROUTING, run_bad
+
+TESTENV = f"{EXAMPLE}/testenv/testenv.yaml"
 
 
 def nothing_written(root):
@@ -30,3 +32,45 @@ def test_algorithm_name_must_be_one_path_segment(example, capsys, name):
     assert f"{JOB}: key 'benchmarkingjob.test_object.algorithms[2].name':" in err
     assert nothing_written(example)
     assert not os.path.exists(example.parent / "x")
+
+
+def test_empty_hyperparameters_list_is_an_error(example, capsys):
+    edit(f"{ROUTING}/edge-only.yaml", '''      name: "EdgeOnly"
+      url: "./examples/edge-llm-distribution/testalgorithms/query-routing/query_routers.py"''',
+         '''      name: "EdgeOnly"
+      url: "./examples/edge-llm-distribution/testalgorithms/query-routing/query_routers.py"
+      hyperparameters: []''')
+    err = run_bad(capsys)
+    assert f"{ROUTING}/edge-only.yaml: key 'algorithm.modules[3].hyperparameters': empty " \
+           "list; leave the key out for the defaults" in err
+
+
+def test_two_algorithms_with_one_name(example, capsys):
+    edit(JOB, 'name: "random-router"', 'name: "edge-only"')
+    err = run_bad(capsys)
+    assert "key 'benchmarkingjob.test_object.algorithms[2].name': 'edge-only' is also " \
+           "the name of key 'benchmarkingjob.test_object.algorithms[0].name'" in err
+
+
+def test_same_metric_twice(example, capsys):
+    edit(TESTENV, '''    - name: "Edge Ratio"
+      url: "./examples/edge-llm-distribution/testenv/edge_ratio.py"''', '''    - name: "Edge Ratio"
+      url: "./examples/edge-llm-distribution/testenv/edge_ratio.py"
+    - name: "Accuracy"
+      url: "./examples/edge-llm-distribution/testenv/accuracy.py"''')
+    err = run_bad(capsys)
+    assert f"{TESTENV}: key 'testenv.metrics[2].name': 'Accuracy' is also the name of " \
+           "key 'testenv.metrics[0].name'" in err
+
+
+def test_same_hyperparameter_twice(example, capsys):
+    edit(f"{ROUTING}/edge-only.yaml", '''        - seed:
+            values: [0]
+''', '''        - seed:
+            values: [0]
+        - seed:
+            values: [1]
+''')
+    err = run_bad(capsys)
+    assert "key 'algorithm.modules[1].hyperparameters[3].seed': 'seed' is also set by " \
+           "key 'algorithm.modules[1].hyperparameters[2].seed'" in err

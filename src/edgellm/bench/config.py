@@ -2,7 +2,9 @@
 
 Paths inside them resolve against the current directory, as Ianvs resolves them
 (run from the repository root). Every problem becomes a one-line ``ConfigError``
-that names the file and the key.
+that names the file and the key. A name given twice (two algorithms, two metrics, one
+hyperparameter set twice in a module) is an error, never a silent merge or a last
+one wins.
 """
 
 import difflib
@@ -148,12 +150,16 @@ def read_job(path):
     if kind != "algorithms":
         raise test_object.error("type", f"unsupported test object type {kind!r} "
                                         f"(supported: 'algorithms')")
-    cases = []
+    cases, names = [], {}
     for algo in test_object.sections("algorithms"):
         algorithm = _folder_name(algo, "name", "the algorithm's folder in the job's")
         if algorithm in RESERVED_FOLDERS:
             raise algo.error("name", f"{algorithm!r} is the folder of the job's rank files; "
                                      f"choose another name")
+        if algorithm in names:  # the two would share one folder and their rows mix
+            raise algo.error("name", f"{algorithm!r} is also the name of key "
+                                     f"'{names[algorithm]}'")
+        names[algorithm] = algo.key("name")
         cases += read_algorithm(algorithm, algo.file("url"))
     for i, case in enumerate(cases):
         case.index = i
@@ -209,8 +215,14 @@ def read_testenv(path):
                                       "use test_data_info or test_data")
     spec = DatasetSpec(train[0], dataset.file(train[0]), test_key, test_path)
 
-    metric_specs = [MetricSpec(m.get("name", str, required=True), m.file("url"))
-                    for m in env.sections("metrics")]
+    metric_specs, metric_keys = [], {}
+    for metric in env.sections("metrics"):
+        name = metric.get("name", str, required=True)
+        if name in metric_keys:
+            raise metric.error("name", f"{name!r} is also the name of key "
+                                       f"'{metric_keys[name]}'")
+        metric_keys[name] = metric.key("name")
+        metric_specs.append(MetricSpec(name, metric.file("url")))
     params = {k: v for k, v in env.data.items() if k not in ("dataset", "metrics")}
     for key in params:
         # Ianvs hands any other key to the paradigm, which reads only its own: one a
@@ -228,6 +240,8 @@ def _read_hyperparameters(module):
     """Ianvs' grid for one module: (a list of dicts, the cartesian product of values;
     hyperparameter -> (file, key) where it is set)."""
     entries = module.get("hyperparameters", list, default=[])
+    if module.data.get("hyperparameters") == []:  # as `values: []`: a slip, not a request
+        raise module.error("hyperparameters", "empty list; leave the key out for the defaults")
     base, names, values, keys = {}, [], [], {}
     for i, entry in enumerate(entries):
         key = module.key(f"hyperparameters[{i}]")
@@ -245,6 +259,9 @@ def _read_hyperparameters(module):
                     raise ConfigError(extra, "expected a mapping of hyperparameters")
                 base.update(extra_data)
                 keys.update((name, (extra, str(name))) for name in extra_data)
+        elif hp in names:
+            raise ConfigError(module.path, f"key '{key}.{hp}': '{hp}' is also set by key "
+                                           f"'{keys[hp][1]}'")
         else:
             names.append(hp)
             values.append(hp_values)
