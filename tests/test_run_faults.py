@@ -1,17 +1,50 @@
-"""Runs under faults, for real: ``edgellm run`` processes side by side on one workspace.
-Rank rows are never lost."""
+"""Runs under faults, for real: ``edgellm run`` processes side by side on one workspace,
+interrupted with SIGINT, killed with SIGKILL. Rank rows are never lost, finished cases
+are ranked and no worker outlives its run."""
 
 import csv
 import glob
 import os
 import re
+import signal
 import subprocess
 import sys
+import threading
+import time
 
-from conftest import JOB
+import pytest
+
+from conftest import EXAMPLE, JOB, edit
 from edgellm.cli import main
 
 OUT = "workspace/query-routing"
+CASES = 10
+ROUTING = f"{EXAMPLE}/testalgorithms/query-routing"
+ALGORITHMS = ("edge-only", "cloud-only", "random-router", "oracle-router")
+
+
+def slow_cases(seconds):
+    """Each test case of the example job takes ``seconds`` (or env SLOW_CASE_S) longer
+    (its dataset processor waits, as a real model would take its time) and leaves a
+    ``started-<pid>`` file when it starts."""
+    with open(f"{ROUTING}/data_processor.py", "a") as handle:
+        handle.write(f"""
+
+import os
+import time
+
+
+class SlowProcessor(SampleProcessor):
+    def __call__(self, dataset):
+        open(f"started-{{os.getpid()}}", "a").close()
+        time.sleep(float(os.environ.get("SLOW_CASE_S", {seconds})))
+        return super().__call__(dataset)
+
+
+ClassFactory.register_cls(SlowProcessor, ClassType.GENERAL, alias="SlowProcessor")
+""")
+    for name in ALGORITHMS:
+        edit(f"{ROUTING}/{name}.yaml", '"SampleProcessor"', '"SlowProcessor"')
 
 
 def edgellm(job, *args, **popen):
@@ -20,9 +53,51 @@ def edgellm(job, *args, **popen):
                             stderr=subprocess.PIPE, text=True, **popen)
 
 
+class VerboseRun:
+    """``edgellm -v run`` in a new process group, its log lines read as they come
+    (a case is done when the run says so: after its last file is written, a worker
+    still hands the case back)."""
+
+    def __init__(self, job, *args, env=None):
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "edgellm", "-v", "run", "-f", job, "--no-progress", *args],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            start_new_session=True, env={**os.environ, **(env or {})})
+        self.lines = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self):
+        for line in self.process.stderr:
+            self.lines.append(line)
+
+    def finished_cases(self):
+        return [line for line in self.lines if re.match(r"edgellm: test case .*: finished$",
+                                                        line.strip())]
+
+    def wait(self, timeout=120):
+        self.process.wait(timeout)
+        self._reader.join(timeout)
+        return "".join(self.lines)
+
+
+def wait_for(condition, timeout=60, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
 def rows(job_out, name="all_rank.csv"):
     with open(f"{job_out}/rank/{name}", newline="") as handle:
         return list(csv.DictReader(handle))
+
+
+def partials(job_out):
+    return {p for p in glob.glob(f"{job_out}/*/*") if p.endswith(".partial")}
 
 
 def urls(ranked):
@@ -32,6 +107,22 @@ def urls(ranked):
 def case_folders(job_out):
     return {p for p in glob.glob(f"{job_out}/*/*") if re.fullmatch(
         r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", os.path.basename(p))}
+
+
+def children(pid):
+    found = []
+    for task in glob.glob(f"/proc/{pid}/task/*/children"):
+        with open(task) as handle:
+            found += [int(p) for p in handle.read().split()]
+    return found
+
+
+def alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
 
 
 def test_concurrent_runs_lose_no_rank_row(example, capsys):
@@ -52,3 +143,74 @@ def test_concurrent_runs_lose_no_rank_row(example, capsys):
     assert all(os.path.isfile(f"{r['url']}/results.jsonl") for r in ranked)
     assert len(rows(OUT, "selected_rank.csv")) == 10  # same cases, rows deduplicated
     assert sorted(os.listdir(f"{OUT}/rank")) == ["all_rank.csv", "selected_rank.csv"]
+
+
+@pytest.mark.parametrize("jobs, whole_group", [("2", True), ("1", True), ("2", False)],
+                         ids=["workers-ctrl-c", "one-process-ctrl-c", "workers-sigint-to-run"])
+def test_interrupted_run_ranks_what_finished(example, jobs, whole_group):
+    slow_cases(1)
+    run = VerboseRun(JOB, "--jobs", jobs)
+    wait_for(run.finished_cases, what="a finished case")
+    if whole_group:  # Ctrl-C: the terminal signals every process of the group
+        os.killpg(run.process.pid, signal.SIGINT)
+    else:
+        run.process.send_signal(signal.SIGINT)
+    err = run.wait()
+    assert run.process.returncode == 130, err
+    assert "Traceback" not in err
+    ranked = rows(OUT)
+    interrupted = re.search(rf"interrupted: (\d+) of {CASES} test cases did not finish", err)
+    assert interrupted, err
+    # (a case that finished as the signal came may be ranked before its line is logged)
+    assert len(ranked) >= len(run.finished_cases()) >= 1
+    assert len(ranked) + int(interrupted[1]) == CASES
+    assert all(os.path.isfile(f"{r['url']}/results.jsonl") for r in ranked)
+    # the interrupted cases leave no half-written folder behind
+    assert not partials(OUT)
+    assert case_folders(OUT) == urls(ranked)
+
+
+def test_killed_run_takes_its_workers_along(example):
+    slow_cases(300)  # cases that take minutes, as a real model's may
+    run = edgellm(JOB, "--jobs", "2")
+    workers = []
+    try:
+        wait_for(lambda: len(glob.glob("started-*")) == 2, what="two cases started")
+        workers = children(run.pid)
+        assert sorted(workers) == sorted(int(p.split("-")[1]) for p in glob.glob("started-*"))
+        run.kill()
+        run.wait()
+        wait_for(lambda: not any(alive(p) for p in workers), timeout=10,
+                 what="the workers to end with their run")
+    finally:
+        for pid in workers:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.parametrize("use_prctl", [True, False], ids=["prctl", "watchdog"])
+def test_a_worker_dies_with_its_parent(tmp_path, use_prctl):
+    """The kernel's parent-death signal, and the watchdog where it is not offered."""
+    script = f"""
+import os, time
+from edgellm.bench.workers import die_with_parent
+
+parent = os.getpid()
+child = os.fork()
+if child == 0:
+    die_with_parent(parent, use_prctl={use_prctl})
+    with open("child.tmp", "w") as handle:
+        handle.write(str(os.getpid()))
+    os.rename("child.tmp", "child")
+    time.sleep(120)
+    os._exit(0)
+while not os.path.exists("child"):
+    time.sleep(0.01)
+"""  # the parent ends here, without waiting for its child
+    subprocess.run([sys.executable, "-c", script], cwd=tmp_path, timeout=60, check=True)
+    child = int((tmp_path / "child").read_text())
+    try:
+        wait_for(lambda: not alive(child), timeout=10, what="the child to end with its parent")
+    finally:
+        if alive(child):
+            os.kill(child, signal.SIGKILL)

@@ -4,17 +4,19 @@ Everything that can be checked before the first test case runs is checked first
 (YAML, keys, files, module aliases, metric names, the dataset), so bad input
 ends with one line and touches no rank file. A test case that fails while
 running is reported with its error and the others are still ranked (Ianvs
-aborts the job instead). Each test case gets its own folder,
-``<workspace>/<job>/<algorithm>/<uuid>``, holding ``results.jsonl`` (one record per
-sample), ``metrics.json`` and ``config.yaml`` (and ``router.json``, how a learned
-router was fitted: split, seed, threshold), so every leaderboard row can be traced to
-its raw records (the row's ``url``).
+aborts the job instead). A Ctrl-C stops the run: the cases that finished are
+ranked, the others are reported as interrupted and leave no folder. Each test case
+gets its own folder, ``<workspace>/<job>/<algorithm>/<uuid>``, holding
+``results.jsonl`` (one record per sample), ``metrics.json`` and ``config.yaml`` (and
+``router.json``, how a learned router was fitted: split, seed, threshold), so every
+leaderboard row can be traced to its raw records (the row's ``url``).
 """
 
 import contextlib
 import copy
 import gc
 import inspect
+import logging
 import multiprocessing
 import os
 import shutil
@@ -35,6 +37,7 @@ from edgellm.bench.config import check_rank_names, read_job
 from edgellm.bench.loader import ModuleLoader, registry_group
 from edgellm.bench.paradigm import JointInference
 from edgellm.bench.rank import Leaderboard, format_table
+from edgellm.bench.workers import run_in_workers, sigint_held
 from edgellm.context import RunContext, use_context
 from edgellm.errors import ConfigError
 from edgellm.metrics.responses import forget as forget_results
@@ -42,6 +45,7 @@ from edgellm.registry import ClassType, SettingError, check_settings
 from edgellm.tasks.ianvs_format import load_test_dataset
 
 _JSON_OPTS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_APPEND_NEWLINE
+LOG = logging.getLogger(__name__)
 
 
 @dataclass
@@ -65,6 +69,7 @@ class RunReport:
     outcomes: list
     selected_rank_file: str = None
     table: str = ""
+    interrupted: list = field(default_factory=list)  # the test cases a Ctrl-C stopped
 
     @property
     def failed(self):
@@ -107,16 +112,6 @@ def _ianvs_result_dir(algorithm_dir):
             os.environ["RESULT_SAVED_URL"] = before
 
 
-# What forked workers need, set just before they are forked (fork shares it for free;
-# pickling the dataset to each worker would cost more than the cases).
-_WORKER_STATE = None
-
-
-def _run_case_in_worker(index):
-    runner, job, classes, dataset, metrics, context = _WORKER_STATE
-    return runner._run_case(job, job.test_cases[index], classes, dataset, metrics, context)
-
-
 class BenchmarkRunner:
     """Runs one benchmarking job; ``run()`` returns a ``RunReport``.
 
@@ -157,31 +152,46 @@ class BenchmarkRunner:
             workers = self.jobs
             if workers == "auto":
                 workers = len(os.sched_getaffinity(0)) if simulated_only else 1
-            workers = self._workers = min(workers, len(job.test_cases))
-            if workers > 1 and "fork" in multiprocessing.get_all_start_methods():
-                outcomes = self._run_in_workers(workers, job, classes, dataset, metrics,
-                                                context)
-            else:
-                outcomes = [self._run_case(job, case, classes, dataset, metrics, context)
-                            for case in job.test_cases]
+            self._workers = min(workers, len(job.test_cases))
+            # chosen here, so that the run knows the folders of the cases a Ctrl-C
+            # stops; uuid4, not Ianvs' uuid1: uuid1 can repeat across forked workers
+            folders = [os.path.join(job.output_dir, case.algorithm, str(uuid.uuid4()))
+                       for case in job.test_cases]
+            finished = self._run_cases((job, classes, dataset, metrics, context, folders))
             del dataset
+            with sigint_held():  # the rank files and the case folders must agree
+                report = RunReport(job, [finished[i] for i in sorted(finished)])
+                report.interrupted = [case for i, case in enumerate(job.test_cases)
+                                      if i not in finished]
+                for case in report.interrupted:  # what they wrote is half done
+                    shutil.rmtree(folders[case.index] + ".partial", ignore_errors=True)
+                self._rank(report, list(metrics))
         finally:
             loader.unload()
-        report = RunReport(job, outcomes)
-        self._rank(report, list(metrics))
         return report
 
-    def _run_in_workers(self, workers, job, classes, dataset, metrics, context):
-        global _WORKER_STATE
+    def _run_cases(self, args):
+        """Index -> outcome of the test cases that finished: all of them, or those
+        that did before a Ctrl-C (KeyboardInterrupt) stopped the run. ``args``: what
+        ``_run_case`` takes before the index."""
+        finished, indices = {}, range(len(args[0].test_cases))
 
-        _WORKER_STATE = (self, job, classes, dataset, metrics, context)
-        fork = multiprocessing.get_context("fork")
-        tqdm.set_lock(fork.RLock())  # bars of several processes share the terminal
+        def done(index, outcome):
+            finished[index] = outcome
+            LOG.info("test case %d/%d %s: %s", index + 1, len(indices), outcome.case.label(),
+                     "finished" if outcome.ok else "failed")
+
         try:
-            with fork.Pool(workers) as pool:
-                return pool.map(_run_case_in_worker, range(len(job.test_cases)), chunksize=1)
-        finally:
-            _WORKER_STATE = None
+            if self._workers > 1 and "fork" in multiprocessing.get_all_start_methods():
+                # bars of several processes share the terminal
+                tqdm.set_lock(multiprocessing.get_context("fork").RLock())
+                run_in_workers(self._workers, self._run_case, args, indices, done)
+            else:
+                for index in indices:
+                    done(index, self._run_case(*args, index))
+        except KeyboardInterrupt:
+            pass  # the run goes on to rank what finished
+        return finished
 
     # -- checks before running -------------------------------------------------
 
@@ -222,7 +232,7 @@ class BenchmarkRunner:
 
     # -- one test case ---------------------------------------------------------
 
-    def _run_case(self, job, case, classes, dataset, metric_funcs, context):
+    def _run_case(self, job, classes, dataset, metric_funcs, context, folders, index):
         # A case allocates millions of small dicts and no reference cycles; the cyclic
         # collector would rescan them again and again (it doubled run time). Pause it
         # for the case; the next automatic collection after it frees any cyclic
@@ -230,15 +240,16 @@ class BenchmarkRunner:
         gc.freeze()  # what exists now (the dataset, modules) is never rescanned
         gc.disable()
         try:
-            return self._run_case_unpaused(job, case, classes, dataset, metric_funcs, context)
+            return self._run_case_unpaused(job, job.test_cases[index], classes, dataset,
+                                           metric_funcs, context, folders[index])
         finally:
             gc.enable()
             gc.unfreeze()
 
-    def _run_case_unpaused(self, job, case, classes, dataset, metric_funcs, context):
-        algorithm_dir = os.path.join(job.output_dir, case.algorithm)
-        # uuid4, not Ianvs' uuid1: uuid1 can repeat across forked workers
-        outcome = CaseOutcome(case, os.path.join(algorithm_dir, str(uuid.uuid4())))
+    def _run_case_unpaused(self, job, case, classes, dataset, metric_funcs, context,
+                           output_dir):
+        algorithm_dir = os.path.dirname(output_dir)
+        outcome = CaseOutcome(case, output_dir)
         partial = outcome.output_dir + ".partial"
         os.makedirs(partial)
         write_text(os.path.join(partial, "config.yaml"), self._config_yaml(job, case))
@@ -257,8 +268,6 @@ class BenchmarkRunner:
             outcome.error = f"{type(err).__name__}: {err}".splitlines()[0]
             write_text(os.path.join(partial, "error.txt"), traceback.format_exc())
         outcome.finished = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime())
-        if os.path.exists(outcome.output_dir):
-            shutil.rmtree(outcome.output_dir)
         os.replace(partial, outcome.output_dir)
         return outcome
 
