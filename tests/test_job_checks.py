@@ -2,10 +2,12 @@
 file and key, exit 2, nothing written (issue 14's checks before the first case)."""
 
 import os
+import stat
 
 import pytest
 
 from conftest import EXAMPLE, JOB, edit
+from edgellm.cli import main
 from test_bad_input import ROUTING, run_bad
 
 TESTENV = f"{EXAMPLE}/testenv/testenv.yaml"
@@ -25,7 +27,7 @@ def test_job_name_must_be_one_path_segment(example, capsys, name):
     assert not os.path.exists(example.parent / "x")
 
 
-@pytest.mark.parametrize("name", ["../x", "../../x", "a/b", "..", ".", "", "rank"])
+@pytest.mark.parametrize("name", ["../x", "../../x", "a/b", "..", ".", "", "rank", ".runs"])
 def test_algorithm_name_must_be_one_path_segment(example, capsys, name):
     edit(JOB, 'name: "random-router"', f'name: "{name}"')
     err = run_bad(capsys)
@@ -74,3 +76,23 @@ def test_same_hyperparameter_twice(example, capsys):
     err = run_bad(capsys)
     assert "key 'algorithm.modules[1].hyperparameters[3].seed': 'seed' is also set by " \
            "key 'algorithm.modules[1].hyperparameters[2].seed'" in err
+
+
+def test_workspace_under_a_regular_file(example, capsys):
+    open("afile", "w").close()
+    edit(JOB, 'workspace: "./workspace"', 'workspace: "./afile/workspace"')
+    err = run_bad(capsys)
+    assert f"{JOB}: key 'benchmarkingjob.workspace': cannot write in ./afile/workspace" in err
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes in read-only folders")
+def test_read_only_workspace(example, capsys):
+    os.makedirs("workspace")
+    os.chmod("workspace", stat.S_IRUSR | stat.S_IXUSR)
+    try:
+        code = main(["run", "-f", JOB, "--no-progress"])
+    finally:
+        os.chmod("workspace", stat.S_IRWXU)
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert f"{JOB}: key 'benchmarkingjob.workspace': cannot write in ./workspace" in err

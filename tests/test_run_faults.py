@@ -1,6 +1,6 @@
 """Runs under faults, for real: ``edgellm run`` processes side by side on one workspace,
 interrupted with SIGINT, killed with SIGKILL. Rank rows are never lost, finished cases
-are ranked and no worker outlives its run."""
+are ranked, leftovers are cleaned up by the next run and no worker outlives its run."""
 
 import csv
 import glob
@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 
 import pytest
 
@@ -186,6 +187,64 @@ def test_killed_run_takes_its_workers_along(example):
         for pid in workers:
             if alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_next_run_cleans_up_after_a_killed_run(example):
+    slow_cases(1)
+    # a live run in the same workspace, slower: what it is writing is its own
+    live = VerboseRun(JOB, "--jobs", "1", env={"SLOW_CASE_S": "60"})
+    try:
+        live_partials = wait_for(lambda: partials(OUT), what="a live case")
+        killed = VerboseRun(JOB, "--jobs", "2")
+        wait_for(lambda: len(killed.finished_cases()) >= 2, what="two finished cases")
+        os.killpg(killed.process.pid, signal.SIGKILL)  # kill -9, the run and its workers
+        killed.wait()
+        left = set(glob.glob(f"{OUT}/*/*")) - live_partials
+        assert len(left) >= 2
+        # what a writer killed mid-write leaves, and a case folder no rank row names
+        os.makedirs(f"{OUT}/rank")
+        with open(f"{OUT}/rank/.all_rank.csv.k2x8q1ab.tmp", "w") as handle:
+            handle.write("rank,algorithm\n")
+        unranked = f"{OUT}/edge-only/{uuid.uuid4()}"
+        os.makedirs(unranked)
+        with open(f"{unranked}/metrics.json", "w") as handle:
+            handle.write("{}")
+
+        # then a quick one-case run of the same job
+        for name in ("edge-only", "random-router", "oracle-router"):
+            edit(JOB, f'      - name: "{name}"\n        url: "./{ROUTING}/{name}.yaml"\n', "")
+        edit(f"{ROUTING}/cloud-only.yaml", '"SlowProcessor"', '"SampleProcessor"')
+        one_case = subprocess.run([sys.executable, "-m", "edgellm", "run", "-f", JOB,
+                                   "--no-progress"], capture_output=True, text=True,
+                                  timeout=300)
+        assert one_case.returncode == 0, one_case.stderr
+        assert all(os.path.isdir(p) for p in live_partials)
+    finally:
+        os.killpg(live.process.pid, signal.SIGINT)
+        live_err = live.wait()
+    assert live.process.returncode == 130, live_err
+
+    report = one_case.stderr.strip().splitlines()
+    assert len(report) == 1, report
+    assert f"removed {len(left)} unfinished test case folders" in report[0]
+    assert "1 temporary rank file" in report[0]
+    assert f"1 test case folder is in no rank row: ./{unranked}" in report[0]
+    assert not partials(OUT) and not left & case_folders(OUT)
+    assert sorted(os.listdir(f"{OUT}/rank")) == ["all_rank.csv", "selected_rank.csv"]
+    assert os.path.isdir(unranked)  # reported, not removed: it may be someone's results
+    assert urls(rows(OUT)) == case_folders(OUT) - {unranked}
+
+
+def test_ranked_folder_of_a_run_killed_while_ranking_is_restored(example, capsys):
+    assert main(["run", "-f", JOB, "--no-progress"]) == 0
+    folder = rows(OUT)[0]["url"]
+    # a run killed between writing its rank rows and moving their folders into place
+    os.rename(folder, f"{folder}.4242-0badf00d.partial")
+    capsys.readouterr()
+    assert main(["run", "-f", JOB, "--no-progress"]) == 0
+    assert "restored 1 ranked test case folder" in capsys.readouterr().err
+    assert os.path.isfile(f"{folder}/results.jsonl")
+    assert not partials(OUT)
 
 
 @pytest.mark.parametrize("use_prctl", [True, False], ids=["prctl", "watchdog"])

@@ -28,7 +28,7 @@ SAVE_MODES = ("selected_and_all", "selected_only", "selected_and_all_and_picture
 TESTENV_KEYS = ("dataset", "metrics", "model_eval", "incremental_rounds", "round",
                 "client_number", "use_gpu", "hard_example_mining_mode")
 
-# The job folder's own: no algorithm may take these names
+# The job folder's own: rank/, and hidden names (the runs' locks, bench/job_folder.py)
 RESERVED_FOLDERS = ("rank",)
 
 
@@ -153,9 +153,9 @@ def read_job(path):
     cases, names = [], {}
     for algo in test_object.sections("algorithms"):
         algorithm = _folder_name(algo, "name", "the algorithm's folder in the job's")
-        if algorithm in RESERVED_FOLDERS:
-            raise algo.error("name", f"{algorithm!r} is the folder of the job's rank files; "
-                                     f"choose another name")
+        if algorithm in RESERVED_FOLDERS or algorithm.startswith("."):
+            raise algo.error("name", f"{algorithm!r} is kept for the job folder's own files "
+                                     f"('rank', names starting with '.'); choose another")
         if algorithm in names:  # the two would share one folder and their rows mix
             raise algo.error("name", f"{algorithm!r} is also the name of key "
                                      f"'{names[algorithm]}'")

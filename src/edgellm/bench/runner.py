@@ -1,15 +1,16 @@
 """``edgellm run -f benchmarkingjob.yaml``: an Ianvs-compatible benchmarking job.
 
 Everything that can be checked before the first test case runs is checked first
-(YAML, keys, files, module aliases, metric names, the dataset), so bad input
-ends with one line and touches no rank file. A test case that fails while
-running is reported with its error and the others are still ranked (Ianvs
-aborts the job instead). A Ctrl-C stops the run: the cases that finished are
+(YAML, keys, files, module aliases, metric names, the dataset, a writable
+workspace), so bad input ends with one line and touches no rank file. A test case
+that fails while running is reported with its error and the others are still ranked
+(Ianvs aborts the job instead). A Ctrl-C stops the run: the cases that finished are
 ranked, the others are reported as interrupted and leave no folder. Each test case
 gets its own folder, ``<workspace>/<job>/<algorithm>/<uuid>``, holding
 ``results.jsonl`` (one record per sample), ``metrics.json`` and ``config.yaml`` (and
 ``router.json``, how a learned router was fitted: split, seed, threshold), so every
-leaderboard row can be traced to its raw records (the row's ``url``).
+leaderboard row can be traced to its raw records (the row's ``url``). Runs side by
+side on one workspace, and what killed runs leave, are ``JobFolder``'s business.
 """
 
 import contextlib
@@ -19,11 +20,9 @@ import inspect
 import logging
 import multiprocessing
 import os
-import shutil
 import sys
 import time
 import traceback
-import uuid
 from dataclasses import dataclass, field, replace
 
 import orjson
@@ -34,6 +33,7 @@ from edgellm import __version__
 from edgellm.files import write_text
 from edgellm.bench.case_requests import check_failed_share, count_requests
 from edgellm.bench.config import check_rank_names, read_job
+from edgellm.bench.job_folder import JobFolder
 from edgellm.bench.loader import ModuleLoader, registry_group
 from edgellm.bench.paradigm import JointInference
 from edgellm.bench.rank import Leaderboard, format_table
@@ -153,19 +153,18 @@ class BenchmarkRunner:
             if workers == "auto":
                 workers = len(os.sched_getaffinity(0)) if simulated_only else 1
             self._workers = min(workers, len(job.test_cases))
-            # chosen here, so that the run knows the folders of the cases a Ctrl-C
-            # stops; uuid4, not Ianvs' uuid1: uuid1 can repeat across forked workers
-            folders = [os.path.join(job.output_dir, case.algorithm, str(uuid.uuid4()))
-                       for case in job.test_cases]
-            finished = self._run_cases((job, classes, dataset, metrics, context, folders))
-            del dataset
-            with sigint_held():  # the rank files and the case folders must agree
-                report = RunReport(job, [finished[i] for i in sorted(finished)])
-                report.interrupted = [case for i, case in enumerate(job.test_cases)
-                                      if i not in finished]
-                for case in report.interrupted:  # what they wrote is half done
-                    shutil.rmtree(folders[case.index] + ".partial", ignore_errors=True)
-                self._rank(report, list(metrics))
+            board = Leaderboard(job.rank, job.output_dir)
+            with JobFolder(job, board) as folder:
+                folders = [folder.new_case_folder(case.algorithm) for case in job.test_cases]
+                finished = self._run_cases((job, classes, dataset, metrics, context, folder,
+                                            folders))
+                del dataset
+                with sigint_held():  # the rank files and the case folders must agree
+                    report = RunReport(job, [finished[i] for i in sorted(finished)])
+                    report.interrupted = [case for i, case in enumerate(job.test_cases)
+                                          if i not in finished]
+                    folder.discard(folders[case.index] for case in report.interrupted)
+                    self._rank(report, list(metrics), board, folder)
         finally:
             loader.unload()
         return report
@@ -232,7 +231,7 @@ class BenchmarkRunner:
 
     # -- one test case ---------------------------------------------------------
 
-    def _run_case(self, job, classes, dataset, metric_funcs, context, folders, index):
+    def _run_case(self, job, classes, dataset, metric_funcs, context, folder, folders, index):
         # A case allocates millions of small dicts and no reference cycles; the cyclic
         # collector would rescan them again and again (it doubled run time). Pause it
         # for the case; the next automatic collection after it frees any cyclic
@@ -241,19 +240,19 @@ class BenchmarkRunner:
         gc.disable()
         try:
             return self._run_case_unpaused(job, job.test_cases[index], classes, dataset,
-                                           metric_funcs, context, folders[index])
+                                           metric_funcs, context, folder, folders[index])
         finally:
             gc.enable()
             gc.unfreeze()
 
-    def _run_case_unpaused(self, job, case, classes, dataset, metric_funcs, context,
+    def _run_case_unpaused(self, job, case, classes, dataset, metric_funcs, context, folder,
                            output_dir):
         algorithm_dir = os.path.dirname(output_dir)
         outcome = CaseOutcome(case, output_dir)
-        partial = outcome.output_dir + ".partial"
-        os.makedirs(partial)
-        write_text(os.path.join(partial, "config.yaml"), self._config_yaml(job, case))
+        partial = folder.partial(output_dir)
         try:
+            os.makedirs(partial)
+            write_text(os.path.join(partial, "config.yaml"), self._config_yaml(job, case))
             with use_context(replace(context, algorithm_dir=algorithm_dir, case_dir=partial)), \
                     _ianvs_result_dir(algorithm_dir):
                 results, y_true, outcome.requests = self._infer(job, case, classes, dataset,
@@ -266,9 +265,11 @@ class BenchmarkRunner:
             check_failed_share(outcome.requests, self.max_failed_share)
         except Exception as err:  # a failing case is reported; the others still run
             outcome.error = f"{type(err).__name__}: {err}".splitlines()[0]
-            write_text(os.path.join(partial, "error.txt"), traceback.format_exc())
+            with contextlib.suppress(OSError):  # a full disk: the error line still tells
+                os.makedirs(partial, exist_ok=True)
+                write_text(os.path.join(partial, "error.txt"), traceback.format_exc())
+                os.replace(partial, output_dir)  # never ranked: in place now
         outcome.finished = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime())
-        os.replace(partial, outcome.output_dir)
         return outcome
 
     def _infer(self, job, case, classes, dataset, folder):
@@ -370,7 +371,8 @@ class BenchmarkRunner:
 
     # -- leaderboard -----------------------------------------------------------
 
-    def _rank(self, report, metric_names):
+    @staticmethod
+    def _rank(report, metric_names, board, folder):
         ok = [o for o in report.outcomes if o.ok]
         if ok:
             module_types, hp_names = [], []
@@ -382,8 +384,9 @@ class BenchmarkRunner:
                      **{t: m.name for t, m in o.case.modules.items()},
                      **o.case.hyperparameter_columns(), "time": o.finished,
                      "url": o.output_dir} for o in ok]
-            board = Leaderboard(report.job.rank, report.job.output_dir)
-            report.selected_rank_file = board.save(rows, metric_names, module_types, hp_names)
+            report.selected_rank_file = board.save(
+                rows, metric_names, module_types, hp_names,
+                then=lambda: folder.move_into_place(o.output_dir for o in ok))
             title = f"edgellm leaderboard: {report.job.name}"
             if any(o.simulated for o in ok):
                 title += " (SIMULATED models: figures come from model profiles, not real inference)"
