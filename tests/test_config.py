@@ -14,8 +14,10 @@ def write(path, data):
 
 
 def module(mtype, name, url, **hps):
-    return {"type": mtype, "name": name, "url": url,
-            "hyperparameters": [{k: {"values": v}} for k, v in hps.items()]}
+    spec = {"type": mtype, "name": name, "url": url}
+    if hps:  # `hyperparameters: []` is an error: the key is left out for the defaults
+        spec["hyperparameters"] = [{k: {"values": v}} for k, v in hps.items()]
+    return spec
 
 
 def test_grid_is_cartesian_product_over_all_modules_in_ianvs_order(tmp_path):

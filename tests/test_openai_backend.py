@@ -375,9 +375,6 @@ def openai_job(srv, extra=""):
          '        - api_key_env:\n            values: ["none"]\n'
          '        - max_concurrency:\n            values: [8]\n'
          '        - backoff_base:\n            values: [0.01]' + extra)
-    edit(f"{EXAMPLE}/testenv/testenv.yaml", '  metrics:\n',
-         '  metrics:\n    - name: "Errors"\n'
-         '      url: "./examples/edge-llm-distribution/testenv/errors.py"\n')
     job = f"{EXAMPLE}/openai-job.yaml"
     Path(job).write_text(JOB_YAML)
     return job

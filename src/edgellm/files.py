@@ -1,7 +1,9 @@
 """Files the library writes and checks: atomic writes (a crash never leaves a
-half-written file behind) and SHA-256 digests (what a split, a fitted router or a
-model transfer records to know a file again)."""
+half-written file behind), locks between processes and SHA-256 digests (what a split,
+a fitted router or a model transfer records to know a file again)."""
 
+import contextlib
+import fcntl
 import hashlib
 import os
 import tempfile
@@ -50,6 +52,20 @@ class atomic_output:
             if os.path.exists(self.tmp):
                 os.unlink(self.tmp)
         return False
+
+
+@contextlib.contextmanager
+def file_lock(path, wait=True):
+    """``with file_lock(path):`` an exclusive lock between processes on ``path``
+    (created if need be) for the ``with`` block. The kernel drops it when its process
+    ends, however it ends (``flock``), so a killed holder never leaves it taken.
+    ``wait=False`` raises ``BlockingIOError`` at once when another holds it."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def file_digest(path):

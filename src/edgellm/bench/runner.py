@@ -1,27 +1,28 @@
 """``edgellm run -f benchmarkingjob.yaml``: an Ianvs-compatible benchmarking job.
 
 Everything that can be checked before the first test case runs is checked first
-(YAML, keys, files, module aliases, metric names, the dataset), so bad input
-ends with one line and touches no rank file. A test case that fails while
-running is reported with its error and the others are still ranked (Ianvs
-aborts the job instead). Each test case gets its own folder,
-``<workspace>/<job>/<algorithm>/<uuid>``, holding ``results.jsonl`` (one record per
-sample), ``metrics.json`` and ``config.yaml`` (and ``router.json``, how a learned
-router was fitted: split, seed, threshold), so every leaderboard row can be traced to
-its raw records (the row's ``url``).
+(YAML, keys, files, module aliases, metric names, the dataset, a writable
+workspace), so bad input ends with one line and touches no rank file. A test case
+that fails while running is reported with its error and the others are still ranked
+(Ianvs aborts the job instead). A Ctrl-C stops the run: the cases that finished are
+ranked, the others are reported as interrupted and leave no folder. Each test case
+gets its own folder, ``<workspace>/<job>/<algorithm>/<uuid>``, holding
+``results.jsonl`` (one record per sample), ``metrics.json`` and ``config.yaml`` (and
+``router.json``, how a learned router was fitted: split, seed, threshold), so every
+leaderboard row can be traced to its raw records (the row's ``url``). Runs side by
+side on one workspace, and what killed runs leave, are ``JobFolder``'s business.
 """
 
 import contextlib
 import copy
 import gc
 import inspect
+import logging
 import multiprocessing
 import os
-import shutil
 import sys
 import time
 import traceback
-import uuid
 from dataclasses import dataclass, field, replace
 
 import orjson
@@ -32,9 +33,11 @@ from edgellm import __version__
 from edgellm.files import write_text
 from edgellm.bench.case_requests import check_failed_share, count_requests
 from edgellm.bench.config import check_rank_names, read_job
+from edgellm.bench.job_folder import JobFolder
 from edgellm.bench.loader import ModuleLoader, registry_group
 from edgellm.bench.paradigm import JointInference
 from edgellm.bench.rank import Leaderboard, format_table
+from edgellm.bench.workers import run_in_workers, sigint_held
 from edgellm.context import RunContext, use_context
 from edgellm.errors import ConfigError
 from edgellm.metrics.responses import forget as forget_results
@@ -42,6 +45,7 @@ from edgellm.registry import ClassType, SettingError, check_settings
 from edgellm.tasks.ianvs_format import load_test_dataset
 
 _JSON_OPTS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_APPEND_NEWLINE
+LOG = logging.getLogger(__name__)
 
 
 @dataclass
@@ -65,6 +69,7 @@ class RunReport:
     outcomes: list
     selected_rank_file: str = None
     table: str = ""
+    interrupted: list = field(default_factory=list)  # the test cases a Ctrl-C stopped
 
     @property
     def failed(self):
@@ -107,16 +112,6 @@ def _ianvs_result_dir(algorithm_dir):
             os.environ["RESULT_SAVED_URL"] = before
 
 
-# What forked workers need, set just before they are forked (fork shares it for free;
-# pickling the dataset to each worker would cost more than the cases).
-_WORKER_STATE = None
-
-
-def _run_case_in_worker(index):
-    runner, job, classes, dataset, metrics, context = _WORKER_STATE
-    return runner._run_case(job, job.test_cases[index], classes, dataset, metrics, context)
-
-
 class BenchmarkRunner:
     """Runs one benchmarking job; ``run()`` returns a ``RunReport``.
 
@@ -157,31 +152,45 @@ class BenchmarkRunner:
             workers = self.jobs
             if workers == "auto":
                 workers = len(os.sched_getaffinity(0)) if simulated_only else 1
-            workers = self._workers = min(workers, len(job.test_cases))
-            if workers > 1 and "fork" in multiprocessing.get_all_start_methods():
-                outcomes = self._run_in_workers(workers, job, classes, dataset, metrics,
-                                                context)
-            else:
-                outcomes = [self._run_case(job, case, classes, dataset, metrics, context)
-                            for case in job.test_cases]
-            del dataset
+            self._workers = min(workers, len(job.test_cases))
+            board = Leaderboard(job.rank, job.output_dir)
+            with JobFolder(job, board) as folder:
+                folders = [folder.new_case_folder(case.algorithm) for case in job.test_cases]
+                finished = self._run_cases((job, classes, dataset, metrics, context, folder,
+                                            folders))
+                del dataset
+                with sigint_held():  # the rank files and the case folders must agree
+                    report = RunReport(job, [finished[i] for i in sorted(finished)])
+                    report.interrupted = [case for i, case in enumerate(job.test_cases)
+                                          if i not in finished]
+                    folder.discard(folders[case.index] for case in report.interrupted)
+                    self._rank(report, list(metrics), board, folder)
         finally:
             loader.unload()
-        report = RunReport(job, outcomes)
-        self._rank(report, list(metrics))
         return report
 
-    def _run_in_workers(self, workers, job, classes, dataset, metrics, context):
-        global _WORKER_STATE
+    def _run_cases(self, args):
+        """Index -> outcome of the test cases that finished: all of them, or those
+        that did before a Ctrl-C (KeyboardInterrupt) stopped the run. ``args``: what
+        ``_run_case`` takes before the index."""
+        finished, indices = {}, range(len(args[0].test_cases))
 
-        _WORKER_STATE = (self, job, classes, dataset, metrics, context)
-        fork = multiprocessing.get_context("fork")
-        tqdm.set_lock(fork.RLock())  # bars of several processes share the terminal
+        def done(index, outcome):
+            finished[index] = outcome
+            LOG.info("test case %d/%d %s: %s", index + 1, len(indices), outcome.case.label(),
+                     "finished" if outcome.ok else "failed")
+
         try:
-            with fork.Pool(workers) as pool:
-                return pool.map(_run_case_in_worker, range(len(job.test_cases)), chunksize=1)
-        finally:
-            _WORKER_STATE = None
+            if self._workers > 1 and "fork" in multiprocessing.get_all_start_methods():
+                # bars of several processes share the terminal
+                tqdm.set_lock(multiprocessing.get_context("fork").RLock())
+                run_in_workers(self._workers, self._run_case, args, indices, done)
+            else:
+                for index in indices:
+                    done(index, self._run_case(*args, index))
+        except KeyboardInterrupt:
+            pass  # the run goes on to rank what finished
+        return finished
 
     # -- checks before running -------------------------------------------------
 
@@ -222,7 +231,7 @@ class BenchmarkRunner:
 
     # -- one test case ---------------------------------------------------------
 
-    def _run_case(self, job, case, classes, dataset, metric_funcs, context):
+    def _run_case(self, job, classes, dataset, metric_funcs, context, folder, folders, index):
         # A case allocates millions of small dicts and no reference cycles; the cyclic
         # collector would rescan them again and again (it doubled run time). Pause it
         # for the case; the next automatic collection after it frees any cyclic
@@ -230,19 +239,20 @@ class BenchmarkRunner:
         gc.freeze()  # what exists now (the dataset, modules) is never rescanned
         gc.disable()
         try:
-            return self._run_case_unpaused(job, case, classes, dataset, metric_funcs, context)
+            return self._run_case_unpaused(job, job.test_cases[index], classes, dataset,
+                                           metric_funcs, context, folder, folders[index])
         finally:
             gc.enable()
             gc.unfreeze()
 
-    def _run_case_unpaused(self, job, case, classes, dataset, metric_funcs, context):
-        algorithm_dir = os.path.join(job.output_dir, case.algorithm)
-        # uuid4, not Ianvs' uuid1: uuid1 can repeat across forked workers
-        outcome = CaseOutcome(case, os.path.join(algorithm_dir, str(uuid.uuid4())))
-        partial = outcome.output_dir + ".partial"
-        os.makedirs(partial)
-        write_text(os.path.join(partial, "config.yaml"), self._config_yaml(job, case))
+    def _run_case_unpaused(self, job, case, classes, dataset, metric_funcs, context, folder,
+                           output_dir):
+        algorithm_dir = os.path.dirname(output_dir)
+        outcome = CaseOutcome(case, output_dir)
+        partial = folder.partial(output_dir)
         try:
+            os.makedirs(partial)
+            write_text(os.path.join(partial, "config.yaml"), self._config_yaml(job, case))
             with use_context(replace(context, algorithm_dir=algorithm_dir, case_dir=partial)), \
                     _ianvs_result_dir(algorithm_dir):
                 results, y_true, outcome.requests = self._infer(job, case, classes, dataset,
@@ -255,11 +265,11 @@ class BenchmarkRunner:
             check_failed_share(outcome.requests, self.max_failed_share)
         except Exception as err:  # a failing case is reported; the others still run
             outcome.error = f"{type(err).__name__}: {err}".splitlines()[0]
-            write_text(os.path.join(partial, "error.txt"), traceback.format_exc())
+            with contextlib.suppress(OSError):  # a full disk: the error line still tells
+                os.makedirs(partial, exist_ok=True)
+                write_text(os.path.join(partial, "error.txt"), traceback.format_exc())
+                os.replace(partial, output_dir)  # never ranked: in place now
         outcome.finished = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime())
-        if os.path.exists(outcome.output_dir):
-            shutil.rmtree(outcome.output_dir)
-        os.replace(partial, outcome.output_dir)
         return outcome
 
     def _infer(self, job, case, classes, dataset, folder):
@@ -361,7 +371,8 @@ class BenchmarkRunner:
 
     # -- leaderboard -----------------------------------------------------------
 
-    def _rank(self, report, metric_names):
+    @staticmethod
+    def _rank(report, metric_names, board, folder):
         ok = [o for o in report.outcomes if o.ok]
         if ok:
             module_types, hp_names = [], []
@@ -373,8 +384,9 @@ class BenchmarkRunner:
                      **{t: m.name for t, m in o.case.modules.items()},
                      **o.case.hyperparameter_columns(), "time": o.finished,
                      "url": o.output_dir} for o in ok]
-            board = Leaderboard(report.job.rank, report.job.output_dir)
-            report.selected_rank_file = board.save(rows, metric_names, module_types, hp_names)
+            report.selected_rank_file = board.save(
+                rows, metric_names, module_types, hp_names,
+                then=lambda: folder.move_into_place(o.output_dir for o in ok))
             title = f"edgellm leaderboard: {report.job.name}"
             if any(o.simulated for o in ok):
                 title += " (SIMULATED models: figures come from model profiles, not real inference)"

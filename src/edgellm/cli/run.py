@@ -5,6 +5,7 @@ import sys
 from edgellm.bench.runner import BenchmarkRunner
 
 EXIT_FAILED_CASES = 1
+EXIT_INTERRUPTED = 130  # as a shell reports a process that SIGINT ended
 
 
 def run(args):
@@ -22,11 +23,17 @@ def run(args):
         print(report.table)
     if report.selected_rank_file:
         print(f"rank files: {report.selected_rank_file} (and all_rank.csv beside it)")
+    total = len(report.job.test_cases)
     for o in report.failed:
-        print(f"FAILED test case {o.case.index + 1}/{len(report.outcomes)} {o.case.label()}: "
+        print(f"FAILED test case {o.case.index + 1}/{total} {o.case.label()}: "
               f"{o.error} (traceback: {o.output_dir}/error.txt)", file=sys.stderr)
     if report.failed:
-        print(f"{len(report.failed)} of {len(report.outcomes)} test cases failed; "
-              f"the others are ranked", file=sys.stderr)
+        print(f"{len(report.failed)} of {total} test cases failed; the others "
+              f"{'that finished ' if report.interrupted else ''}are ranked", file=sys.stderr)
+    if report.interrupted:
+        print(f"edgellm: interrupted: {len(report.interrupted)} of {total} test cases did "
+              f"not finish and are not ranked", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if report.failed:
         return EXIT_FAILED_CASES
     return 0
