@@ -69,7 +69,7 @@ def test_example_job_reads_as_ianvs_would(example):
     assert len(job.test_cases) == 3 + 1 + 3 + 3
     assert job.testenv.mining_mode == "mining-then-inference"
     assert job.testenv.dataset.test_key == "test_data_info"
-    assert len(job.testenv.metrics) == 19
+    assert len(job.testenv.metrics) == 20
     assert job.rank.sort_by == [("Accuracy", False), ("Edge Ratio", False)]
 
 

@@ -28,6 +28,7 @@ class ModelRequests:
     replayed: int = 0
     called: int = 0
     failed: int = 0
+    estimated: int = 0  # token counts estimated (no usage from the server, no tokenizer)
     first_error: str = None
 
     @property
@@ -38,8 +39,10 @@ class ModelRequests:
         if self.simulated:
             return f"{self.side} model simulated"
         failed = f" ({self.failed} failed)" if self.failed else ""
+        estimated = f"; {self.estimated} with estimated token counts" \
+            if self.estimated else ""
         return (f"{self.side} model {self.called} called{failed}, {self.replayed} "
-                "replayed from the response store")
+                f"replayed from the response store{estimated}")
 
 
 def count_requests(results, is_simulated):
@@ -57,6 +60,8 @@ def count_requests(results, is_simulated):
                 count.replayed += 1
             else:
                 count.called += 1
+            if response.get("usage_estimated"):
+                count.estimated += 1
             if response.get("error"):
                 count.failed += 1
                 if count.first_error is None:

@@ -17,6 +17,7 @@ import contextlib
 import copy
 import gc
 import inspect
+import math
 import logging
 import multiprocessing
 import os
@@ -31,6 +32,7 @@ from tqdm import tqdm
 
 from edgellm import __version__
 from edgellm.files import write_text
+from edgellm.metrics.catalog import why_empty
 from edgellm.bench.case_requests import check_failed_share, count_requests
 from edgellm.bench.config import check_rank_names, read_job
 from edgellm.bench.job_folder import JobFolder
@@ -57,6 +59,7 @@ class CaseOutcome:
     simulated: bool = False
     finished: str = ""
     requests: dict = field(default_factory=dict)  # {side: ModelRequests}
+    empty: dict = field(default_factory=dict)  # metric -> why it is empty (NaN)
 
     @property
     def ok(self):
@@ -110,6 +113,32 @@ def _ianvs_result_dir(algorithm_dir):
             os.environ.pop("RESULT_SAVED_URL", None)
         else:
             os.environ["RESULT_SAVED_URL"] = before
+
+
+def _empty_note(outcomes, shown):
+    """One line saying why the table's empty cells of this run are empty (the same
+    reason for several cells is said once, with their metrics and cases)."""
+    shown = None if shown in (None, [], ["all"]) else set(shown)
+    reasons = {}
+    for o in outcomes:
+        for metric, reason in o.empty.items():
+            if shown is None or metric in shown:
+                metrics, cases = reasons.setdefault(reason, ({}, []))
+                metrics[metric] = None
+                if o.case.label() not in cases:
+                    cases.append(o.case.label())
+    parts = [f"{', '.join(metrics)} of {', '.join(cases)}: {reason}"
+             for reason, (metrics, cases) in reasons.items()]
+    return "empty cells: " + "; ".join(parts) if parts else ""
+
+
+def _estimated_note(outcomes):
+    """One line naming the cases whose token counts (and so token and cost figures) are
+    partly estimates, and how many responses; empty when every count is measured."""
+    cases = [f"{o.case.label()}: {sum(c.estimated for c in o.requests.values())}"
+             for o in outcomes if any(c.estimated for c in o.requests.values())]
+    return ("estimated token counts (the server sent no usage, no tokenizer reachable; "
+            "responses per case): " + "; ".join(cases)) if cases else ""
 
 
 class BenchmarkRunner:
@@ -259,7 +288,7 @@ class BenchmarkRunner:
                                                                 partial)
             # the title's SIMULATED label: only models that answered count
             outcome.simulated = any(c.simulated for c in outcome.requests.values())
-            outcome.metrics = self._metrics(metric_funcs, y_true, results)
+            outcome.metrics, outcome.empty = self._metrics(metric_funcs, y_true, results)
             write_text(os.path.join(partial, "metrics.json"),
                        orjson.dumps(outcome.metrics, option=orjson.OPT_INDENT_2).decode())
             check_failed_share(outcome.requests, self.max_failed_share)
@@ -340,7 +369,8 @@ class BenchmarkRunner:
 
     @staticmethod
     def _metrics(metric_funcs, y_true, results):
-        values = {}
+        """({metric: value}, {metric: why it is empty}) of one case."""
+        values, empty = {}, {}
         try:
             for name, func in metric_funcs.items():
                 try:
@@ -349,9 +379,11 @@ class BenchmarkRunner:
                     raise RuntimeError(f"metric {name!r} failed: "
                                        f"{type(err).__name__}: {err}") from err
                 values[name] = value.item() if hasattr(value, "item") else value
+                if isinstance(values[name], float) and math.isnan(values[name]):
+                    empty[name] = why_empty(name, y_true, results)
         finally:
             forget_results()  # what the metrics shared of this case's results
-        return values
+        return values, empty
 
     @staticmethod
     def _config_yaml(job, case):
@@ -394,3 +426,7 @@ class BenchmarkRunner:
             if visual.get("mode", "selected_only") == "selected_only" and \
                     visual.get("method", "print_table") == "print_table":
                 report.table = format_table(report.selected_rank_file, title)
+                for note in (_empty_note(ok, report.job.rank.selected_dataitem.get("metrics")),
+                             _estimated_note(ok)):
+                    if note:
+                        report.table += "\n" + note

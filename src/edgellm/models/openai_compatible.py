@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
 from edgellm.models.chat import ChatBackend, Generation
+from edgellm.models.token_counts import TokenCounter
 from edgellm.models.tokens import estimate_tokens
 
 DEFAULT_KEY_ENV = "OPENAI_API_KEY"
@@ -170,22 +171,27 @@ class OpenAICompatibleLLM(ChatBackend):
     - ``timeout``: seconds to wait to connect and then for each chunk (default 60);
     - ``max_connection_failures``: consecutive failures to connect after which the
       endpoint counts as dead and the test case fails (default 5; 0: never);
-    - ``logprobs``: ask for token log-probabilities and record their mean.
+    - ``logprobs``: ask for token log-probabilities and record their mean;
+    - ``tokenizer``: a local tokenizer folder of the served model, to count tokens when
+      the server streams no usage (else its tokenize endpoint, where it has one, else an
+      estimate, marked: edgellm.models.token_counts).
 
-    Concurrency, retries, timeout and the URL do not change outputs, so they are not
-    part of the response store's key; ``logprobs`` is, since it adds to the record.
+    Concurrency, retries, timeout, the URL and the tokenizer do not change outputs, so
+    they are not part of the response store's key; ``logprobs`` is, since it adds to
+    the record.
     """
 
     backend_name = "openai"
 
     def __init__(self, model, base_url=None, api_key_env=DEFAULT_KEY_ENV, max_concurrency=8,
                  max_retries=4, timeout=60.0, backoff_base=0.5, backoff_max=30.0,
-                 max_connection_failures=5, logprobs=False, **params):
+                 max_connection_failures=5, logprobs=False, tokenizer=None, **params):
         settings = self._connection_settings(dict(
             model=model, base_url=base_url, api_key_env=api_key_env,
             max_concurrency=max_concurrency, max_retries=max_retries, timeout=timeout,
             backoff_base=backoff_base, backoff_max=backoff_max,
-            max_connection_failures=max_connection_failures, logprobs=logprobs, **params))
+            max_connection_failures=max_connection_failures, logprobs=logprobs,
+            tokenizer=tokenizer, **params))
         super().__init__(model, **params)
         openai = _openai()
         self.base_url = settings["base_url"]
@@ -210,6 +216,9 @@ class OpenAICompatibleLLM(ChatBackend):
         # Set once a stream of this backend carried usage: from then on a stream
         # without it was cut after its finish chunk (we always ask include_usage).
         self._usage_promised = False
+        self._counter = TokenCounter(
+            self._client.base_url, settings["tokenizer"],
+            headers={"Authorization": f"Bearer {key}"} if self._secret else None)
 
     # -- checks before the run ---------------------------------------------------
 
@@ -262,7 +271,8 @@ class OpenAICompatibleLLM(ChatBackend):
                 "backoff_base": number("backoff_base", 0.5, float, 0),
                 "backoff_max": number("backoff_max", 30.0, float, 0),
                 "max_connection_failures": number("max_connection_failures", 5, int, 0),
-                "logprobs": _flag(params.get("logprobs", False))}
+                "logprobs": _flag(params.get("logprobs", False)),
+                "tokenizer": _tokenizer_folder(params.get("tokenizer"))}
 
     @staticmethod
     def _api_key(key_env, base_url):
@@ -368,17 +378,23 @@ class OpenAICompatibleLLM(ChatBackend):
         ended = time.perf_counter() - sent
         self._check_whole(finish, usage, len(times))
         text = "".join(parts)
+        source = "server"
         if usage is not None:
             prompt_tokens, completion_tokens = usage.prompt_tokens, usage.completion_tokens
-        else:  # a server that ignores include_usage: count chunks, estimate the prompt
-            prompt_tokens = estimate_tokens("\n".join(str(m.get("content") or "")
-                                                      for m in messages))
-            completion_tokens = len(times)
+        else:  # a server that ignores include_usage: the model's tokenizer, or estimates
+            counted = self._counter.count(messages, text)
+            if counted is not None:
+                (prompt_tokens, completion_tokens), source = counted, self._counter.source
+            else:
+                prompt_tokens = estimate_tokens("\n".join(str(m.get("content") or "")
+                                                          for m in messages))
+                completion_tokens, source = len(times), "estimated"
         return Generation(text=text, prompt_tokens=int(prompt_tokens or 0),
                           completion_tokens=int(completion_tokens or 0), token_times=times,
                           e2e=times[-1] if times else ended,
                           mean_logprob=sum(logprobs) / len(logprobs) if logprobs else None,
-                          details={"usage_estimated": usage is None, "finish_reason": finish})
+                          details={"usage_estimated": source == "estimated",
+                                   "usage_source": source, "finish_reason": finish})
 
     def _check_whole(self, finish, usage, chunks):
         """Raise ``IncompleteStream`` unless the stream was whole (see there)."""
@@ -409,6 +425,15 @@ class OpenAICompatibleLLM(ChatBackend):
     def close(self):
         super().close()
         self._client.close()
+
+
+def _tokenizer_folder(value):
+    if value in (None, "", "none"):
+        return None
+    if not os.path.isdir(os.fspath(value)):
+        raise ValueError(f"tokenizer {value}: no such folder (a local tokenizer folder of "
+                         f"the served model)")
+    return os.fspath(value)
 
 
 def _flag(value):

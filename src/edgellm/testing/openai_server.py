@@ -132,11 +132,15 @@ class LoopbackOpenAIServer:
     ``start()`` and ``stop()``; ``base_url`` is what the OpenAI client needs.
 
     ``api_key``: when set, requests must carry it as a bearer token (401 otherwise).
-    ``send_usage=False`` ignores ``include_usage``, like servers that never report it.
+    ``send_usage=False`` ignores ``include_usage``, like servers that never report it;
+    ``tokenize_endpoint=True`` then answers llama-cpp-python's ``POST
+    /extras/tokenize/count`` with its own count (whitespace-separated words, as its usage
+    counts prompts; a completion's words are its chunks).
     """
 
     def __init__(self, first_token_delay=0.05, token_delay=0.01, completion_tokens=8,
                  host="127.0.0.1", port=0, api_key=None, send_usage=True, hang_s=30.0,
+                 tokenize_endpoint=False,
                  models=("loopback",)):
         self.first_token_delay = float(first_token_delay)
         self.token_delay = float(token_delay)
@@ -144,6 +148,7 @@ class LoopbackOpenAIServer:
         self.host, self.port = host, int(port)
         self.api_key = api_key
         self.send_usage = send_usage
+        self.tokenize_endpoint = bool(tokenize_endpoint)
         self.hang_s = float(hang_s)
         self.models = list(models)
         self.requests = []  # RequestRecord per chat request, in arrival order
@@ -255,6 +260,13 @@ class LoopbackOpenAIServer:
         @app.post("/v1/chat/completions")
         def chat_completions():
             return self._chat(request.get_json(silent=True), request.headers)
+
+        @app.post("/extras/tokenize/count")
+        def tokenize_count():
+            if not self.tokenize_endpoint:
+                return _error(404, "Not Found", "not_found")
+            body = request.get_json(silent=True) or {}
+            return jsonify({"count": len(str(body.get("input", "")).split())})
 
         return app
 
