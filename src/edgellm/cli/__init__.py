@@ -24,7 +24,8 @@ for _name, _target in (("run", "edgellm.cli.run:run"),
                        ("dataset synthesize", "edgellm.cli.datasets:synthesize"),
                        ("center", "edgellm.cli.live:center"),
                        ("edge", "edgellm.cli.live:edge"),
-                       ("fleet up", "edgellm.cli.live:fleet_up")):
+                       ("fleet up", "edgellm.cli.live:fleet_up"),
+                       ("calibrate", "edgellm.cli.calibrate:calibrate")):
     COMMANDS.register(_name, _target)
 
 

@@ -17,6 +17,7 @@ from edgellm.errors import ConfigError
 from edgellm.fleet.topology import load_topology
 from edgellm.live.agent import EdgeAgent
 from edgellm.live.center import Center
+from edgellm.live.llama_cpp_engine import llama_cpp_available
 from edgellm.live.service import create_app
 
 TOKEN_ENV = "EDGELLM_JOIN_TOKEN"
@@ -72,15 +73,27 @@ def edge(args):
                       models_dir=args.models_dir, seed=args.seed,
                       engine_settings=_engine_settings(args))
     try:
-        asyncio.run(agent.run())
+        asyncio.run(_until_terminated(agent))
     except RuntimeError as err:
         raise ConfigError(args.center, str(err)) from None
     return 0
 
 
+async def _until_terminated(agent):
+    """Run the agent; SIGTERM stops it cleanly (its engine's servers stop with it)."""
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, agent.stop)
+    await agent.run()
+
+
 def _engine_settings(args):
     if args.engine == "simulated":
         return {"zero_time": True} if args.zero_time else {}
+    if args.engine == "llama_cpp":
+        problem = llama_cpp_available()
+        if problem:
+            raise ConfigError("--engine llama_cpp", f"needs llama-cpp-python's server: "
+                                                    f"{problem}")
+        return {"n_ctx": args.n_ctx, "n_threads": args.n_threads}
     if args.engine != "openai":
         return {}
     if not args.engine_url:

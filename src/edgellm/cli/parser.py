@@ -180,7 +180,57 @@ def build_parser():
     synthesize.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     synthesize.set_defaults(command="dataset synthesize")
     add_live_commands(commands)
+    add_calibrate_command(commands)
     return parser
+
+
+def _levels(value):
+    try:
+        levels = sorted({int(v) for v in value.split(",")})
+    except ValueError:
+        levels = []
+    if not levels or levels[0] < 1:
+        raise argparse.ArgumentTypeError(f"expected whole numbers >= 1 separated by commas, "
+                                         f"got {value!r}")
+    return levels
+
+
+def add_calibrate_command(commands):
+    """edgellm calibrate (docs/llama-cpp.md)."""
+    calibrate = commands.add_parser(
+        "calibrate", help="measure a node's OpenAI-compatible server (prefill and decode "
+                          "speed, concurrency, load time) and write its topology entries",
+        description="Measures prefill speed (TTFT against prompt length), decode speed, "
+                    "the slowdown and speed-up with concurrent requests and, given the "
+                    "model's GGUF file, the load time of llama-cpp-python's server; writes "
+                    "a topology with the node and model and the spread of each figure.")
+    calibrate.add_argument("--base-url", required=True, metavar="URL",
+                           help="the server's API root, e.g. http://127.0.0.1:8080/v1")
+    calibrate.add_argument("--model", required=True, help="the model name the server serves")
+    calibrate.add_argument("--node", default="edge-node", help="the node's id (default "
+                           "edge-node)")
+    calibrate.add_argument("--out", metavar="FILE", help="write the topology here "
+                           "(default: standard output)")
+    calibrate.add_argument("--requests", type=_positive, default=3, metavar="N",
+                           help="requests per measured point (default 3)")
+    calibrate.add_argument("--concurrency", type=_levels, default=[1, 2, 4], metavar="K,K",
+                           help="requests sent at once (default 1,2,4)")
+    calibrate.add_argument("--model-file", metavar="GGUF",
+                           help="the model's file: its size, and the load time of "
+                                "llama-cpp-python's server started on it (a second server, "
+                                "on a free port, --load-runs times)")
+    calibrate.add_argument("--load-runs", type=_positive, default=3, metavar="N",
+                           help="server starts timed (default 3)")
+    calibrate.add_argument("--profile", default="Qwen/Qwen2.5-0.5B-Instruct",
+                           help="simulated profile of the model's answers and quality "
+                                "(default %(default)s)")
+    calibrate.add_argument("--quantization", default="gguf",
+                           help="the model file's quantisation, its sizes_gb key")
+    calibrate.add_argument("--memory-gb", type=float, metavar="GB",
+                           help="the node's memory for models (default: this machine's)")
+    calibrate.add_argument("--api-key-env", default="none", metavar="NAME",
+                           help="variable holding the server's key (default none)")
+    calibrate.set_defaults(command="calibrate")
 
 
 def _seconds(value):
@@ -226,14 +276,20 @@ def add_live_commands(commands):
                       "http://127.0.0.1:8700")
     edge.add_argument("--node-id", required=True, help="this node's id in the topology")
     edge.add_argument("--engine", default="simulated",
-                      choices=["simulated", "openai", "huggingface"],
+                      choices=["simulated", "openai", "huggingface", "llama_cpp"],
                       help="what answers (default simulated: the model profiles, on the "
-                           "fleet's clock)")
+                           "fleet's clock; llama_cpp: llama-cpp-python's server, run by "
+                           "the agent on the GGUF files the center sends)")
     edge.add_argument("--engine-url", metavar="URL", help="openai: the node's "
                       "OpenAI-compatible server, e.g. http://127.0.0.1:8080/v1")
     edge.add_argument("--engine-key-env", default="none", metavar="NAME",
                       help="openai: the environment variable holding the server's key "
                            "(default none: a local server needs none)")
+    edge.add_argument("--n-ctx", type=_positive, default=2048, metavar="N",
+                      help="llama_cpp: the server's context length (default 2048)")
+    edge.add_argument("--n-threads", type=_positive, metavar="N",
+                      help="llama_cpp: the server's threads (default: llama-cpp-python's, "
+                           "half the cores for decoding and all for prompts)")
     edge.add_argument("--models-dir", metavar="DIR",
                       help="where the node keeps its model files (default ./edgellm-models-<id>)")
     edge.add_argument("--host", default="127.0.0.1", help="address of the agent's own page")

@@ -213,8 +213,8 @@ class DistributionCenter:
         at_node = task.arrival_s + c.half_rtt \
             + task.prompt_tokens * BYTES_PER_TOKEN * c.s_per_byte
         start = np.maximum(np.maximum(at_node, self._view_free[c.node]), c.ready_at)
-        latency = start - task.arrival_s + task.prompt_tokens * c.s_per_prompt_token \
-            + decode + c.half_rtt
+        latency = start - task.arrival_s + c.overhead \
+            + task.prompt_tokens * c.s_per_prompt_token + decode + c.half_rtt
         options = FleetOptions(node=c.node, model=c.model, quality=quality, latency_s=latency,
                                wait_s=start - at_node, ready=c.ready_at <= task.arrival_s)
         return options, start
@@ -238,8 +238,9 @@ class DistributionCenter:
                 node, model = int(options.node[row]), int(options.model[row])
                 decode = self._type_rows(task.type_index)[1]
                 view = self.free[node]
-                view.take(float(start[row]), task.prompt_tokens
-                          * self.candidates.s_per_prompt_token[row] + decode[row])
+                c = self.candidates
+                view.take(float(start[row]), c.overhead[row] + task.prompt_tokens
+                          * c.s_per_prompt_token[row] + decode[row])
                 self._view_free[node] = view.earliest()
                 return Placement(node, model, latency, float(start[row]))
         latency = self.cloud_latency(task)
@@ -253,7 +254,11 @@ class DistributionCenter:
 
 
 def prompt_tokens(sample, task_type):
-    """The prompt's token count as the center estimates it (the rendered prompt)."""
+    """The prompt's token count: a sample's own ``prompt_tokens`` where it has one (a
+    request whose count is known, as in a replayed trace), else the center's estimate
+    (the rendered prompt)."""
+    if sample.get("prompt_tokens") is not None:
+        return int(sample["prompt_tokens"])
     query = sample.get("query", "")
     if not isinstance(query, str):
         query = messages_text(query)

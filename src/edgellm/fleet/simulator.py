@@ -201,7 +201,8 @@ class FleetSimulator:
             e2e = queue + load_wait + busy
             network = answer["perf"].get("network_time") or 0.0
         else:
-            prefill = prompt / (catalog.prefill_tokens_per_s * spec.speed)
+            prefill = catalog.overhead_s / spec.speed \
+                + prompt / (catalog.prefill_tokens_per_s * spec.speed)
             itl = 1.0 / (catalog.decode_tokens_per_s * spec.speed)
             busy = prefill + (tokens - 1) * itl
             ttft = start - task.arrival_s + prefill + spec.rtt_s / 2
@@ -253,6 +254,13 @@ class FleetSimulator:
         placement = self.center.place(task)
         answer = self._generate(placement.node, placement.model, [sample])[0]
         return self._complete(task, sample, placement, answer)
+
+    def serve_answered(self, sample, answer):
+        """One task whose answer is given (a recorded one): placed as ``serve`` places
+        it, its answer's tokens charged on the clock. What real answers would have
+        taken on the modelled fleet (benchmarks/sim_to_real.py compares the two)."""
+        task = self._task(sample)
+        return self._complete(task, sample, self.center.place(task), answer)
 
     def serve_batch(self, samples):
         """Many tasks in arrival order; the same responses as ``serve`` one by one."""

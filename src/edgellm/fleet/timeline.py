@@ -93,6 +93,8 @@ class CandidateTable:
         speed = np.array([nodes[i].speed for i in self.node], dtype=np.float64)
         self.s_per_prompt_token = 1.0 / (np.array(
             [models[m].prefill_tokens_per_s for m in self.model], dtype=np.float64) * speed)
+        self.overhead = np.array([models[m].overhead_s for m in self.model],
+                                 dtype=np.float64) / speed
         self.itl = 1.0 / (np.array(
             [models[m].decode_tokens_per_s for m in self.model], dtype=np.float64) * speed)
         self.rtt = np.array([nodes[i].rtt_s for i in self.node], dtype=np.float64)

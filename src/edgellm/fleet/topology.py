@@ -37,6 +37,7 @@ class CatalogModel(_Quality):
     quality: dict                # task type -> expected quality (0-1)
     params_b: float = 0.0
     endpoint_model: str = None   # model name a real node's server knows it by
+    overhead_s: float = 0.0      # a request's fixed cost before its prefill (the server's)
 
 
 @dataclass(frozen=True)
@@ -116,6 +117,13 @@ def _positive(section, name, default=None):
     return float(value)
 
 
+def _not_negative(section, name):
+    value = section.get(name, (int, float), default=0.0)
+    if not value >= 0:
+        raise section.error(name, f"must be 0 or more, got {value!r}")
+    return float(value)
+
+
 def _profile(section, key):
     name = section.get(key, str, required=True)
     try:
@@ -144,7 +152,8 @@ def _catalog_model(section):
         decode_tokens_per_s=_positive(section, "decode_tokens_per_s"),
         quality=_quality(section, name, profile.accuracy),
         params_b=float(section.get("params_b", (int, float), default=0.0)),
-        endpoint_model=section.get("endpoint_model", str))
+        endpoint_model=section.get("endpoint_model", str),
+        overhead_s=_not_negative(section, "overhead_s"))
 
 
 def _node(section, catalog):

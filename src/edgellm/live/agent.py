@@ -101,9 +101,12 @@ class EdgeAgent:
             workers = [self._heartbeats(), self._pull(), self._post_results(),
                        *(self._work() for _ in range(self.node.slots))]
             tasks = [asyncio.create_task(w) for w in workers]
-            await self._stop.wait()
-            for task in tasks:
-                task.cancel()
+            try:
+                await self._stop.wait()
+            finally:
+                for task in tasks:
+                    task.cancel()
+                self.engine.close()  # an engine's servers end with the agent
 
     def stop(self):
         self._stop.set()
@@ -255,7 +258,7 @@ class EdgeAgent:
                 result = await asyncio.to_thread(
                     download, client, f"/models/{model}?node_id={self.node_id}",
                     self.models_dir, model,
-                    info["sha256"], info["size"], filename=model + ".bin",
+                    info["sha256"], info["size"], filename=model + _extension(info),
                     headers=self._auth(), progress=progress)
         except TransferError as err:
             self.loading.pop(model, None)
@@ -263,7 +266,14 @@ class EdgeAgent:
             await self._report({"model": model, "state": "failed", "error": str(err)})
             return
         self.loading[model]["state"] = "load"
-        await self.engine.load(model, result.path)
+        try:
+            load_s = await self.engine.load(model, result.path)
+        except Exception as err:  # a model the engine cannot run is reported, not hung on
+            self.loading.pop(model, None)
+            self.ready.pop(model, None)
+            await self._report({"model": model, "state": "failed",
+                                "error": f"load: {type(err).__name__}: {err}"})
+            return
         if model not in self.target:  # evicted meanwhile
             self.loading.pop(model, None)
             return
@@ -272,11 +282,16 @@ class EdgeAgent:
         self.ready[model].set()
         await self._report({"model": model, "state": "done", "bytes": result.size,
                             "seconds": result.seconds, "retries": result.retries,
-                            "sha256": info["sha256"]})
+                            "sha256": info["sha256"], "load_s": load_s})
 
     async def _report(self, body):
         with contextlib.suppress(httpx.HTTPError):
             await self._call("POST", "/api/transfers", json={"node_id": self.node_id, **body})
+
+
+def _extension(info):
+    """The extension of the center's file (``.gguf`` stays ``.gguf``), else ``.bin``."""
+    return os.path.splitext(info.get("name") or "")[1] or ".bin"
 
 
 class _NodeSpec:

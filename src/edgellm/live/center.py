@@ -277,9 +277,13 @@ class Center:
                         "bytes": report.get("bytes"), "retries": report.get("retries") or 0,
                         "seconds": (report.get("seconds") or 0.0) / self.time_scale,
                         "sha256": report.get("sha256")}
+            loaded = ""
+            if isinstance(report.get("load_s"), (int, float)):  # the engine's load time
+                transfer["load_s"] = report["load_s"] / self.time_scale
+                loaded = f", loaded in {report['load_s']:.2f} s"
             self.events.add("transfer_done", f"{record.id} installed {model} "
                                              f"(sha256 {str(report.get('sha256'))[:12]}, "
-                                             f"{transfer['retries']} retries)",
+                                             f"{transfer['retries']} retries{loaded})",
                             node=record.id, model=model)
             if run is not None and run.provisioned:
                 run.note_transfer(transfer)

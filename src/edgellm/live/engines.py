@@ -11,7 +11,9 @@ last, and the seconds of computing that stand outside the modelled time). Engine
 - ``openai``: any OpenAI-compatible server on the node (llama.cpp, vLLM, Ollama),
   through the ``openai`` backend (it measures TTFT and every token);
 - ``huggingface``: the ``huggingface`` backend in the agent's process, on the model
-  folder the center sent (a ``.tar`` of the folder, unpacked on install).
+  folder the center sent (a ``.tar`` of the folder, unpacked on install);
+- ``llama_cpp``: llama-cpp-python's OpenAI-compatible server run by the agent on the
+  GGUF file the center sent (live/llama_cpp_engine.py), answering through ``openai``.
 """
 
 import asyncio
@@ -21,8 +23,12 @@ import time
 
 from edgellm.models import create_backend
 from edgellm.models.simulated import SimulatedLLM
+from edgellm.registry import Registry
 
-ENGINES = ("simulated", "openai", "huggingface")
+ENGINES = ("simulated", "openai", "huggingface", "llama_cpp")
+# engines whose code needs an optional extra: imported when a node runs one
+_EXTRA_ENGINES = Registry("engine")
+_EXTRA_ENGINES.register("llama_cpp", "edgellm.live.llama_cpp_engine:LlamaCppEngine")
 
 
 class SimulatedEngine:
@@ -56,6 +62,9 @@ class SimulatedEngine:
     def unload(self, model_id):
         self._llms.pop(model_id, None)
 
+    def close(self):
+        self._llms.clear()
+
     def _llm(self, model_id):
         llm = self._llms.get(model_id)
         if llm is None:
@@ -78,7 +87,8 @@ class SimulatedEngine:
         compute = time.monotonic() - made
         tokens = answer["usage"]["completion_tokens"]
         speed, scale = self.node.speed, 0.0 if self.zero_time else self.time_scale
-        prefill = prompt_tokens / (model.prefill_tokens_per_s * speed) * scale
+        prefill = (model.overhead_s / speed
+                   + prompt_tokens / (model.prefill_tokens_per_s * speed)) * scale
         decode = (tokens - 1) / (model.decode_tokens_per_s * speed) * scale
         start = time.monotonic()
         if prefill:
@@ -120,6 +130,10 @@ class BackendEngine:
         if llm is not None:
             llm.close()
 
+    def close(self):
+        for model_id in list(self._llms):
+            self.unload(model_id)
+
     async def answer(self, model_id, sample, prompt_tokens):
         response = await asyncio.to_thread(self._llms[model_id].generate, sample)
         perf = response["perf"]
@@ -141,6 +155,8 @@ def make_engine(name, node, topology, time_scale=1.0, seed=0, models_dir=None, *
         return SimulatedEngine(node, topology, time_scale, seed, **settings)
     if name in ("openai", "huggingface"):
         return BackendEngine(node, topology, name, models_dir, **settings)
+    if name in _EXTRA_ENGINES:
+        return _EXTRA_ENGINES.get(name)(node, topology, models_dir, **settings)
     raise ValueError(f"unknown engine {name!r} (known: {', '.join(ENGINES)})")
 
 

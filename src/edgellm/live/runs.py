@@ -281,7 +281,8 @@ class LiveRun:
         self.transfers.append(transfer)
         self.transfer_retries += int(transfer.get("retries") or 0)
         self._facts.setdefault("transfers", []).append(
-            {k: transfer[k] for k in ("node", "model", "gb", "seconds")})
+            {k: transfer[k] for k in ("node", "model", "gb", "seconds", "load_s")
+             if k in transfer})
         if transfer.get("retries"):
             self._facts["transfer_retries"] = self._facts.get("transfer_retries", 0) + \
                 int(transfer["retries"])

@@ -61,7 +61,8 @@ class ModelStore:
         return self.files.get(model_id)
 
     def manifest(self):
-        return {m: {"size": f.size, "sha256": f.sha256} for m, f in self.files.items()}
+        return {m: {"size": f.size, "sha256": f.sha256, "name": os.path.basename(f.path)}
+                for m, f in self.files.items()}
 
 
 def write_placeholder(path, size, seed_text):
