@@ -93,12 +93,14 @@ def _engine_settings(args):
         if problem:
             raise ConfigError("--engine llama_cpp", f"needs llama-cpp-python's server: "
                                                     f"{problem}")
-        return {"n_ctx": args.n_ctx, "n_threads": args.n_threads}
+        return {"n_ctx": args.n_ctx, "n_threads": args.n_threads,
+                "max_tokens": args.max_tokens}
     if args.engine != "openai":
         return {}
     if not args.engine_url:
         raise ConfigError("--engine-url", "the openai engine needs the node's server URL")
-    return {"base_url": args.engine_url, "api_key_env": args.engine_key_env}
+    return {"base_url": args.engine_url, "api_key_env": args.engine_key_env,
+            "max_tokens": args.max_tokens}
 
 
 def fleet_up(args):

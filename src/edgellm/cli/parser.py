@@ -285,6 +285,8 @@ def add_live_commands(commands):
     edge.add_argument("--engine-key-env", default="none", metavar="NAME",
                       help="openai: the environment variable holding the server's key "
                            "(default none: a local server needs none)")
+    edge.add_argument("--max-tokens", type=_positive, default=256, metavar="N",
+                      help="openai, llama_cpp: the longest answer, in tokens (default 256)")
     edge.add_argument("--n-ctx", type=_positive, default=2048, metavar="N",
                       help="llama_cpp: the server's context length (default 2048)")
     edge.add_argument("--n-threads", type=_positive, metavar="N",

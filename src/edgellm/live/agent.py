@@ -14,6 +14,7 @@ out, times ``time_scale``), as the fleet's clock model does.
 """
 
 import asyncio
+import collections
 import contextlib
 import logging
 import os
@@ -48,6 +49,9 @@ class EdgeAgent:
         self.loading = {}            # model id -> {"bytes", "total", "state"}
         self.files = {}              # model id -> installed path
         self.target = []
+        # model id -> tasks received for it and not yet answered: a model the center
+        # drops is evicted after them (a caching round does not fail the tasks in hand)
+        self.in_hand = collections.Counter()
         self.busy = 0
         self.queue = asyncio.Queue()
         self.results = asyncio.Queue()
@@ -128,7 +132,9 @@ class EdgeAgent:
                     "node_id": self.node_id, "slots_busy": self.busy,
                     "queue": self.queue.qsize(), "cpu_percent": psutil.cpu_percent(None),
                     "memory_percent": psutil.virtual_memory().percent,
-                    "models_ready": [m for m, e in self.ready.items() if e.is_set()],
+                    # a dropped model still answering its last tasks is gone for the center
+                    "models_ready": [m for m, e in self.ready.items()
+                                     if e.is_set() and m in self.target],
                     "models_loading": dict(self.loading)})
                 if response.status_code == 200:
                     self.set_target(response.json()["target"])
@@ -150,6 +156,7 @@ class EdgeAgent:
             received = time.monotonic()
             for task in body["tasks"]:
                 task["received"] = received
+                self.in_hand[task["model"]] += 1
                 if self.engine.simulated and not self.engine.zero_time:  # the node's link
                     up = self.node.send_s(task["prompt_tokens"] * BYTES_PER_TOKEN)
                     asyncio.get_running_loop().call_later(up * self.time_scale,
@@ -169,6 +176,7 @@ class EdgeAgent:
                 await self._serve(task)
             finally:
                 self.busy -= 1
+                self._done_with(task["model"])
 
     async def _serve(self, task):
         """One task: wait for its model, answer, and queue the result with what was
@@ -234,16 +242,26 @@ class EdgeAgent:
         """Keep what the center wants: evict the rest, fetch and load what is new."""
         self.target = list(target)
         for model in list(self.ready):
-            if model not in self.target:
-                self.ready.pop(model)
-                self.engine.unload(model)
-                path = self.files.pop(model, None)
-                if path and os.path.exists(path):
-                    (shutil.rmtree if os.path.isdir(path) else os.unlink)(path)
+            if model not in self.target and not self.in_hand.get(model):
+                self._evict(model)
         for model in self.target:
             if model not in self.ready:
                 self.ready[model] = asyncio.Event()
                 asyncio.get_running_loop().create_task(self._install(model))
+
+    def _evict(self, model):
+        self.ready.pop(model)
+        self.engine.unload(model)
+        path = self.files.pop(model, None)
+        if path and os.path.exists(path):
+            (shutil.rmtree if os.path.isdir(path) else os.unlink)(path)
+
+    def _done_with(self, model):
+        self.in_hand[model] -= 1
+        if self.in_hand[model] <= 0:
+            del self.in_hand[model]
+            if model not in self.target and model in self.ready:
+                self._evict(model)  # dropped by the center while its tasks were in hand
 
     async def _install(self, model):
         info = self.manifest[model]
@@ -274,8 +292,13 @@ class EdgeAgent:
             await self._report({"model": model, "state": "failed",
                                 "error": f"load: {type(err).__name__}: {err}"})
             return
-        if model not in self.target:  # evicted meanwhile
+        if model not in self.target and not self.in_hand.get(model):
+            # evicted meanwhile, no task waits for it: not left loaded
             self.loading.pop(model, None)
+            self.ready.pop(model, None)
+            self.engine.unload(model)
+            if os.path.exists(result.path):
+                (shutil.rmtree if os.path.isdir(result.path) else os.unlink)(result.path)
             return
         self.files[model] = result.path
         self.loading.pop(model, None)

@@ -1,0 +1,130 @@
+"""``edgellm calibrate`` against a server whose timing is known (the loopback one), its
+bad input, and the clock figures it feeds: ``overhead_s``, a sample's own prompt
+tokens, recorded answers replayed through the clock. The same against llama.cpp:
+tests/test_llama_cpp.py."""
+
+import pytest
+import yaml
+
+from edgellm.cli import main
+from edgellm.errors import ConfigError
+from edgellm.fleet.simulator import FleetSimulator
+from edgellm.fleet.topology import load_topology
+from edgellm.live.calibration import measure, topology_for, topology_text
+from edgellm.testing.openai_server import LoopbackOpenAIServer
+
+FIRST, GAP = 0.05, 0.01
+
+
+@pytest.fixture(scope="module")
+def server():
+    with LoopbackOpenAIServer(first_token_delay=FIRST, token_delay=GAP, completion_tokens=64,
+                              send_usage=False, tokenize_endpoint=True,
+                              models=("m1",)) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def calibration(server):
+    return measure(server.base_url, "m1", requests=2, concurrency=(1, 4),
+                   prompt_words=(8, 64, 256), decode_tokens=24)
+
+
+def test_calibration_finds_the_servers_timing(calibration):
+    slope, overhead, _ = calibration.prefill_fit()
+    # the loopback server's first token leaves FIRST after the request, whatever its length
+    assert overhead == pytest.approx(FIRST, abs=0.03)
+    assert slope * 256 < 0.02
+    assert sorted(calibration.decode_speeds()) == pytest.approx([1 / GAP] * 2, rel=0.3)
+    # it answers requests in threads: four at once go nearly four times as fast
+    assert calibration.speedup(4) > 2.0 and calibration.slots() == 4
+    assert calibration.slowdown(4) == pytest.approx(1.0, abs=0.3)
+
+
+def test_the_written_topology_is_the_clocks(calibration, tmp_path):
+    spec = topology_for(calibration, "node-a", "Qwen/Qwen2.5-0.5B-Instruct", 8.0, "q4_0")
+    text = topology_text(spec, calibration)
+    assert "not measured (no --model-file)" in text
+    spec = yaml.safe_load(text)
+    assert spec["models"][0]["sizes_gb"] == {"q4_0": None}  # to be filled in
+    spec["models"][0].update(sizes_gb={"q4_0": 0.4}, load_s_per_gb=2.0)
+    path = tmp_path / "calibrated.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    topology = load_topology(str(path))  # the calibration block does not bother it
+    model, node = topology.models[0], topology.nodes[0]
+    assert node.id == "node-a" and node.slots == 4 and node.speed == 1.0
+    assert model.endpoint_model == "m1" and model.overhead_s == pytest.approx(FIRST, abs=0.03)
+    assert model.decode_tokens_per_s == pytest.approx(1 / GAP, rel=0.3)
+    block = spec["calibration"]
+    assert block["decode_tokens_per_s"]["n"] == 2
+    assert set(block["concurrency"]) == {1, 4} and block["concurrency"][4]["speedup"] > 2
+
+
+def test_calibrate_bad_input_is_one_line(server, capsys):
+    assert main(["calibrate", "--base-url", "http://127.0.0.1:9/v1", "--model", "m1"]) == 2
+    assert main(["calibrate", "--base-url", server.base_url, "--model", "nope"]) == 2
+    assert main(["calibrate", "--base-url", "ftp://somewhere", "--model", "m1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 3 and all(line.startswith("edgellm: error:") for line in err)
+    assert "no server answers" in err[0]
+    assert "unknown model 'nope' (the server serves: m1)" in err[1]
+    with pytest.raises(SystemExit) as exit_:
+        main(["calibrate", "--base-url", server.base_url, "--model", "m1",
+              "--concurrency", "0,2"])
+    assert exit_.value.code == 2
+
+
+TOPOLOGY = """
+name: one-node
+nodes:
+  - {id: a, memory_gb: 8, slots: 1, link: {bandwidth_mbps: 1000, rtt_ms: 0}, models: [m]}
+models:
+  - {id: m, profile: Qwen/Qwen2.5-0.5B-Instruct, sizes_gb: {q8_0: 0.5},
+     load_s_per_gb: 1.0, prefill_tokens_per_s: 1000, decode_tokens_per_s: 50%s}
+cloud: {profile: gpt-4o-mini}
+"""
+
+
+def _topology(tmp_path, extra=""):
+    path = tmp_path / f"t{abs(hash(extra))}.yaml"
+    path.write_text(TOPOLOGY % extra)
+    return load_topology(str(path))
+
+
+def _replay(topology, tasks):
+    """(TTFT, e2e) of recorded answers (arrival, prompt, completion tokens) on the clock."""
+    simulator = FleetSimulator(topology, caching_every=10 ** 6)
+    out = []
+    for i, (arrival, prompt, completion) in enumerate(tasks):
+        sample = {"id": i, "query": "x " * 500, "task_type": "question_answering",
+                  "round": 0, "arrival_s": arrival, "prompt_tokens": prompt}
+        answer = {"completion": "", "prediction": "", "usage": {
+            "prompt_tokens": prompt, "completion_tokens": completion,
+            "total_tokens": prompt + completion}}
+        perf = simulator.serve_answered(sample, answer)["perf"]
+        out.append((perf["time_to_first_token"], perf["e2e_latency"]))
+    return out
+
+
+def test_recorded_answers_replay_through_the_clock(tmp_path):
+    """The sample's prompt tokens and the answer's completion tokens are what the clock
+    charges (not the text's estimate), and a busy slot queues the next task."""
+    plain = _topology(tmp_path)
+    (ttft, e2e), (ttft2, e2e2) = _replay(plain, [(0.0, 100, 11), (0.05, 100, 11)])
+    assert ttft == pytest.approx(0.1, abs=1e-4)
+    assert e2e == pytest.approx(0.1 + 10 / 50, abs=1e-4)
+    assert e2e2 == pytest.approx(2 * e2e - 0.05, abs=1e-4)  # waited for the first
+    assert ttft2 == pytest.approx(e2e - 0.05 + 0.1, abs=1e-4)
+
+
+def test_overhead_s_is_charged_before_the_prefill(tmp_path):
+    plain = _topology(tmp_path)
+    assert plain.models[0].overhead_s == 0.0  # the default changes nothing
+    slow = _topology(tmp_path, ", overhead_s: 0.02")
+    (base, base_e2e), = _replay(plain, [(0.0, 100, 11)])
+    (ttft, e2e), = _replay(slow, [(0.0, 100, 11)])
+    assert ttft - base == pytest.approx(0.02) and e2e - base_e2e == pytest.approx(0.02)
+    (_, first), (_, second) = _replay(slow, [(0.0, 100, 11), (0.0, 100, 11)])
+    assert second - first == pytest.approx(first, abs=1e-4)  # it holds the slot, too
+    with pytest.raises(ConfigError, match="overhead_s': must be 0 or more"):
+        _topology(tmp_path, ", overhead_s: -1")
