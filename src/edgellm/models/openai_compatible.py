@@ -31,7 +31,6 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
 from edgellm.models.chat import ChatBackend, Generation
-from edgellm.models.token_counts import TokenCounter
 from edgellm.models.tokens import estimate_tokens
 
 DEFAULT_KEY_ENV = "OPENAI_API_KEY"
@@ -216,6 +215,9 @@ class OpenAICompatibleLLM(ChatBackend):
         # Set once a stream of this backend carried usage: from then on a stream
         # without it was cut after its finish chunk (we always ask include_usage).
         self._usage_promised = False
+        # httpx comes with openai: token_counts is imported with it, not with this
+        # module, which the fleet and the Ianvs modules import for NO_KEY alone.
+        from edgellm.models.token_counts import TokenCounter
         self._counter = TokenCounter(
             self._client.base_url, settings["tokenizer"],
             headers={"Authorization": f"Bearer {key}"} if self._secret else None)
