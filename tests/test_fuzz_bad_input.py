@@ -1,0 +1,256 @@
+"""Bad input, case by case: every row is one malformed file or argument, and every row
+must end the same way: exit status 2, exactly one line on stderr starting
+``edgellm: error: `` that names the offending file (or argument), no traceback, and
+nothing written (no rank file, no store, no output file, no workspace folder).
+
+Adding a case is adding one row to CASES: an id, the command line, what the error
+line must name, and the changes that make the input bad (applied to a private copy
+of the example, with the current directory at its root, as the other tests do).
+"""
+
+import os
+from pathlib import Path
+
+import pytest
+
+from conftest import EXAMPLE, JOB, edit
+from edgellm.cli import main
+from edgellm.fleet.topology import load_topology
+
+RUN = ["run", "-f", JOB, "--no-progress"]
+ROUTING = f"{EXAMPLE}/testalgorithms/query-routing"
+TESTENV = f"{EXAMPLE}/testenv/testenv.yaml"
+DATA = f"{EXAMPLE}/dataset/mcq/test_data/data.jsonl"
+META = f"{EXAMPLE}/dataset/mcq/test_data/metadata.json"
+EDGE = f"{ROUTING}/edge-only.yaml"
+RANDOM = f"{ROUTING}/random-router.yaml"
+FLEET_ALGORITHM = f"{EXAMPLE}/testalgorithms/multi-edge-offloading/multi-edge.yaml"
+TOPOLOGY = f"{EXAMPLE}/testalgorithms/multi-edge-offloading/topologies/small.yaml"
+TOPOLOGY_VALUES = ('values: ["./examples/edge-llm-distribution/testalgorithms/multi-edge-'
+                   'offloading/topologies/small.yaml",\n                     "./examples/edge-'
+                   'llm-distribution/testalgorithms/multi-edge-offloading/topologies/large.yaml"]')
+OFFLOADERS = 'values: ["RoundRobin", "LeastLoaded", "QualityGreedy", "LinUCB", "MLPPredictor"]'
+CACHING = 'values: ["Static", "LRU", "LFU", "DemandKnapsack"]'
+RUN_FLEET = ["run", "-f", f"{EXAMPLE}/benchmarkingjob-multi-edge.yaml", "--no-progress"]
+
+HEADER = "task_id,task_type,task_token,reference_value\n"
+MATRIX = "id,model,correct\n" + "".join(f"{i},a,{i % 2}\n{i},b,1\n" for i in range(20))
+CACHE_LINE = ('[{"config": {"model": "m"}, "result": [{"query": "q", "response": '
+              '{"completion": "A"}}]}]')
+STORE = "s.sqlite"
+
+
+# -- what a row's setup does ------------------------------------------------------------
+
+
+def replace(path, old, new):
+    """``old`` (which must occur) becomes ``new`` in ``path``."""
+    return lambda: edit(path, old, new)
+
+
+def write(path, content):
+    """``path`` holds ``content`` (text as UTF-8, or bytes as they are)."""
+    def apply():
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_bytes(content.encode("utf-8") if isinstance(content, str) else content)
+    return apply
+
+
+def set_line(path, number, text):
+    """Line ``number`` (1-based) of ``path`` becomes ``text``."""
+    def apply():
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+        lines[number - 1] = text
+        Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return apply
+
+
+def query_line(query):
+    """A data.jsonl line of the mcq set whose query is the JSON text ``query``."""
+    return ('{"query": %s, "response": "A", "level_1_dim": "single-modal", "level_2_dim": '
+            '"text", "level_3_dim": "knowledge Q&A", "level_4_dim": "general"}' % query)
+
+
+def edge_setting(name, value, path=EDGE):
+    """The edge model of ``path`` gets hyperparameter ``name: {values: [value]}``."""
+    return replace(path, '            values: ["Qwen/Qwen2.5-1.5B-Instruct", '
+                         '"Qwen/Qwen2.5-3B-Instruct", "Qwen/Qwen2.5-7B-Instruct"]\n',
+                   '            values: ["Qwen/Qwen2.5-1.5B-Instruct"]\n'
+                   f'        - {name}:\n            values: [{value}]\n')
+
+
+def one_fleet_case():
+    """The fleet job narrowed to one test case (the small topology): a bad topology
+    that slipped through would otherwise run forty."""
+    replace(FLEET_ALGORITHM, TOPOLOGY_VALUES, f'values: ["./{TOPOLOGY}"]')()
+    replace(FLEET_ALGORITHM, OFFLOADERS, 'values: ["LeastLoaded"]')()
+    replace(FLEET_ALGORITHM, CACHING, 'values: ["Static"]')()
+
+
+def a_store():
+    """A response store with four entries, for the cases that export one."""
+    write("m.csv", MATRIX)()
+    assert main(["import", "m.csv", "--store", STORE]) == 0
+
+
+# an alias bomb ("billion laughs"): 10^9 strings once every alias is expanded
+BOMB = "[" + ", ".join(["&a [x, x, x, x, x, x, x, x, x, x]"] + [
+    f"&{b} [{', '.join([f'*{a}'] * 10)}]" for a, b in zip("abcdefgh", "bcdefghi")]) + "]"
+
+
+class Case:
+    def __init__(self, id, argv, named, *setup):
+        self.id, self.argv, self.named, self.setup = id, argv, named, setup
+
+    def param(self):
+        return pytest.param(self, id=self.id)
+
+
+CASES = [
+    # -- the job YAML (benchmarkingjob.yaml)
+    Case("job-not-a-mapping", RUN, JOB, write(JOB, "- just\n- a list\n")),
+    Case("job-empty", RUN, JOB, write(JOB, "")),
+    Case("job-binary", RUN, JOB, write(JOB, b"\x00\x01\x02 benchmarkingjob: {}\n")),
+    Case("job-invalid-utf8", RUN, JOB, write(JOB, b"benchmarkingjob:\n  name: \"q\xff\"\n")),
+    Case("job-name-not-text", RUN, JOB, replace(JOB, 'name: "query-routing"', "name: [1]")),
+    Case("job-workspace-not-text", RUN, JOB, replace(JOB, 'workspace: "./workspace"',
+                                                     "workspace: {a: 1}")),
+    Case("job-sort-order", RUN, JOB, replace(JOB, '{"Accuracy": "descend"}',
+                                             '{"Accuracy": "down"}')),
+    Case("job-save-mode", RUN, JOB, replace(JOB, 'save_mode: "selected_and_all"',
+                                            'save_mode: "everything"')),
+    Case("job-algorithm-file-missing", RUN, JOB, replace(JOB, "edge-only.yaml",
+                                                         "edge-onyl.yaml")),
+    Case("job-tab-indent", RUN, JOB, replace(JOB, '  workspace: "./workspace"',
+                                             '\tworkspace: "./workspace"')),
+    Case("job-nested-deep", RUN, JOB, write(JOB, "benchmarkingjob: " + "[" * 100_000)),
+    # -- the testenv
+    Case("testenv-not-a-mapping", RUN, TESTENV, write(TESTENV, "testenv: 7\n")),
+    Case("testenv-no-dataset", RUN, TESTENV, replace(TESTENV, "  dataset:\n", "  datasets:\n")),
+    Case("testenv-metrics-empty", RUN, TESTENV, replace(TESTENV, "  metrics:\n",
+                                                        "  metrics: []\n  unused:\n")),
+    Case("testenv-train-file-missing", RUN, TESTENV, replace(
+        TESTENV, "mcq/train_data/data.jsonl", "mcq/train_data/nope.jsonl")),
+    Case("testenv-metric-file-missing", RUN, TESTENV, replace(TESTENV, "testenv/accuracy.py",
+                                                              "testenv/acuracy.py")),
+    # -- algorithm YAML
+    Case("algorithm-paradigm", RUN, EDGE, replace(EDGE, '"jointinference"', '"incremental"')),
+    Case("algorithm-no-cloud-model", RUN, EDGE, replace(EDGE, 'type: "cloudmodel"',
+                                                        'type: "dataset_processor"')),
+    Case("algorithm-values-not-a-list", RUN, EDGE, replace(EDGE, "values: [0]", "values: 0")),
+    Case("algorithm-values-empty", RUN, EDGE, replace(EDGE, "values: [0]", "values: []")),
+    Case("algorithm-hyperparameter-not-a-mapping", RUN, EDGE, replace(
+        EDGE, "        - seed:\n            values: [0]", "        - 5")),
+    Case("algorithm-module-url-missing", RUN, EDGE, replace(EDGE, "edge_model.py",
+                                                            "edge_modle.py")),
+    Case("algorithm-other-hyperparameters-missing", RUN, "nope.yaml", edge_setting(
+        "other_hyperparameters", '"./nope.yaml"')),
+    Case("algorithm-duplicate-key", RUN, EDGE, replace(
+        EDGE, '      name: "EdgeModel"\n', '      name: "EdgeModel"\n      name: "Other"\n')),
+    Case("algorithm-cloud-probability-not-a-number", RUN, RANDOM, replace(
+        RANDOM, "values: [0.5]", 'values: ["half"]')),
+    # -- the test dataset (Ianvs' LLM format)
+    Case("metadata-invalid-json", RUN, META, write(META, "{")),
+    Case("metadata-not-an-object", RUN, META, write(META, "[1, 2]")),
+    Case("metadata-missing-key", RUN, META, write(META, '{"dataset": "x"}')),
+    Case("data-missing", RUN, "data.jsonl", lambda: os.remove(DATA)),
+    Case("data-empty", RUN, DATA, write(DATA, "\n\n")),
+    Case("data-invalid-utf8", RUN, f"{DATA}:1", write(DATA, b'{"query": "\xff"}\n')),
+    Case("data-nested-deep", RUN, f"{DATA}:4", set_line(DATA, 4, "[" * 100_000)),
+    # -- tasks CSV/JSONL (edgellm dataset convert)
+    Case("tasks-missing-cell", ["dataset", "convert", "t.csv", "out.jsonl"], "t.csv:2",
+         write("t.csv", HEADER + "0,0,hello\n")),
+    Case("tasks-header-only", ["dataset", "convert", "t.csv", "out.jsonl"], "t.csv",
+         write("t.csv", HEADER)),
+    Case("tasks-unknown-type", ["dataset", "convert", "t.csv", "out.jsonl"], "t.csv:2",
+         write("t.csv", HEADER + "0,haiku,hello,2\n")),
+    Case("tasks-jsonl-not-an-object", ["dataset", "convert", "t.jsonl", "out.csv"], "t.jsonl:2",
+         write("t.jsonl", '{"task_id": 0, "task_type": 0, "task_token": "a", '
+                          '"reference_value": "2"}\n[1]\n')),
+    # -- outcome matrices (edgellm import, edgellm dataset split, edgellm report)
+    Case("matrix-correct-maybe", ["import", "m.csv", "--store", STORE], "m.csv:3",
+         write("m.csv", "id,model,correct\n0,a,1\n1,a,maybe\n")),
+    Case("matrix-wide-not-boolean", ["import", "w.csv", "--store", STORE], "w.csv:2",
+         write("w.csv", "prompt,a,b\nWhy?,yes,perhaps\n")),
+    Case("matrix-split-header-only", ["dataset", "split", "m.csv", "out"], "m.csv",
+         write("m.csv", "id,model,correct\n")),
+    Case("matrix-report-unknown-model", ["report", "--outcomes", "m.csv", "--edge-model", "c",
+                                         "--cloud-model", "b", "--out", "rep"], "m.csv",
+         write("m.csv", MATRIX)),
+    # -- Ianvs' cache.json (edgellm import)
+    Case("cache-invalid-utf8", ["import", "cache.json", "--store", STORE], "cache.json",
+         write("cache.json", CACHE_LINE.replace('"q"', '"q\xff"').encode("latin-1"))),
+    Case("cache-query-number", ["import", "cache.json", "--store", STORE], "cache.json",
+         write("cache.json", CACHE_LINE.replace('"q"', "42"))),
+    Case("cache-tokens-nan", ["import", "cache.json", "--store", STORE], "cache.json",
+         write("cache.json", CACHE_LINE.replace('{"completion": "A"}', '{"completion": "A", '
+                                                '"usage": {"prompt_tokens": NaN}}'))),
+    # -- store exports (edgellm import of an 'edgellm export' file; edgellm export)
+    Case("export-file-settings-not-object", ["import", "e.jsonl", "--store", STORE],
+         "e.jsonl:1", write("e.jsonl", '{"edgellm_store": 1, "model": "a", "settings": [], '
+                                       '"response": {}, "messages": []}\n')),
+    # -- fleet topologies
+    Case("topology-unknown-model", RUN_FLEET, TOPOLOGY, one_fleet_case, replace(
+        TOPOLOGY, "models: [qwen2.5-1.5b]", "models: [qwen9]")),
+    Case("topology-quality-nan", RUN_FLEET, TOPOLOGY, one_fleet_case, replace(
+        TOPOLOGY, "    decode_tokens_per_s: 110\n",
+        "    decode_tokens_per_s: 110\n    quality: {TC: .nan}\n")),
+    # -- command-line arguments
+    Case("cli-convert-source-missing", ["dataset", "convert", "nope.csv", "out.jsonl"],
+         "nope.csv"),
+    Case("cli-split-out-is-a-file", ["dataset", "split", "m.csv", "afile"], "afile",
+         write("m.csv", MATRIX), write("afile", "x")),
+    Case("cli-synthesize-not-csv", ["dataset", "synthesize", "out.txt", "--items", "10"],
+         "out.txt"),
+    Case("cli-import-unknown-format", ["import", "notes.txt", "--store", STORE], "notes.txt",
+         write("notes.txt", "hello")),
+    Case("cli-import-task-type", ["import", "cache.json", "--task-type", "haiku", "--store",
+                                  STORE], "--task-type", write("cache.json", CACHE_LINE)),
+    Case("cli-export-no-store", ["export", "out.jsonl", "--store", STORE], STORE),
+    Case("cli-report-router-file-missing", ["report", "--outcomes", "m.csv", "--edge-model",
+                                            "a", "--cloud-model", "b", "--out", "rep",
+                                            "--router", "TfidfRouter=nope.joblib"], "nope.joblib",
+         write("m.csv", MATRIX)),
+    Case("cli-report-outcomes-missing", ["report", "--outcomes", "nope.csv", "--edge-model",
+                                         "a", "--cloud-model", "b", "--out", "rep"], "nope.csv"),
+]
+
+
+def snapshot(root):
+    """Every file and folder under ``root`` with its size and time (not __pycache__)."""
+    found = {}
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if d != "__pycache__"]
+        for name in dirs + files:
+            path = os.path.join(folder, name)
+            info = os.lstat(path)
+            found[os.path.relpath(path, root)] = (info.st_size, info.st_mtime_ns)
+    return found
+
+
+@pytest.fixture(autouse=True)
+def fresh_topologies():
+    """A topology is read once per process (cached by path); each case has its own."""
+    load_topology.cache_clear()
+    yield
+    load_topology.cache_clear()
+
+
+@pytest.mark.parametrize("case", [c.param() for c in CASES])
+def test_bad_input_is_one_clean_line(example, capsys, case):
+    for step in case.setup:
+        step()
+    capsys.readouterr()
+    before = snapshot(example)
+    try:
+        code = main(case.argv)
+    except SystemExit as stop:  # argparse
+        code = stop.code
+    err = capsys.readouterr().err
+    lines = err.splitlines()
+    assert code == 2, err
+    assert len(lines) == 1, err
+    assert lines[0].startswith("edgellm: error: "), err
+    assert case.named in lines[0], err
+    assert "Traceback" not in err
+    assert snapshot(example) == before, "something was written"
