@@ -121,6 +121,9 @@ CASES = [
                                             'save_mode: "everything"')),
     Case("job-algorithm-file-missing", RUN, JOB, replace(JOB, "edge-only.yaml",
                                                          "edge-onyl.yaml")),
+    Case("job-duplicate-key", RUN, JOB, replace(JOB, '  workspace: "./workspace"\n',
+                                                '  workspace: "./workspace"\n'
+                                                '  workspace: "./elsewhere"\n')),
     Case("job-tab-indent", RUN, JOB, replace(JOB, '  workspace: "./workspace"',
                                              '\tworkspace: "./workspace"')),
     Case("job-nested-deep", RUN, JOB, write(JOB, "benchmarkingjob: " + "[" * 100_000)),
@@ -133,6 +136,10 @@ CASES = [
         TESTENV, "mcq/train_data/data.jsonl", "mcq/train_data/nope.jsonl")),
     Case("testenv-metric-file-missing", RUN, TESTENV, replace(TESTENV, "testenv/accuracy.py",
                                                               "testenv/acuracy.py")),
+    Case("testenv-duplicate-key", RUN, TESTENV, replace(
+        TESTENV, '  hard_example_mining_mode: "mining-then-inference"\n',
+        '  hard_example_mining_mode: "mining-then-inference"\n'
+        '  hard_example_mining_mode: "inference-then-mining"\n')),
     # -- algorithm YAML
     Case("algorithm-paradigm", RUN, EDGE, replace(EDGE, '"jointinference"', '"incremental"')),
     Case("algorithm-no-cloud-model", RUN, EDGE, replace(EDGE, 'type: "cloudmodel"',
@@ -145,6 +152,9 @@ CASES = [
                                                             "edge_modle.py")),
     Case("algorithm-other-hyperparameters-missing", RUN, "nope.yaml", edge_setting(
         "other_hyperparameters", '"./nope.yaml"')),
+    Case("algorithm-profiles-path-bad-yaml", RUN, "profiles.yaml", write(
+        "profiles.yaml", "defaults: [\n"), edge_setting("profiles_path", '"profiles.yaml"')),
+    Case("algorithm-alias-bomb", RUN, EDGE, edge_setting("accuracy", BOMB)),
     Case("algorithm-duplicate-key", RUN, EDGE, replace(
         EDGE, '      name: "EdgeModel"\n', '      name: "EdgeModel"\n      name: "Other"\n')),
     Case("algorithm-cloud-probability-not-a-number", RUN, RANDOM, replace(
@@ -190,6 +200,8 @@ CASES = [
          "e.jsonl:1", write("e.jsonl", '{"edgellm_store": 1, "model": "a", "settings": [], '
                                        '"response": {}, "messages": []}\n')),
     # -- fleet topologies
+    Case("topology-duplicate-key", RUN_FLEET, TOPOLOGY, one_fleet_case, replace(
+        TOPOLOGY, "    memory_gb: 3.5\n", "    memory_gb: 3.5\n    memory_gb: 1\n")),
     Case("topology-unknown-model", RUN_FLEET, TOPOLOGY, one_fleet_case, replace(
         TOPOLOGY, "models: [qwen2.5-1.5b]", "models: [qwen9]")),
     Case("topology-quality-nan", RUN_FLEET, TOPOLOGY, one_fleet_case, replace(

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field, fields
 from functools import lru_cache
 
 import numpy as np
-import yaml
 
+from edgellm.errors import ConfigError
 from edgellm.models.pricing import price_for
 from edgellm.models.tokens import estimate_tokens
 from edgellm.records import make_response
@@ -25,6 +25,7 @@ from edgellm.tasks.extraction import extract_prediction
 from edgellm.tasks.multiple_choice import extract_choice, option_letters, parse_options
 from edgellm.tasks.references import parse_reference
 from edgellm.tasks.registry import get_task_type, messages_text
+from edgellm.yaml_file import load_yaml
 
 PROFILES_PATH = os.path.join(os.path.dirname(__file__), "profiles.yaml")
 
@@ -58,8 +59,11 @@ class ModelProfile:
 
 @lru_cache(maxsize=None)
 def _profile_table(path):
-    with open(path, "rb") as handle:
-        data = yaml.safe_load(handle)
+    data = load_yaml(path, "profiles")
+    if not isinstance(data, dict) or not all(isinstance(data.get(k), dict)
+                                             for k in ("defaults", "models")):
+        raise ConfigError(path, "expected a mapping with 'defaults' and 'models' mappings "
+                                "(see edgellm's models/profiles.yaml)")
     return data["defaults"], data["models"]
 
 
@@ -69,6 +73,8 @@ def load_profile(model, profiles_path=PROFILES_PATH, **overrides):
     if model not in models:
         raise ValueError(f"simulated backend has no profile for model {model!r} "
                          f"(known: {', '.join(models)}; add one to {profiles_path})")
+    if not isinstance(models[model], dict):
+        raise ConfigError(profiles_path, f"key 'models.{model}': expected a mapping")
     names = {f.name for f in fields(ModelProfile)}
     merged = {**defaults, **models[model], **overrides, "name": model}
     known = {k: v for k, v in merged.items() if k in names}
