@@ -2,6 +2,7 @@
 
 import csv
 import json
+import re
 
 import pytest
 
@@ -145,3 +146,48 @@ def test_convert_writes_numpy_style_answer_lists_as_json_lists(tmp_path):
         assert len(scores) == 1, prediction
     # a bracketed plain answer is not a list of answers
     assert parse_reference("question_answering", "[1969]") == ["[1969]"]
+
+
+HEADER = b"task_id,task_type,task_token,reference_value\r\n"
+GOOD = b"".join(b"%d,0,fine text %d,2\r\n" % (i, i) for i in range(3))
+UNFIT = [(b"7,0,caf\xe9 in latin-1,2\r\n", "task_token", "is not UTF-8 text"),
+         (b"8,0,nul\x00byte,2\r\n", "task_token", "holds a NUL byte"),
+         (b"9,0,one,2,too many\r\n", "(line)", "5 cells, but the header has 4 columns"),
+         (b"10,0,too few\r\n", "(line)", "3 cells, but the header has 4 columns")]
+
+
+@pytest.mark.parametrize("row, field, problem", UNFIT,
+                         ids=["not-utf8", "nul-byte", "more-cells", "fewer-cells"])
+def test_rows_that_do_not_fit_or_are_not_text_are_named(tmp_path, row, field, problem):
+    """A row of bytes that are not UTF-8, with a NUL byte, or with more or fewer cells
+    than the header is a bad row, named by its line and column."""
+    source = tmp_path / "t.csv"
+    source.write_bytes(HEADER + GOOD + row + GOOD.replace(b",0,", b",1,"))
+    with pytest.raises(ConfigError, match=rf"t.csv:5: field '{re.escape(field)}': {problem}"):
+        read_items(str(source))
+
+
+def test_rows_that_do_not_fit_are_skipped_and_counted(tmp_path, capsys):
+    source = tmp_path / "t.csv"
+    source.write_bytes(HEADER + GOOD + b"".join(row for row, _, _ in UNFIT))
+    assert main(["dataset", "convert", str(source), str(tmp_path / "out.jsonl"),
+                 "--skip-bad-rows"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("wrote 3 items") and out.endswith("(TC 3); skipped 4 bad rows\n")
+    assert len((tmp_path / "out.jsonl").read_text().splitlines()) == 3
+
+
+def test_a_column_named_twice_is_an_error(tmp_path):
+    source = write_csv(tmp_path / "t.csv", [("0", "0", "a", "b", "2")], header=(
+        "task_id", "task_type", "task_token", "task_token", "reference_value"))
+    with pytest.raises(ConfigError, match=r"t.csv:1: column 'task_token' given twice"):
+        read_items(source)
+
+
+def test_a_header_only_file_says_it_has_no_rows(tmp_path, capsys):
+    source = write_csv(tmp_path / "t.csv", [])
+    for extra in ([], ["--from", "tasks"]):
+        assert main(["dataset", "convert", source, str(tmp_path / "o.jsonl")] + extra) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"edgellm: error: {source}: no rows") and "expected" not in err
+    assert not (tmp_path / "o.jsonl").exists()

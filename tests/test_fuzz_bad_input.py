@@ -168,18 +168,39 @@ CASES = [
     Case("data-invalid-utf8", RUN, f"{DATA}:1", write(DATA, b'{"query": "\xff"}\n')),
     Case("data-nested-deep", RUN, f"{DATA}:4", set_line(DATA, 4, "[" * 100_000)),
     # -- tasks CSV/JSONL (edgellm dataset convert)
+    Case("tasks-invalid-utf8", ["dataset", "convert", "t.csv", "out.jsonl"], "t.csv:2",
+         write("t.csv", HEADER.encode() + b"0,0,hello \xff there,2\n")),
+    Case("tasks-invalid-utf8-skipping", ["dataset", "convert", "t.csv", "out.jsonl",
+                                         "--skip-bad-rows"], "t.csv",
+         write("t.csv", HEADER.encode() + b"0,0,hello \xff there,2\n")),
+    Case("tasks-extra-cell", ["dataset", "convert", "t.csv", "out.jsonl"], "t.csv:3",
+         write("t.csv", HEADER + "0,0,fine,2\n1,0,hello,2,surprise\n")),
     Case("tasks-missing-cell", ["dataset", "convert", "t.csv", "out.jsonl"], "t.csv:2",
          write("t.csv", HEADER + "0,0,hello\n")),
+    Case("tasks-nul-byte", ["dataset", "convert", "t.csv", "out.jsonl"], "t.csv:2",
+         write("t.csv", HEADER + "0,0,hel\x00lo,2\n")),
     Case("tasks-header-only", ["dataset", "convert", "t.csv", "out.jsonl"], "t.csv",
          write("t.csv", HEADER)),
+    Case("tasks-header-only-named-format", ["dataset", "convert", "t.csv", "out.jsonl",
+                                            "--from", "tasks"], "t.csv", write("t.csv", HEADER)),
+    Case("tasks-duplicate-column", ["dataset", "convert", "t.csv", "out.jsonl"], "t.csv:1",
+         write("t.csv", "task_id,task_type,task_token,task_token,reference_value\n"
+                        "0,0,a,b,2\n")),
     Case("tasks-unknown-type", ["dataset", "convert", "t.csv", "out.jsonl"], "t.csv:2",
          write("t.csv", HEADER + "0,haiku,hello,2\n")),
     Case("tasks-jsonl-not-an-object", ["dataset", "convert", "t.jsonl", "out.csv"], "t.jsonl:2",
          write("t.jsonl", '{"task_id": 0, "task_type": 0, "task_token": "a", '
                           '"reference_value": "2"}\n[1]\n')),
+    Case("tasks-every-row-bad-skipping", ["dataset", "convert", "t.csv", "out.jsonl",
+                                          "--skip-bad-rows"], "t.csv",
+         write("t.csv", HEADER + "0,haiku,hello,2\n")),
     # -- outcome matrices (edgellm import, edgellm dataset split, edgellm report)
     Case("matrix-correct-maybe", ["import", "m.csv", "--store", STORE], "m.csv:3",
          write("m.csv", "id,model,correct\n0,a,1\n1,a,maybe\n")),
+    Case("matrix-invalid-utf8", ["import", "m.csv", "--store", STORE], "m.csv:3",
+         write("m.csv", b"id,model,correct\n0,a,1\n1,\xff,1\n")),
+    Case("matrix-extra-cell", ["import", "m.csv", "--store", STORE], "m.csv:3",
+         write("m.csv", "id,model,correct\n0,a,1\n1,a,1,0\n")),
     Case("matrix-wide-not-boolean", ["import", "w.csv", "--store", STORE], "w.csv:2",
          write("w.csv", "prompt,a,b\nWhy?,yes,perhaps\n")),
     Case("matrix-split-header-only", ["dataset", "split", "m.csv", "out"], "m.csv",
@@ -187,6 +208,9 @@ CASES = [
     Case("matrix-report-unknown-model", ["report", "--outcomes", "m.csv", "--edge-model", "c",
                                          "--cloud-model", "b", "--out", "rep"], "m.csv",
          write("m.csv", MATRIX)),
+    Case("matrix-report-nul-byte", ["report", "--outcomes", "m.csv", "--edge-model", "a",
+                                    "--cloud-model", "b", "--out", "rep"], "m.csv:3",
+         write("m.csv", "id,model,correct\n0,a,1\n0,b\x00,0\n")),
     # -- Ianvs' cache.json (edgellm import)
     Case("cache-invalid-utf8", ["import", "cache.json", "--store", STORE], "cache.json",
          write("cache.json", CACHE_LINE.replace('"q"', '"q\xff"').encode("latin-1"))),
@@ -199,6 +223,8 @@ CASES = [
     Case("export-file-settings-not-object", ["import", "e.jsonl", "--store", STORE],
          "e.jsonl:1", write("e.jsonl", '{"edgellm_store": 1, "model": "a", "settings": [], '
                                        '"response": {}, "messages": []}\n')),
+    Case("export-file-invalid-utf8", ["import", "e.jsonl", "--store", STORE], "e.jsonl:1",
+         write("e.jsonl", b'{"edgellm_store": 1, "model": "\xff"}\n')),
     # -- fleet topologies
     Case("topology-duplicate-key", RUN_FLEET, TOPOLOGY, one_fleet_case, replace(
         TOPOLOGY, "    memory_gb: 3.5\n", "    memory_gb: 3.5\n    memory_gb: 1\n")),

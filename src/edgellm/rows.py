@@ -8,7 +8,11 @@ the file, the line and the field (a CSV column or a JSONL key alike)::
 
     data.csv:7: field 'correct': 'maybe' is not true/false or 1/0
 
-or, where the reader allows it, is left out and counted.
+or, where the reader allows it, is left out and counted. A CSV row that does not fit
+its header (more or fewer cells), a cell that is not UTF-8 text or holds a NUL byte
+is such a row; a header that names a column twice is an error of the whole file (the
+project's rule: a name given twice is an error; a row that does not fit its header
+is an error).
 """
 
 import csv
@@ -37,14 +41,7 @@ def read_rows(path):
     """(line number, dict or BadRow) for each row of a CSV or JSONL file; a CSV row's
     number is the line it starts on."""
     if str(path).endswith(".csv"):
-        with open(path, newline="", encoding="utf-8-sig") as handle:
-            reader = csv.DictReader(handle)
-            if reader.fieldnames is None:  # reads the header (None: an empty file)
-                return
-            start = reader.line_num + 1
-            for row in reader:
-                yield start, row
-                start = reader.line_num + 1
+        yield from _csv_rows(path)
         return
     with open(path, "rb") as handle:
         for number, line in enumerate(handle, 1):
@@ -67,8 +64,68 @@ def first_row(path):
 
 def csv_header(path):
     """The column names of a CSV file, in file order; None for an empty file."""
-    with open(path, newline="", encoding="utf-8-sig") as handle:
-        return next(csv.reader(handle), None)
+    with _open_csv(path) as handle:
+        return _header(path, csv.reader(handle))
+
+
+def _open_csv(path):
+    # Bytes that are not UTF-8 become lone surrogates: the row holding them is named
+    # (and can be skipped) instead of the whole read failing at an unknown line.
+    return open(path, newline="", encoding="utf-8-sig", errors="surrogateescape")
+
+
+def _cell_problem(cell):
+    """What is wrong with a cell's text, or None."""
+    if "\x00" in cell:
+        return "holds a NUL byte"
+    if not cell.isascii():
+        try:
+            cell.encode("utf-8")
+        except UnicodeEncodeError:
+            return "is not UTF-8 text (save the file as UTF-8)"
+    return None
+
+
+def _header(path, reader):
+    """The header row of a CSV ``reader``, checked; None for an empty file."""
+    header = next(reader, None)
+    if header is None:
+        return None
+    seen = set()
+    for name in header:
+        problem = _cell_problem(name)
+        if problem:
+            raise ConfigError(f"{path}:1", f"the header {problem}")
+        if name in seen and name:  # several unnamed columns: an export's empty ones
+            raise ConfigError(f"{path}:1", f"column '{name}' given twice")
+        seen.add(name)
+    return header
+
+
+def _csv_rows(path):
+    with _open_csv(path) as handle:
+        reader = csv.reader(handle)
+        header = _header(path, reader)
+        if header is None:
+            return
+        start = reader.line_num + 1
+        for cells in reader:
+            if cells:  # a blank line holds no row
+                yield start, _csv_row(header, cells)
+            start = reader.line_num + 1
+
+
+def _csv_row(header, cells):
+    if len(cells) != len(header):
+        return BadRow("(line)", f"{len(cells)} cells, but the header has {len(header)} "
+                                "columns")
+    text = "".join(cells)
+    if "\x00" in text or not text.isascii():
+        for name, cell in zip(header, cells):
+            problem = _cell_problem(cell)
+            if problem:
+                return BadRow(name, problem)
+    return dict(zip(header, cells))
 
 
 def parse_rows(path, parse, skip_bad_rows=False):

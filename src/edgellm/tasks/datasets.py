@@ -137,7 +137,11 @@ def read_items(path, fmt=None, skip_bad_rows=False):
         seen[key] = line
         return made
 
-    return parse_rows(path, item, skip_bad_rows)
+    items, skipped = parse_rows(path, item, skip_bad_rows)
+    if not items:  # nothing to convert: say why rather than write an empty dataset
+        raise ConfigError(path, f"no readable rows ({skipped} bad rows skipped)" if skipped
+                          else "no rows")
+    return items, skipped
 
 
 def write_items(items, path, fmt=None):
