@@ -212,6 +212,8 @@ CASES = [
                                     "--cloud-model", "b", "--out", "rep"], "m.csv:3",
          write("m.csv", "id,model,correct\n0,a,1\n0,b\x00,0\n")),
     # -- Ianvs' cache.json (edgellm import)
+    Case("cache-nested-deep", ["import", "cache.json", "--store", STORE], "cache.json",
+         write("cache.json", "[" * 100_000 + "]" * 100_000)),
     Case("cache-invalid-utf8", ["import", "cache.json", "--store", STORE], "cache.json",
          write("cache.json", CACHE_LINE.replace('"q"', '"q\xff"').encode("latin-1"))),
     Case("cache-query-number", ["import", "cache.json", "--store", STORE], "cache.json",

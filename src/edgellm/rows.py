@@ -1,8 +1,9 @@
 """Rows of the CSV and JSONL files users hand edgellm (task datasets, outcome matrices,
 store exports, job results), read one way and reported one way.
 
-A CSV file has a header and is read as UTF-8 (a byte-order mark is dropped); a JSONL
-file holds one JSON object per line (blank lines are skipped). Every reader parses
+A CSV file has a header and is read as UTF-8; a JSONL file holds one JSON object per
+line (blank lines are skipped). A byte-order mark at the start of either (files saved
+by Windows tools have one) is dropped, as by every reader of JSON. Every reader parses
 its rows with ``parse_rows``: a row that cannot be read is one ``ConfigError`` naming
 the file, the line and the field (a CSV column or a JSONL key alike)::
 
@@ -22,6 +23,8 @@ import math
 import orjson
 
 from edgellm.errors import ConfigError
+
+BOM = b"\xef\xbb\xbf"  # UTF-8's byte-order mark, which Windows tools write first
 
 
 class BadRow(ValueError):
@@ -43,7 +46,7 @@ def read_rows(path):
     if str(path).endswith(".csv"):
         yield from _csv_rows(path)
         return
-    with open(path, "rb") as handle:
+    with open_jsonl(path) as handle:
         for number, line in enumerate(handle, 1):
             if not line.strip():
                 continue
@@ -54,6 +57,14 @@ def read_rows(path):
                 continue
             yield number, record if isinstance(record, dict) else \
                 BadRow("(line)", "expected a JSON object")
+
+
+def open_jsonl(path):
+    """A JSON or JSONL file opened for reading bytes, after its byte-order mark."""
+    handle = open(path, "rb")
+    if handle.read(len(BOM)) != BOM:
+        handle.seek(0)
+    return handle
 
 
 def first_row(path):

@@ -81,10 +81,12 @@ class IanvsCacheReader:
 
     def read(self, path):
         try:  # the standard library, as Ianvs wrote it (it accepts NaN too)
-            with open(path, encoding="utf-8") as handle:
+            with open(path, encoding="utf-8-sig") as handle:  # -sig: a BOM is dropped
                 data = json.load(handle)
         except (ValueError, UnicodeDecodeError) as err:
             raise ConfigError(path, f"invalid JSON: {err}") from None
+        except RecursionError:  # json nests by recursion: a crafted file exhausts it
+            raise ConfigError(path, "invalid JSON: nested too deeply") from None
         if not isinstance(data, list):
             raise ConfigError(path, "expected a JSON list of {\"config\", \"result\"} "
                                     "objects (Ianvs' cache.json)")

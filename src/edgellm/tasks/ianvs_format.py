@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import orjson
 
 from edgellm.errors import ConfigError
-from edgellm.rows import jsonl_text
+from edgellm.rows import jsonl_text, open_jsonl
 
 METADATA_KEYS = ("dataset", "description", "level_1_dim", "level_2_dim")
 LLM_LINE_KEYS = ("query", "response", "level_3_dim", "level_4_dim")
@@ -45,7 +45,7 @@ class TextDataset:
 
 def _open(path):
     try:
-        return open(path, "rb")
+        return open_jsonl(path)
     except OSError as err:
         raise ConfigError(path, f"cannot read: {err.strerror}") from None
 
@@ -83,13 +83,11 @@ def read_jsonl(path, required):
             yield number, record
 
 
-def load_llm_dataset(metadata_path):
-    """Ianvs' LLM format: metadata.json + sibling data.jsonl."""
+def read_metadata(metadata_path):
+    """The object of an Ianvs metadata.json, with its METADATA_KEYS checked."""
     try:
-        with open(metadata_path, "rb") as handle:
+        with _open(metadata_path) as handle:
             meta = orjson.loads(handle.read())
-    except OSError as err:
-        raise ConfigError(metadata_path, f"cannot read: {err.strerror}") from None
     except orjson.JSONDecodeError as err:
         raise ConfigError(metadata_path, f"invalid JSON: {err}") from None
     if not isinstance(meta, dict):
@@ -97,6 +95,12 @@ def load_llm_dataset(metadata_path):
     for key in METADATA_KEYS:
         if key not in meta:
             raise ConfigError(metadata_path, f"missing key '{key}'")
+    return meta
+
+
+def load_llm_dataset(metadata_path):
+    """Ianvs' LLM format: metadata.json + sibling data.jsonl."""
+    meta = read_metadata(metadata_path)
     data_path = os.path.join(os.path.dirname(metadata_path), "data.jsonl")
     if not os.path.isfile(data_path):
         raise ConfigError(data_path, "file not found (data.jsonl must sit beside metadata.json)")
