@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from edgellm import rows
 from edgellm.cli import main
 from edgellm.errors import ConfigError
 from edgellm.tasks.datasets import read_items, write_items
@@ -191,3 +192,19 @@ def test_a_header_only_file_says_it_has_no_rows(tmp_path, capsys):
         err = capsys.readouterr().err
         assert err.startswith(f"edgellm: error: {source}: no rows") and "expected" not in err
     assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_long_cells_read_and_deep_lists_do_not_recurse(tmp_path, monkeypatch):
+    """A document of 200,000 characters (csv's own limit is 131,072) is a cell like
+    any other; a QA reference nested 50,000 deep is taken as text, not a
+    RecursionError; a cell past edgellm's limit is an error at its line."""
+    document = "word " * 40_000
+    deep = "[" * 50_000 + "]" * 50_000
+    path = write_csv(tmp_path / "t.csv", [("0", "TS", document, "a summary"),
+                                          ("1", "QA", "q?", deep)])
+    items, _ = read_items(path)
+    assert items[0].text == document and items[1].reference == deep
+    monkeypatch.setattr(rows, "MAX_CELL_CHARS", 100_000)
+    with pytest.raises(ConfigError, match=r"t.csv:2: cannot read the row: field larger than "
+                                          r"field limit \(100000\)"):
+        read_items(path)

@@ -25,6 +25,9 @@ import orjson
 from edgellm.errors import ConfigError
 
 BOM = b"\xef\xbb\xbf"  # UTF-8's byte-order mark, which Windows tools write first
+# The longest CSV cell read: csv's own default (128 Ki characters) is shorter than a
+# document a summarisation task may hold; a cell past this is an error at its line.
+MAX_CELL_CHARS = 64 << 20
 
 
 class BadRow(ValueError):
@@ -80,6 +83,7 @@ def csv_header(path):
 
 
 def _open_csv(path):
+    csv.field_size_limit(MAX_CELL_CHARS)  # process-wide: set before each read
     # Bytes that are not UTF-8 become lone surrogates: the row holding them is named
     # (and can be skipped) instead of the whole read failing at an unknown line.
     return open(path, newline="", encoding="utf-8-sig", errors="surrogateescape")
@@ -97,9 +101,18 @@ def _cell_problem(cell):
     return None
 
 
+def _next_row(path, reader):
+    """The next row of a CSV ``reader`` (None at the end); a row csv cannot read (a
+    cell longer than MAX_CELL_CHARS) is an error at its line."""
+    try:
+        return next(reader, None)
+    except csv.Error as err:
+        raise ConfigError(f"{path}:{reader.line_num}", f"cannot read the row: {err}") from None
+
+
 def _header(path, reader):
     """The header row of a CSV ``reader``, checked; None for an empty file."""
-    header = next(reader, None)
+    header = _next_row(path, reader)
     if header is None:
         return None
     seen = set()
@@ -120,7 +133,7 @@ def _csv_rows(path):
         if header is None:
             return
         start = reader.line_num + 1
-        for cells in reader:
+        while (cells := _next_row(path, reader)) is not None:
             if cells:  # a blank line holds no row
                 yield start, _csv_row(header, cells)
             start = reader.line_num + 1
