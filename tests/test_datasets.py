@@ -10,6 +10,7 @@ from edgellm import rows
 from edgellm.cli import main
 from edgellm.errors import ConfigError
 from edgellm.tasks.datasets import read_items, write_items
+from edgellm.tasks.ianvs_format import load_llm_dataset
 from edgellm.tasks.references import parse_reference
 from edgellm.tasks.scoring import item_score
 
@@ -208,3 +209,47 @@ def test_long_cells_read_and_deep_lists_do_not_recurse(tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match=r"t.csv:2: cannot read the row: field larger than "
                                           r"field limit \(100000\)"):
         read_items(path)
+
+
+LINE = {"query": "Q?", "response": "A", "level_1_dim": "single-modal", "level_2_dim": "text",
+        "level_3_dim": "knowledge Q&A", "level_4_dim": "general"}
+META = {"dataset": "d", "description": "", "level_1_dim": "", "level_2_dim": ""}
+
+
+def ianvs_folder(tmp_path, *lines):
+    folder = tmp_path / "d"
+    folder.mkdir(exist_ok=True)
+    (folder / "metadata.json").write_text(json.dumps(META))
+    (folder / "data.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    return str(folder / "metadata.json")
+
+
+@pytest.mark.parametrize("key, value, expected", [
+    ("query", 42, "text or a list of chat messages"),
+    ("query", None, "text or a list of chat messages"),
+    ("query", [{"role": "user"}], "text or a list of chat messages"),
+    ("response", 2, "text or a list of answers"),
+    ("response", None, "text or a list of answers"),
+    ("prompt", 7, "text"),
+    ("level_3_dim", ["TC"], "text"),
+])
+def test_dataset_lines_holding_values_of_another_kind_are_named(tmp_path, key, value,
+                                                                 expected):
+    """Each of these failed (or scored wrong) only when a test case ran; now the
+    dataset does not load, naming the line and the key."""
+    path = ianvs_folder(tmp_path, LINE, dict(LINE, **{key: value}))
+    data = str(tmp_path / "d" / "data.jsonl")
+    with pytest.raises(ConfigError, match=rf"{re.escape(data)}:2: key '{key}': expected "
+                                          rf"{re.escape(expected)}( \(.*\))?, got"):
+        load_llm_dataset(path)
+    with pytest.raises(ConfigError, match=rf"data.jsonl:2: field '{key}': expected"):
+        read_items(path)
+
+
+def test_chat_message_queries_answer_lists_and_null_levels_load(tmp_path):
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Q?"}]
+    path = ianvs_folder(tmp_path, dict(LINE, query=messages),
+                        dict(LINE, response=["Canberra", "canberra"], level_3_dim=None))
+    dataset = load_llm_dataset(path)
+    assert dataset.x == [messages, "Q?"] and dataset.y == ["A", ["Canberra", "canberra"]]
+    assert dataset.level_3 == ["knowledge Q&A", None]

@@ -166,7 +166,24 @@ CASES = [
     Case("data-missing", RUN, "data.jsonl", lambda: os.remove(DATA)),
     Case("data-empty", RUN, DATA, write(DATA, "\n\n")),
     Case("data-invalid-utf8", RUN, f"{DATA}:1", write(DATA, b'{"query": "\xff"}\n')),
+    Case("data-query-number", RUN, f"{DATA}:3", set_line(DATA, 3, query_line("42"))),
+    Case("data-query-null", RUN, f"{DATA}:3", set_line(DATA, 3, query_line("null"))),
+    Case("data-query-object", RUN, f"{DATA}:3", set_line(DATA, 3, query_line('{"a": 1}'))),
+    Case("data-query-list-of-numbers", RUN, f"{DATA}:3", set_line(DATA, 3,
+                                                                  query_line("[1, 2]"))),
+    Case("data-prompt-number", RUN, f"{DATA}:2", set_line(DATA, 2, query_line(
+        '"Q?", "prompt": 7'))),
+    Case("data-level-3-list", RUN, f"{DATA}:2", set_line(DATA, 2, query_line('"Q?"').replace(
+        '"level_3_dim": "knowledge Q&A"', '"level_3_dim": ["a"]'))),
+    Case("data-response-number", RUN, f"{DATA}:3", set_line(DATA, 3, query_line(
+        '"Q?"').replace('"response": "A"', '"response": 2'))),
+    Case("data-response-null", RUN, f"{DATA}:3", set_line(DATA, 3, query_line(
+        '"Q?"').replace('"response": "A"', '"response": null'))),
     Case("data-nested-deep", RUN, f"{DATA}:4", set_line(DATA, 4, "[" * 100_000)),
+    Case("qa-jsonl-question-number", RUN, "qa.jsonl:1",
+         write("qa.jsonl", '{"question": 5, "answer": "A"}\n'),
+         replace(TESTENV, 'test_data_info: "./examples/edge-llm-distribution/dataset/mcq/'
+                          'test_data/metadata.json"', 'test_data: "./qa.jsonl"')),
     # -- tasks CSV/JSONL (edgellm dataset convert)
     Case("tasks-invalid-utf8", ["dataset", "convert", "t.csv", "out.jsonl"], "t.csv:2",
          write("t.csv", HEADER.encode() + b"0,0,hello \xff there,2\n")),
@@ -194,6 +211,10 @@ CASES = [
     Case("tasks-every-row-bad-skipping", ["dataset", "convert", "t.csv", "out.jsonl",
                                           "--skip-bad-rows"], "t.csv",
          write("t.csv", HEADER + "0,haiku,hello,2\n")),
+    Case("ianvs-source-query-number", ["dataset", "convert", "d", "out.jsonl"], "d/data.jsonl:1",
+         write("d/metadata.json", '{"dataset": "d", "description": "", "level_1_dim": "", '
+                                  '"level_2_dim": ""}'),
+         write("d/data.jsonl", query_line("42") + "\n")),
     # -- outcome matrices (edgellm import, edgellm dataset split, edgellm report)
     Case("matrix-correct-maybe", ["import", "m.csv", "--store", STORE], "m.csv:3",
          write("m.csv", "id,model,correct\n0,a,1\n1,a,maybe\n")),

@@ -29,7 +29,7 @@ from edgellm.errors import ConfigError
 from edgellm.files import file_digest
 from edgellm.outcomes.split import (
     new_split, part_dataset_files, split_indices, split_matrix, write_split)
-from edgellm.tasks.ianvs_format import LLM_LINE_KEYS, read_jsonl, read_metadata
+from edgellm.tasks.ianvs_format import LLM_LINE_KEYS, LLM_LINE_VALUES, read_jsonl, read_metadata
 
 SOURCES = ("ianvs", "outcomes", "outcomes-wide")  # what it splits (edgellm.formats names)
 
@@ -68,5 +68,5 @@ def _read_ianvs(path):
             raise ConfigError(needed, "file not found (an Ianvs dataset is a metadata.json "
                                       "with data.jsonl beside it)")
     meta = read_metadata(meta_path)
-    records = [record for _, record in read_jsonl(data_path, LLM_LINE_KEYS)]
+    records = [record for _, record in read_jsonl(data_path, LLM_LINE_KEYS, LLM_LINE_VALUES)]
     return meta, records, data_path

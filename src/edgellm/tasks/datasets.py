@@ -22,6 +22,7 @@ from edgellm.errors import ConfigError
 from edgellm.files import write_text
 from edgellm.formats import expect_format
 from edgellm.rows import BadRow, csv_text, parse_rows
+from edgellm.tasks.ianvs_format import LLM_LINE_VALUES, value_problem
 from edgellm.tasks.references import answer_list, parse_reference, parse_tags
 from edgellm.tasks.registry import get_task_type
 
@@ -96,6 +97,11 @@ def _ianvs_item(record, index):
     for key in ("query", "response"):
         if key not in record:
             raise BadRow(key, "missing")
+    problem = value_problem(record, LLM_LINE_VALUES)
+    if problem:
+        raise BadRow(*problem)
+    if not isinstance(record["query"], str):
+        raise BadRow("query", "chat messages: a tasks file holds text queries")
     kind = record.get("task_type")
     if kind in (None, ""):
         try:
