@@ -77,17 +77,25 @@ def _mcq_item(row, index):
         raise BadRow("question", "missing or empty")
     choices = row.get("choices")
     if isinstance(choices, str) and choices.startswith("["):
-        choices = json.loads(choices)
+        try:
+            choices = json.loads(choices)
+        except (ValueError, RecursionError):
+            raise BadRow("choices", "not a JSON list of options") from None
     if not choices:
         choices = [row[k] for k in "ABCDEFGHIJ" if row.get(k) not in (None, "")]
+    if not isinstance(choices, list) or not all(isinstance(c, (str, int, float))
+                                                for c in choices):
+        raise BadRow("choices", "expected a list of options")
     if len(choices) < 2:
         raise BadRow("choices", "fewer than two options (give A, B, ... columns or choices)")
+    if len(choices) > 10:
+        raise BadRow("choices", f"{len(choices)} options: at most 10 (A-J)")
     answer = str(row.get("answer", "")).strip()
-    letters = "ABCDEFGHIJ"[:len(choices)]
+    letters = list("ABCDEFGHIJ"[:len(choices)])
     if answer.isdigit() and int(answer) < len(choices):
         answer = letters[int(answer)]
-    if answer not in letters:
-        raise BadRow("answer", f"{answer!r} is not one of {list(letters)} or a 0-based index")
+    if answer not in letters:  # a list: "" or "AB" is no letter of it
+        raise BadRow("answer", f"{answer!r} is not one of {letters} or a 0-based index")
     text = "Question: " + question + "".join(f"\n{k}. {c}" for k, c in zip(letters, choices))
     return TaskItem("multiple_choice", str(row.get("id", index)), text, answer,
                     str(row.get("subject") or ""))
@@ -150,11 +158,24 @@ def read_items(path, fmt=None, skip_bad_rows=False):
     return items, skipped
 
 
+def target_of(path, fmt=None):
+    """(format, and the file or with ``ianvs`` the folder) that ``write_items`` writes
+    for a target ``path``; the format is told from the name when not given."""
+    fmt = fmt or ("ianvs" if not path.endswith((".csv", ".jsonl")) else "tasks")
+    if fmt == "tasks" and not path.endswith((".csv", ".jsonl")):
+        raise ConfigError(path, "the tasks format is written to a .csv or .jsonl file")
+    if fmt == "ianvs":
+        return fmt, os.path.dirname(path) if path.endswith("metadata.json") else path
+    if fmt != "tasks":
+        raise ConfigError(path, f"cannot write format {fmt!r} (writable: tasks, ianvs)")
+    return fmt, path
+
+
 def write_items(items, path, fmt=None):
     """Write items as ``tasks`` CSV/JSONL or as an Ianvs folder (atomically per file).
     A QA item's list of acceptable answers is written as a JSON list (in a CSV: the
     JSON list literal), whatever literal its source used (e.g. numpy's "['a' 'b']")."""
-    fmt = fmt or ("ianvs" if not path.endswith((".csv", ".jsonl")) else "tasks")
+    fmt, target = target_of(path, fmt)
     if fmt == "tasks" and path.endswith(".csv"):
         rows = [{"task_id": i.task_id, "task_type": get_task_type(i.task_type).id
                  if get_task_type(i.task_type).id is not None else i.code,
@@ -167,8 +188,8 @@ def write_items(items, path, fmt=None):
             {"task_id": i.task_id, "task_type": i.code, "task_token": i.text,
              "reference_value": _written_reference(i)}, ensure_ascii=False) + "\n"
             for i in items))
-    elif fmt == "ianvs":
-        folder = os.path.dirname(path) if path.endswith("metadata.json") else path
+    else:
+        folder = target
         codes = sorted({i.code for i in items})
         write_text(os.path.join(folder, "metadata.json"), json.dumps({
             "dataset": os.path.basename(os.path.abspath(folder)),
@@ -181,8 +202,6 @@ def write_items(items, path, fmt=None):
              "level_3_dim": i.code, "level_4_dim": i.subject,
              "task_type": i.code, "task_id": i.task_id}, ensure_ascii=False) + "\n"
             for i in items))
-    else:
-        raise ConfigError(path, f"cannot write format {fmt!r} (writable: tasks, ianvs)")
     return len(items)
 
 
