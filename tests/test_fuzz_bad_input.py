@@ -152,6 +152,23 @@ CASES = [
                                                             "edge_modle.py")),
     Case("algorithm-other-hyperparameters-missing", RUN, "nope.yaml", edge_setting(
         "other_hyperparameters", '"./nope.yaml"')),
+    Case("algorithm-seed-not-a-number", RUN, EDGE, replace(EDGE, "values: [0]",
+                                                           'values: ["abc"]')),
+    Case("algorithm-max-tokens-not-a-number", RUN, EDGE, edge_setting("max_tokens", '"lots"'),
+         replace(EDGE, 'values: ["simulated"]', 'values: ["replay"]')),
+    Case("algorithm-temperature-not-a-number", RUN, EDGE, edge_setting("temperature", "[1]"),
+         replace(EDGE, 'values: ["simulated"]', 'values: ["replay"]')),
+    Case("algorithm-openai-concurrency-not-whole", RUN, EDGE, edge_setting(
+        "max_concurrency", "2.5"), replace(EDGE, 'values: ["simulated"]', 'values: ["openai"]')),
+    Case("algorithm-vllm-memory-share", RUN, EDGE, edge_setting("gpu_memory_utilization", "1.5"),
+         replace(EDGE, 'values: ["simulated"]', 'values: ["vllm"]')),
+    Case("algorithm-huggingface-logprobs-text", RUN, EDGE, edge_setting("logprobs", '"yes"'),
+         replace(EDGE, 'values: ["simulated"]', 'values: ["huggingface"]')),
+    Case("algorithm-simulated-ttft-text", RUN, EDGE, edge_setting("ttft_s", '"fast"')),
+    Case("algorithm-simulated-accuracy-out-of-range", RUN, EDGE, edge_setting(
+        "accuracy", "{multiple_choice: 2}")),
+    Case("algorithm-profiles-path-missing", RUN, EDGE, edge_setting("profiles_path",
+                                                                    '"./nope.yaml"')),
     Case("algorithm-profiles-path-bad-yaml", RUN, "profiles.yaml", write(
         "profiles.yaml", "defaults: [\n"), edge_setting("profiles_path", '"profiles.yaml"')),
     Case("algorithm-alias-bomb", RUN, EDGE, edge_setting("accuracy", BOMB)),
