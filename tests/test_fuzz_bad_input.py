@@ -290,6 +290,24 @@ CASES = [
     Case("export-store-not-sqlite", ["export", "out.jsonl", "--store", "notes.txt"],
          "notes.txt", write("notes.txt", "not a database " * 100)),
     # -- fleet topologies
+    Case("topology-decode-nan", RUN_FLEET, TOPOLOGY, one_fleet_case, replace(
+        TOPOLOGY, "decode_tokens_per_s: 110", "decode_tokens_per_s: .nan")),
+    Case("topology-memory-inf", RUN_FLEET, TOPOLOGY, one_fleet_case, replace(TOPOLOGY, "memory_gb: 3.5",
+                                                             "memory_gb: .inf")),
+    Case("topology-rtt-minus-inf", RUN_FLEET, TOPOLOGY, one_fleet_case, replace(TOPOLOGY, "rtt_ms: 6}",
+                                                                "rtt_ms: -.inf}")),
+    Case("topology-rtt-negative", RUN_FLEET, TOPOLOGY, one_fleet_case, replace(TOPOLOGY, "rtt_ms: 6}",
+                                                               "rtt_ms: -6}")),
+    Case("topology-size-nan", RUN_FLEET, TOPOLOGY, one_fleet_case, replace(TOPOLOGY, "q4_k_m: 0.92",
+                                                           "q4_k_m: .nan")),
+    Case("topology-params-nan", RUN_FLEET, TOPOLOGY, one_fleet_case, replace(TOPOLOGY, "params_b: 1.54",
+                                                             "params_b: .nan")),
+    Case("topology-cloud-rate-inf", RUN_FLEET, TOPOLOGY, one_fleet_case, replace(
+        TOPOLOGY, "rate_limit_rps: 8.33", "rate_limit_rps: .inf")),
+    Case("topology-cloud-price-nan", RUN_FLEET, TOPOLOGY, one_fleet_case, replace(
+        TOPOLOGY, "rate_limit_rps: 8.33", "rate_limit_rps: 8.33\n  input_per_mtok: .nan")),
+    Case("topology-memory-boolean", RUN_FLEET, TOPOLOGY, one_fleet_case, replace(TOPOLOGY, "memory_gb: 3.5",
+                                                                 "memory_gb: true")),
     Case("topology-duplicate-key", RUN_FLEET, TOPOLOGY, one_fleet_case, replace(
         TOPOLOGY, "    memory_gb: 3.5\n", "    memory_gb: 3.5\n    memory_gb: 1\n")),
     Case("topology-unknown-model", RUN_FLEET, TOPOLOGY, one_fleet_case, replace(

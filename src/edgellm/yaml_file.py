@@ -121,8 +121,10 @@ class YamlSection:
                 raise self.error(name, "missing")
             return default
         value = self.data[name]
-        if kind is not None and not isinstance(value, kind):
-            kinds = kind if isinstance(kind, tuple) else (kind,)
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        # true/false is an int to Python, but no number to a user
+        if kind is not None and (not isinstance(value, kinds) or
+                                 (isinstance(value, bool) and bool not in kinds)):
             raise self.error(name, f"expected {' or '.join(k.__name__ for k in kinds)}, "
                                    f"got {type(value).__name__} {value!r}")
         return value
