@@ -342,6 +342,14 @@ CASES = [
          write("m.csv", MATRIX)),
     Case("cli-report-outcomes-missing", ["report", "--outcomes", "nope.csv", "--edge-model",
                                          "a", "--cloud-model", "b", "--out", "rep"], "nope.csv"),
+    Case("cli-train-fraction", ["dataset", "split", "m.csv", "out", "--train-fraction", "2"],
+         "--train-fraction", write("m.csv", MATRIX)),
+    Case("cli-jobs", ["run", "-f", JOB, "--jobs", "0"], "--jobs"),
+    Case("cli-run-without-file", ["run"], "-f/--file"),
+    Case("cli-unknown-command", ["frobnicate"], "COMMAND: invalid choice: 'frobnicate'"),
+    Case("cli-store-mode", ["run", "-f", JOB, "--store-mode", "always"], "--store-mode"),
+    Case("cli-synthesize-items", ["dataset", "synthesize", "m.csv", "--items", "many"],
+         "--items"),
 ]
 
 
