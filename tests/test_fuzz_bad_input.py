@@ -176,6 +176,25 @@ CASES = [
         EDGE, '      name: "EdgeModel"\n', '      name: "EdgeModel"\n      name: "Other"\n')),
     Case("algorithm-cloud-probability-not-a-number", RUN, RANDOM, replace(
         RANDOM, "values: [0.5]", 'values: ["half"]')),
+    Case("algorithm-module-syntax-error", RUN, f"{ROUTING}/edge_model.py",
+         write(f"{ROUTING}/edge_model.py", "def broken(:\n")),
+    Case("algorithm-module-raises", RUN, f"{ROUTING}/edge_model.py",
+         write(f"{ROUTING}/edge_model.py", "raise RuntimeError('no')\n")),
+    Case("algorithm-url-is-a-folder", RUN, EDGE, replace(
+        EDGE, "query-routing/edge_model.py", "query-routing")),
+    Case("testenv-metric-module-syntax-error", RUN, "accuracy.py",
+         write(f"{EXAMPLE}/testenv/accuracy.py", "def broken(:\n")),
+    Case("job-algorithm-url-is-a-folder", RUN, JOB, replace(
+        JOB, "query-routing/edge-only.yaml", "query-routing")),
+    Case("workload-trace-missing", RUN_FLEET, "nope.csv", one_fleet_case, replace(
+        f"{EXAMPLE}/testalgorithms/multi-edge-offloading/multi-edge.yaml",
+        'values: ["fixed"]', 'values: ["trace"]\n        - trace_file:\n'
+        '            values: ["nope.csv"]')),
+    Case("workload-trace-not-numbers", RUN_FLEET, "trace.csv: line 2", one_fleet_case,
+         write("trace.csv", "arrival_s\nsoon\n"), replace(
+             f"{EXAMPLE}/testalgorithms/multi-edge-offloading/multi-edge.yaml",
+             'values: ["fixed"]', 'values: ["trace"]\n        - trace_file:\n'
+             '            values: ["trace.csv"]')),
     # -- the test dataset (Ianvs' LLM format)
     Case("metadata-invalid-json", RUN, META, write(META, "{")),
     Case("metadata-not-an-object", RUN, META, write(META, "[1, 2]")),
@@ -340,6 +359,9 @@ CASES = [
                                             "a", "--cloud-model", "b", "--out", "rep",
                                             "--router", "TfidfRouter=nope.joblib"], "nope.joblib",
          write("m.csv", MATRIX)),
+    Case("cli-report-job-not-run", ["report", "-f", JOB], "query-routing"),
+    Case("cli-import-source-is-a-folder", ["import", "adir", "--store", STORE], "adir",
+         lambda: os.mkdir("adir")),
     Case("cli-report-outcomes-missing", ["report", "--outcomes", "nope.csv", "--edge-model",
                                          "a", "--cloud-model", "b", "--out", "rep"], "nope.csv"),
     Case("cli-train-fraction", ["dataset", "split", "m.csv", "out", "--train-fraction", "2"],
