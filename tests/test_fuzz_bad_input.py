@@ -289,6 +289,12 @@ CASES = [
          write("cache.json", CACHE_LINE.replace('"q"', '"q\xff"').encode("latin-1"))),
     Case("cache-query-number", ["import", "cache.json", "--store", STORE], "cache.json",
          write("cache.json", CACHE_LINE.replace('"q"', "42"))),
+    Case("cache-max-tokens-infinite", ["import", "cache.json", "--store", STORE],
+         "cache.json", write("cache.json", CACHE_LINE.replace('{"model": "m"}',
+                                                             '{"model": "m", "max_tokens": 1e999}'))),
+    Case("cache-temperature-nan", ["import", "cache.json", "--store", STORE], "cache.json",
+         write("cache.json", CACHE_LINE.replace('{"model": "m"}',
+                                                '{"model": "m", "temperature": NaN}'))),
     Case("cache-tokens-nan", ["import", "cache.json", "--store", STORE], "cache.json",
          write("cache.json", CACHE_LINE.replace('{"completion": "A"}', '{"completion": "A", '
                                                 '"usage": {"prompt_tokens": NaN}}'))),
@@ -296,6 +302,9 @@ CASES = [
     Case("export-file-settings-not-object", ["import", "e.jsonl", "--store", STORE],
          "e.jsonl:1", write("e.jsonl", '{"edgellm_store": 1, "model": "a", "settings": [], '
                                        '"response": {}, "messages": []}\n')),
+    Case("export-file-version-true", ["import", "e.jsonl", "--store", STORE], "e.jsonl:1",
+         write("e.jsonl", '{"edgellm_store": true, "model": "a", "settings": {}, '
+                          '"response": {}, "item": {"id": 1}}\n')),
     Case("export-file-invalid-utf8", ["import", "e.jsonl", "--store", STORE], "e.jsonl:1",
          write("e.jsonl", b'{"edgellm_store": 1, "model": "\xff"}\n')),
     Case("export-under-a-file", ["export", "afile/out.jsonl", "--store", STORE], "afile",
