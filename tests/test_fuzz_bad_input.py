@@ -16,6 +16,7 @@ import pytest
 from conftest import EXAMPLE, JOB, edit
 from edgellm.cli import main
 from edgellm.fleet.topology import load_topology
+from edgellm.models import simulated
 
 RUN = ["run", "-f", JOB, "--no-progress"]
 ROUTING = f"{EXAMPLE}/testalgorithms/query-routing"
@@ -71,9 +72,10 @@ def query_line(query):
             '"text", "level_3_dim": "knowledge Q&A", "level_4_dim": "general"}' % query)
 
 
-def edge_setting(name, value, path=EDGE):
-    """The edge model of ``path`` gets hyperparameter ``name: {values: [value]}``."""
-    return replace(path, '            values: ["Qwen/Qwen2.5-1.5B-Instruct", '
+def edge_setting(name, value):
+    """The edge model of edge-only.yaml gets hyperparameter ``name: {values: [value]}``,
+    and one model instead of three."""
+    return replace(EDGE, '            values: ["Qwen/Qwen2.5-1.5B-Instruct", '
                          '"Qwen/Qwen2.5-3B-Instruct", "Qwen/Qwen2.5-7B-Instruct"]\n',
                    '            values: ["Qwen/Qwen2.5-1.5B-Instruct"]\n'
                    f'        - {name}:\n            values: [{value}]\n')
@@ -87,8 +89,16 @@ def one_fleet_case():
     replace(FLEET_ALGORITHM, CACHING, 'values: ["Static"]')()
 
 
+def in_topology(old, new):
+    """The small topology with ``old`` replaced by ``new``, run by one fleet case."""
+    def apply():
+        one_fleet_case()
+        edit(TOPOLOGY, old, new)
+    return apply
+
+
 def a_store():
-    """A response store with four entries, for the cases that export one."""
+    """A response store with some entries, for the cases that export one."""
     write("m.csv", MATRIX)()
     assert main(["import", "m.csv", "--store", STORE]) == 0
 
@@ -290,8 +300,8 @@ CASES = [
     Case("cache-query-number", ["import", "cache.json", "--store", STORE], "cache.json",
          write("cache.json", CACHE_LINE.replace('"q"', "42"))),
     Case("cache-max-tokens-infinite", ["import", "cache.json", "--store", STORE],
-         "cache.json", write("cache.json", CACHE_LINE.replace('{"model": "m"}',
-                                                             '{"model": "m", "max_tokens": 1e999}'))),
+         "cache.json", write("cache.json", CACHE_LINE.replace(
+             '{"model": "m"}', '{"model": "m", "max_tokens": 1e999}'))),
     Case("cache-temperature-nan", ["import", "cache.json", "--store", STORE], "cache.json",
          write("cache.json", CACHE_LINE.replace('{"model": "m"}',
                                                 '{"model": "m", "temperature": NaN}'))),
@@ -308,9 +318,9 @@ CASES = [
     Case("export-file-invalid-utf8", ["import", "e.jsonl", "--store", STORE], "e.jsonl:1",
          write("e.jsonl", b'{"edgellm_store": 1, "model": "\xff"}\n')),
     Case("export-under-a-file", ["export", "afile/out.jsonl", "--store", STORE], "afile",
-         write("afile", "x"), lambda: a_store()),
+         write("afile", "x"), a_store),
     Case("export-to-a-folder", ["export", "out", "--store", STORE], "out",
-         lambda: os.mkdir("out"), lambda: a_store()),
+         lambda: os.mkdir("out"), a_store),
     Case("import-store-under-a-file", ["import", "m.csv", "--store", "afile/s.sqlite"],
          "afile", write("afile", "x"), write("m.csv", MATRIX)),
     Case("import-store-not-sqlite", ["import", "m.csv", "--store", "notes.txt"], "notes.txt",
@@ -318,31 +328,28 @@ CASES = [
     Case("export-store-not-sqlite", ["export", "out.jsonl", "--store", "notes.txt"],
          "notes.txt", write("notes.txt", "not a database " * 100)),
     # -- fleet topologies
-    Case("topology-decode-nan", RUN_FLEET, TOPOLOGY, one_fleet_case, replace(
-        TOPOLOGY, "decode_tokens_per_s: 110", "decode_tokens_per_s: .nan")),
-    Case("topology-memory-inf", RUN_FLEET, TOPOLOGY, one_fleet_case, replace(TOPOLOGY, "memory_gb: 3.5",
-                                                             "memory_gb: .inf")),
-    Case("topology-rtt-minus-inf", RUN_FLEET, TOPOLOGY, one_fleet_case, replace(TOPOLOGY, "rtt_ms: 6}",
-                                                                "rtt_ms: -.inf}")),
-    Case("topology-rtt-negative", RUN_FLEET, TOPOLOGY, one_fleet_case, replace(TOPOLOGY, "rtt_ms: 6}",
-                                                               "rtt_ms: -6}")),
-    Case("topology-size-nan", RUN_FLEET, TOPOLOGY, one_fleet_case, replace(TOPOLOGY, "q4_k_m: 0.92",
-                                                           "q4_k_m: .nan")),
-    Case("topology-params-nan", RUN_FLEET, TOPOLOGY, one_fleet_case, replace(TOPOLOGY, "params_b: 1.54",
-                                                             "params_b: .nan")),
-    Case("topology-cloud-rate-inf", RUN_FLEET, TOPOLOGY, one_fleet_case, replace(
-        TOPOLOGY, "rate_limit_rps: 8.33", "rate_limit_rps: .inf")),
-    Case("topology-cloud-price-nan", RUN_FLEET, TOPOLOGY, one_fleet_case, replace(
-        TOPOLOGY, "rate_limit_rps: 8.33", "rate_limit_rps: 8.33\n  input_per_mtok: .nan")),
-    Case("topology-memory-boolean", RUN_FLEET, TOPOLOGY, one_fleet_case, replace(TOPOLOGY, "memory_gb: 3.5",
-                                                                 "memory_gb: true")),
-    Case("topology-duplicate-key", RUN_FLEET, TOPOLOGY, one_fleet_case, replace(
-        TOPOLOGY, "    memory_gb: 3.5\n", "    memory_gb: 3.5\n    memory_gb: 1\n")),
-    Case("topology-unknown-model", RUN_FLEET, TOPOLOGY, one_fleet_case, replace(
-        TOPOLOGY, "models: [qwen2.5-1.5b]", "models: [qwen9]")),
-    Case("topology-quality-nan", RUN_FLEET, TOPOLOGY, one_fleet_case, replace(
-        TOPOLOGY, "    decode_tokens_per_s: 110\n",
-        "    decode_tokens_per_s: 110\n    quality: {TC: .nan}\n")),
+    Case("topology-decode-nan", RUN_FLEET, TOPOLOGY, in_topology(
+        "decode_tokens_per_s: 110", "decode_tokens_per_s: .nan")),
+    Case("topology-memory-inf", RUN_FLEET, TOPOLOGY, in_topology(
+        "memory_gb: 3.5", "memory_gb: .inf")),
+    Case("topology-rtt-minus-inf", RUN_FLEET, TOPOLOGY, in_topology(
+        "rtt_ms: 6}", "rtt_ms: -.inf}")),
+    Case("topology-rtt-negative", RUN_FLEET, TOPOLOGY, in_topology("rtt_ms: 6}", "rtt_ms: -6}")),
+    Case("topology-size-nan", RUN_FLEET, TOPOLOGY, in_topology("q4_k_m: 0.92", "q4_k_m: .nan")),
+    Case("topology-params-nan", RUN_FLEET, TOPOLOGY, in_topology(
+        "params_b: 1.54", "params_b: .nan")),
+    Case("topology-cloud-rate-inf", RUN_FLEET, TOPOLOGY, in_topology(
+        "rate_limit_rps: 8.33", "rate_limit_rps: .inf")),
+    Case("topology-cloud-price-nan", RUN_FLEET, TOPOLOGY, in_topology(
+        "rate_limit_rps: 8.33", "rate_limit_rps: 8.33\n input_per_mtok: .nan")),
+    Case("topology-memory-boolean", RUN_FLEET, TOPOLOGY, in_topology(
+        "memory_gb: 3.5", "memory_gb: true")),
+    Case("topology-duplicate-key", RUN_FLEET, TOPOLOGY, in_topology(
+        " memory_gb: 3.5\n", " memory_gb: 3.5\n memory_gb: 1\n")),
+    Case("topology-unknown-model", RUN_FLEET, TOPOLOGY, in_topology(
+        "models: [qwen2.5-1.5b]", "models: [qwen9]")),
+    Case("topology-quality-nan", RUN_FLEET, TOPOLOGY, in_topology(
+        " decode_tokens_per_s: 110\n", " decode_tokens_per_s: 110\n quality: {TC: .nan}\n")),
     # -- command-line arguments
     Case("cli-convert-source-missing", ["dataset", "convert", "nope.csv", "out.jsonl"],
          "nope.csv"),
@@ -397,11 +404,14 @@ def snapshot(root):
 
 
 @pytest.fixture(autouse=True)
-def fresh_topologies():
-    """A topology is read once per process (cached by path); each case has its own."""
-    load_topology.cache_clear()
+def fresh_reads():
+    """Topologies and profiles are read once per process (cached by path, and every
+    case uses the same relative paths); each case has its own."""
+    for cached in (load_topology, simulated._profile_table):
+        cached.cache_clear()
     yield
-    load_topology.cache_clear()
+    for cached in (load_topology, simulated._profile_table):
+        cached.cache_clear()
 
 
 @pytest.mark.parametrize("case", [c.param() for c in CASES])
