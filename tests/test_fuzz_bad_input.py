@@ -340,16 +340,17 @@ CASES = [
         "params_b: 1.54", "params_b: .nan")),
     Case("topology-cloud-rate-inf", RUN_FLEET, TOPOLOGY, in_topology(
         "rate_limit_rps: 8.33", "rate_limit_rps: .inf")),
-    Case("topology-cloud-price-nan", RUN_FLEET, TOPOLOGY, in_topology(
-        "rate_limit_rps: 8.33", "rate_limit_rps: 8.33\n input_per_mtok: .nan")),
+    Case("topology-cloud-price-nan", RUN_FLEET, f"{TOPOLOGY}: key 'cloud.input_per_mtok'",
+         in_topology("rate_limit_rps: 8.33", "rate_limit_rps: 8.33\n  input_per_mtok: .nan")),
     Case("topology-memory-boolean", RUN_FLEET, TOPOLOGY, in_topology(
         "memory_gb: 3.5", "memory_gb: true")),
-    Case("topology-duplicate-key", RUN_FLEET, TOPOLOGY, in_topology(
-        " memory_gb: 3.5\n", " memory_gb: 3.5\n memory_gb: 1\n")),
+    Case("topology-duplicate-key", RUN_FLEET, f"{TOPOLOGY}: line 51: key 'memory_gb' given "
+         "twice", in_topology("    memory_gb: 3.5\n", "    memory_gb: 3.5\n    memory_gb: 1\n")),
     Case("topology-unknown-model", RUN_FLEET, TOPOLOGY, in_topology(
         "models: [qwen2.5-1.5b]", "models: [qwen9]")),
-    Case("topology-quality-nan", RUN_FLEET, TOPOLOGY, in_topology(
-        " decode_tokens_per_s: 110\n", " decode_tokens_per_s: 110\n quality: {TC: .nan}\n")),
+    Case("topology-quality-nan", RUN_FLEET, f"{TOPOLOGY}: key 'models[0].quality.TC'",
+         in_topology("    decode_tokens_per_s: 110\n",
+                     "    decode_tokens_per_s: 110\n    quality: {TC: .nan}\n")),
     # -- command-line arguments
     Case("cli-convert-source-missing", ["dataset", "convert", "nope.csv", "out.jsonl"],
          "nope.csv"),
