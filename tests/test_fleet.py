@@ -279,10 +279,8 @@ def test_a_job_on_such_a_topology_says_so_once_before_its_cases(example, capsys)
          'edge-offloading/topologies/large.yaml"', "")
     edit(f"{FLEET}/multi-edge.yaml", ', "QualityGreedy", "LinUCB", "MLPPredictor"]', "]")
     edit(f"{FLEET}/multi-edge.yaml", '["Static", "LRU", "LFU", "DemandKnapsack"]', '["Static"]')
-    load_topology.cache_clear()  # read by other tests under the same relative path
     assert main(["run", "-f", MULTI_JOB, "--no-progress"]) == 0
     err = capsys.readouterr().err.splitlines()
-    load_topology.cache_clear()
     assert err == [f"edgellm: warning: topology ./{small}: nodes orin-nx-a, orin-nx-b, "
                    "orin-nano cannot hold any model of the catalog (the smallest needs 0.92 "
                    "GB): every task goes to the cloud"]

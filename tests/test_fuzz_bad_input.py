@@ -15,7 +15,7 @@ import pytest
 
 from conftest import EXAMPLE, JOB, edit
 from edgellm.cli import main
-from edgellm.fleet.topology import load_topology
+from edgellm.fleet import topology
 from edgellm.models import simulated
 
 RUN = ["run", "-f", JOB, "--no-progress"]
@@ -406,12 +406,12 @@ def snapshot(root):
 
 @pytest.fixture(autouse=True)
 def fresh_reads():
-    """Topologies and profiles are read once per process (cached by path, and every
-    case uses the same relative paths); each case has its own."""
-    for cached in (load_topology, simulated._profile_table):
+    """Topologies and profiles are read once per process (cached, and a topology's
+    warning is logged on its first read); each case reads its own afresh."""
+    for cached in (topology._load_topology, simulated._profile_table):
         cached.cache_clear()
     yield
-    for cached in (load_topology, simulated._profile_table):
+    for cached in (topology._load_topology, simulated._profile_table):
         cached.cache_clear()
 
 
