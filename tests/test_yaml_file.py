@@ -54,3 +54,23 @@ def test_aliases_up_to_the_limit_are_fine(tmp_path):
 def test_a_recursive_alias_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="line 1: an alias refers to the block it is in"):
         read(tmp_path, "a: &a [1, *a]\n")
+
+
+@pytest.mark.parametrize("loader", ["SafeLoader", "CSafeLoader"])
+def test_deep_nesting_is_refused_before_composing(tmp_path, monkeypatch, loader):
+    # the pure-Python composer and a libyaml without its own nesting limit both recurse
+    # once per level: 100,000 "[" was a RecursionError or a segfault before this check
+    import yaml
+
+    from edgellm import yaml_file
+    if not hasattr(yaml, loader):
+        pytest.skip("PyYAML without libyaml")
+    monkeypatch.setattr(yaml_file, "_Loader", getattr(yaml, loader))
+    with pytest.raises(ConfigError, match=r"f.yaml: line 2: (blocks nested more than "
+                                          r"200 deep|invalid YAML: exceeded maximum)"):
+        read(tmp_path, "a: 1\nb: " + "[" * 100_000)
+    deep = yaml_file.MAX_NESTING - 1  # the last depth allowed (the mapping is one)
+    data, levels = read(tmp_path, "b: " + "[" * deep + "]" * deep)["b"], 1
+    while data:
+        data, levels = data[0], levels + 1
+    assert levels == deep

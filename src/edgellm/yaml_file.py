@@ -8,6 +8,9 @@ twice in one mapping (YAML parsers keep the last one silently; the project's rul
 that a key given twice is an error), and aliases that expand the document past
 ``MAX_ALIAS_VALUES`` values (an "alias bomb": a few lines that expand to 10^9 strings
 once something walks them, e.g. printing or copying a hyperparameter).
+Blocks nested deeper than ``MAX_NESTING`` are refused before the document is composed:
+the composer recurses once per level, and a libyaml built without its own nesting limit
+overflows the C stack (a segfault, not an error) on a line of 100,000 "[".
 """
 
 import os
@@ -21,6 +24,9 @@ _MERGE = "tag:yaml.org,2002:merge"  # "<<: *base" merges a mapping in: not a dup
 # Values that aliases may add to a document (a repeated block of settings adds a few
 # hundred); past this, expanding it costs memory that no configuration needs.
 MAX_ALIAS_VALUES = 100_000
+MAX_NESTING = 200  # blocks inside blocks; a job file uses fewer than ten
+_OPENS = (yaml.MappingStartEvent, yaml.SequenceStartEvent)
+_CLOSES = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
 
 
 def load_yaml(path, what):
@@ -31,6 +37,8 @@ def load_yaml(path, what):
                                 f"current directory {os.getcwd()})")
     try:
         with open(path, "rb") as handle:
+            _check_nesting(path, handle)
+            handle.seek(0)
             loader = _Loader(handle)
             try:
                 node = loader.get_single_node()
@@ -45,6 +53,25 @@ def load_yaml(path, what):
         where = f"line {mark.line + 1}: " if mark else ""
         problem = getattr(err, "problem", None) or str(err).splitlines()[0]
         raise ConfigError(path, f"{where}invalid YAML: {problem}") from None
+
+
+def _check_nesting(path, handle):
+    """Read the file's events (the parser keeps a stack, it does not recurse): a block
+    nested deeper than MAX_NESTING is a ConfigError naming its line."""
+    loader = _Loader(handle)
+    try:
+        depth = 0
+        while loader.check_event():
+            event = loader.get_event()
+            if isinstance(event, _OPENS):
+                depth += 1
+                if depth > MAX_NESTING:
+                    raise ConfigError(path, f"line {event.start_mark.line + 1}: blocks nested "
+                                            f"more than {MAX_NESTING} deep")
+            elif isinstance(event, _CLOSES):
+                depth -= 1
+    finally:
+        loader.dispose()
 
 
 def _children(node):
