@@ -22,6 +22,7 @@ The server and this client share the machine: its other load moves both; run it 
 """
 
 import argparse
+import dataclasses
 import os
 import sys
 import tempfile
@@ -35,6 +36,7 @@ from edgellm.fleet.simulator import FleetSimulator
 from edgellm.fleet.topology import load_topology
 from edgellm.live.calibration import WORDS, Prober, measure, topology_for
 from edgellm.live.llama_cpp_engine import LlamaServer, llama_cpp_available
+from edgellm.models.token_counts import TokenCounter
 from edgellm.testing.tiny_gguf import build_tiny_gguf
 
 MODEL = "tiny"
@@ -58,9 +60,13 @@ def capacity(topology, tokens):
     return node.slots / float(np.mean(service))
 
 
-def run_real(prober, requests, arrivals):
-    """Each request sent at its arrival (its own thread); measurements in order."""
+def run_real(prober, counter, requests, arrivals):
+    """Each request sent at its arrival (its own thread); measurements in order. The
+    prompts are counted before (``counter``: the server's tokenize endpoint, as the
+    calibration counted them) and the answers by their streamed chunks: a tokenize call
+    during the run would wait in the server's one queue behind the answers it measures."""
     messages = [prober.messages(words) for words, _ in requests]
+    prompt_tokens = [counter.count(m, "")[0] for m in messages]
     results = [None] * len(requests)
     start = time.perf_counter() + 0.2
 
@@ -73,7 +79,8 @@ def run_real(prober, requests, arrivals):
         thread.start()
     for thread in threads:
         thread.join()
-    return [(m, m.sent - start) for m in results]
+    return [(dataclasses.replace(m, prompt_tokens=n, completion_tokens=len(m.gaps) + 1),
+             m.sent - start) for m, n in zip(results, prompt_tokens)]
 
 
 def run_simulated(topology, measured):
@@ -143,14 +150,16 @@ def main(argv=None):
                   f"{model.decode_tokens_per_s:.1f} tokens/s, overhead "
                   f"{model.overhead_s * 1e3:.1f} ms, slots {node.slots}, load "
                   f"{model.size_gb * model.load_s_per_gb:.2f} s; speed-up at concurrency "
-                  f"4: {calibration.speedup(max(calibration.concurrency)):.2f}")
+                  f"4: {calibration.speedup(max(calibration.concurrency)):.2f}; load "
+                  f"slowdown {dict(model.load_slowdown)}")
             requests = workload(args.requests, args.seed)
-            prober = Prober(server.base_url, MODEL, seed=args.seed)
+            prober = Prober(server.base_url, MODEL, seed=args.seed, tokenizer="estimate")
+            counter = TokenCounter(server.base_url)
             try:
                 # prompt tokens per word, from a few of the workload's prompts alone
-                probe = [prober.one(words, 2) for words, _ in requests[:6]]
-                per_word = sum(m.prompt_tokens for m in probe) / sum(
-                    words for words, _ in requests[:6])
+                probe = [counter.count(prober.messages(words), "")[0]
+                         for words, _ in requests[:6]]
+                per_word = sum(probe) / sum(words for words, _ in requests[:6])
                 service = capacity(topology, [(words * per_word, tokens)
                                               for words, tokens in requests])
                 worst = {50: 0.0, 95: 0.0}
@@ -159,7 +168,7 @@ def main(argv=None):
                     gaps = np.random.default_rng(args.seed + 1).exponential(1 / rate,
                                                                             len(requests))
                     arrivals = (np.cumsum(gaps) - gaps[0]).tolist()
-                    measured = run_real(prober, requests, arrivals)
+                    measured = run_real(prober, counter, requests, arrivals)
                     sim_ttft, sim_e2e = run_simulated(topology, measured)
                     real_ttft = [m.ttft for m, _ in measured]
                     real_e2e = [m.e2e for m, _ in measured]

@@ -128,3 +128,44 @@ def test_overhead_s_is_charged_before_the_prefill(tmp_path):
     assert second - first == pytest.approx(first, abs=1e-4)  # it holds the slot, too
     with pytest.raises(ConfigError, match="overhead_s': must be >= 0"):
         _topology(tmp_path, ", overhead_s: -1")
+
+
+def test_a_backend_told_to_estimate_never_asks_the_tokenize_endpoint(server):
+    """``tokenizer: estimate``: a one-request-at-a-time server would queue the counting
+    calls behind the answers being timed (benchmarks/sim_to_real.py sends so)."""
+    from edgellm.live.calibration import Prober
+
+    for setting, source in ((None, "tokenize-endpoint"), ("estimate", "estimated")):
+        prober = Prober(server.base_url, "m1", tokenizer=setting)
+        try:
+            generation = prober._backend(8).complete(prober.messages(5))
+        finally:
+            prober.close()
+        assert generation.details["usage_source"] == source
+        assert generation.completion_tokens == 8  # counted, or the chunks streamed
+
+
+def test_load_slowdown_slows_a_busy_node(tmp_path):
+    """``load_slowdown``: a request that finds others at its node (running or waiting)
+    is served more slowly, by the factor for their number, itself included."""
+    plain = _topology(tmp_path)
+    assert plain.models[0].load_slowdown == () and plain.models[0].slowdown(5) == 1.0
+    busy = _topology(tmp_path, ", load_slowdown: {3: 2.0}")
+    assert busy.models[0].slowdown(2) == pytest.approx(1.5)  # linear from 1 at 1
+    assert busy.models[0].slowdown(9) == pytest.approx(2.0)  # flat beyond
+    tasks = [(0.0, 100, 11)] * 3  # each takes 0.1 + 0.2 s alone
+    assert [e2e for _, e2e in _replay(plain, tasks)] == pytest.approx([0.3, 0.6, 0.9], abs=1e-4)
+    # the second finds one, the third two: 0.3 s, then 1.5x and 2x that
+    assert [e2e for _, e2e in _replay(busy, tasks)] == pytest.approx([0.3, 0.75, 1.35], abs=1e-4)
+    for extra, match in ((", load_slowdown: {0: 1.5}", r"whole numbers >= 1\), got 0"),
+                         (", load_slowdown: {2: -1}", "load_slowdown.2': expected a "
+                                                      "positive number")):
+        with pytest.raises(ConfigError, match=match):
+            _topology(tmp_path, extra)
+
+
+def test_calibration_writes_the_load_slowdown(calibration):
+    spec = topology_for(calibration, "node-a", "Qwen/Qwen2.5-0.5B-Instruct", 8.0, "q4_0")
+    # the loopback server answers in threads (slots 4): each request's decode slowdown
+    assert list(spec["models"][0]["load_slowdown"]) == [4]
+    assert spec["models"][0]["load_slowdown"][4] == pytest.approx(1.0, abs=0.3)

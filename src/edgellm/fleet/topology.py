@@ -14,6 +14,8 @@ import os
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+import numpy as np
+
 from edgellm.errors import ConfigError
 from edgellm.models.pricing import price_for
 from edgellm.models.simulated import load_profile
@@ -46,6 +48,17 @@ class CatalogModel(_Quality):
     params_b: float = 0.0
     endpoint_model: str = None   # model name a real node's server knows it by
     overhead_s: float = 0.0      # a request's fixed cost before its prefill (the server's)
+    # (requests at the node, factor on its prefill and decode time) pairs, measured by
+    # edgellm calibrate: a server slows with the requests it holds (docs/llama-cpp.md)
+    load_slowdown: tuple = ()
+
+    def slowdown(self, requests):
+        """The factor on a request's service time when ``requests`` are at its node
+        (itself included): linear between the measured points, flat beyond them."""
+        if not self.load_slowdown:
+            return 1.0
+        points = ((1, 1.0),) + tuple(p for p in self.load_slowdown if p[0] > 1)
+        return float(np.interp(requests, [p[0] for p in points], [p[1] for p in points]))
 
 
 @dataclass(frozen=True)
@@ -164,7 +177,24 @@ def _catalog_model(section):
         quality=_quality(section, name, profile.accuracy),
         params_b=_number(section, "params_b", 0.0),
         endpoint_model=section.get("endpoint_model", str),
-        overhead_s=_number(section, "overhead_s", 0.0))
+        overhead_s=_number(section, "overhead_s", 0.0),
+        load_slowdown=_load_slowdown(section))
+
+
+def _load_slowdown(section):
+    """``load_slowdown``: {requests at the node (whole, >= 1): factor (> 0)}."""
+    table = section.get("load_slowdown", dict, default={})
+    pairs = []
+    for key, factor in table.items():
+        if isinstance(key, bool) or not isinstance(key, int) or key < 1:
+            raise section.error("load_slowdown", f"keys are requests at the node (whole "
+                                                 f"numbers >= 1), got {key!r}")
+        if isinstance(factor, bool) or not isinstance(factor, (int, float)) or \
+                not math.isfinite(factor) or factor <= 0:
+            raise section.error(f"load_slowdown.{key}", f"expected a positive number, "
+                                                        f"got {factor!r}")
+        pairs.append((key, float(factor)))
+    return tuple(sorted(pairs))
 
 
 def _node(section, catalog):

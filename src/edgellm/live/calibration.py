@@ -81,8 +81,9 @@ class Prober:
     """Sends measured requests: ``one`` at a time or ``at_once``. Each prompt starts
     with its own number, so that no server reuses an earlier prompt's prefix cache."""
 
-    def __init__(self, base_url, model, api_key_env="none", seed=0):
+    def __init__(self, base_url, model, api_key_env="none", seed=0, tokenizer=None):
         self.base_url, self.model, self.api_key_env = base_url, model, api_key_env
+        self.tokenizer = tokenizer  # the openai backend's setting
         self._backends = {}
         self._count = itertools.count()
         self._rng = np.random.default_rng(seed)
@@ -95,7 +96,8 @@ class Prober:
                     self._backends[max_tokens] = create_backend(
                         "openai", model=self.model, base_url=self.base_url,
                         api_key_env=self.api_key_env, store="none", max_tokens=max_tokens,
-                        temperature=0.0, max_retries=0, timeout=300)
+                        temperature=0.0, max_retries=0, timeout=300,
+                        tokenizer=self.tokenizer)
                 except ValueError as err:  # the openai package or the key missing
                     raise ConfigError("edgellm calibrate", str(err)) from None
             return self._backends[max_tokens]
@@ -191,6 +193,15 @@ class Calibration:
             self.concurrency)])))
         return one / statistics.median(self.decode_speeds(_flat(self.concurrency[k])))
 
+    def load_slowdown(self):
+        """{k: the factor on a request's service time with k requests at the node}: a
+        server serving one at a time (slots 1) takes throughput(1) / throughput(k) per
+        request; one that batches, each request's decode slowdown."""
+        one_at_a_time = self.slots() == 1
+        return {k: _finite(self.throughput(min(self.concurrency)) / self.throughput(k)
+                           if one_at_a_time else self.slowdown(k), 3)
+                for k in sorted(self.concurrency) if k > 1}
+
     def slots(self):
         """1 for a server that gains nothing from concurrency (a 25 % margin: the
         machine's noise); else the concurrency with the best throughput."""
@@ -226,10 +237,12 @@ def measure(base_url, model, requests=3, concurrency=(1, 2, 4), prompt_words=(8,
                 break
         say("decode")
         calibration.decode = [prober.one(8, decode_tokens) for _ in range(requests)]
-        for k in sorted(set(concurrency)):
-            say(f"concurrency {k}")
-            calibration.concurrency[k] = [prober.at_once(k, 8, decode_tokens // 2)
-                                          for _ in range(requests)]
+        levels = sorted(set(concurrency))
+        say(f"concurrency {', '.join(map(str, levels))}")
+        calibration.concurrency = {k: [] for k in levels}
+        for _ in range(requests):  # levels taken in turn: a machine's load drifting
+            for k in levels:       # over the minutes moves all of them alike
+                calibration.concurrency[k].append(prober.at_once(k, 8, decode_tokens // 2))
     finally:
         prober.close()
     if model_file:
@@ -290,6 +303,7 @@ def topology_for(calibration, node_id, profile, memory_gb, quantization="gguf"):
              "prefill_tokens_per_s": _finite(1.0 / slope, 1),
              "decode_tokens_per_s": _finite(statistics.median(decode), 2),
              "overhead_s": _finite(max(0.0, overhead), 4),
+             "load_slowdown": calibration.load_slowdown(),
              "endpoint_model": calibration.model}
     node = {"id": node_id, "memory_gb": round(float(memory_gb), 2), "speed": 1.0,
             "slots": calibration.slots(), "link": {"bandwidth_mbps": 1000, "rtt_ms": 0},

@@ -175,7 +175,8 @@ class OpenAICompatibleLLM(ChatBackend):
     - ``logprobs``: ask for token log-probabilities and record their mean;
     - ``tokenizer``: a local tokenizer folder of the served model, to count tokens when
       the server streams no usage (else its tokenize endpoint, where it has one, else an
-      estimate, marked: edgellm.models.token_counts).
+      estimate, marked: edgellm.models.token_counts); ``estimate``: never the endpoint
+      (a server that answers one request at a time queues those calls behind answers);
 
     Concurrency, retries, timeout, the URL and the tokenizer do not change outputs, so
     they are not part of the response store's key; ``logprobs`` is, since it adds to
@@ -438,6 +439,8 @@ class OpenAICompatibleLLM(ChatBackend):
 def _tokenizer_folder(value):
     if value in (None, "", "none"):
         return None
+    if value == "estimate":  # never ask the server (token_counts.TokenCounter)
+        return value
     if not os.path.isdir(os.fspath(value)):
         raise ValueError(f"tokenizer {value}: no such folder (a local tokenizer folder of "
                          f"the served model)")

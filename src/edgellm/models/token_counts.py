@@ -25,12 +25,14 @@ SOURCES = ("server", "tokenizer", "tokenize-endpoint", "estimated")
 
 class TokenCounter:
     def __init__(self, base_url=None, tokenizer=None, headers=None, timeout=10.0):
-        self.tokenizer_path = tokenizer
+        # "estimate": no tokenizer and no endpoint asked (completions counted by chunk)
+        self.tokenizer_path = None if tokenizer == "estimate" else tokenizer
         self.root = _root(base_url) if base_url else None
         self.headers = dict(headers or {})
         self.timeout = float(timeout)
         self._tokenizer = None
-        self._endpoint = None      # "llama.cpp" | "llama-cpp-python" | False (none found)
+        # "llama.cpp" | "llama-cpp-python" | False (none found, or not to be asked)
+        self._endpoint = False if tokenizer == "estimate" else None
         self._lock = threading.Lock()  # requests run in threads: one probe, one load
 
     @property
