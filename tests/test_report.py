@@ -194,3 +194,89 @@ def test_plot_labels_show_only_the_router_settings_that_vary():
         "tfidf (TfidfRouter, cloud_share=0.2, Qwen2.5-7B)",
         "tfidf (TfidfRouter, cloud_share=0.5, Qwen2.5-7B)", "random (RandomRouter, Qwen2.5-7B)"]
     assert "train_outcomes=./w/train.csv" in _label(rows[0])  # without varying: every setting
+
+
+@pytest.fixture
+def small_matrix(tmp_path):
+    path = tmp_path / "matrix.csv"
+    assert main(["dataset", "synthesize", str(path), "--items", "600", "--seed", "1"]) == 0
+    return str(path)
+
+
+def test_autorouter_is_the_default_and_says_what_it_chose(small_matrix, tmp_path, capsys):
+    out = tmp_path / "report"
+    assert main(["report", "--outcomes", small_matrix, "--edge-model", EDGE, "--cloud-model",
+                 CLOUD, "--out", str(out), "--router-setting", "folds=3",
+                 "--router-setting", "n_jobs=1", "--router-setting",
+                 "families=[MetadataRouter]"]) == 0
+    printed = capsys.readouterr().out
+    assert "AutoRouter chose MetadataRouter(" in printed and "cross-validated APGR" in printed
+    rows = read_csv(out / "curves.csv")
+    assert {r["curve"] for r in rows if r["kind"] == "router"} == {"AutoRouter"}
+    page = (out / "index.html").read_text()
+    assert "<th>chosen</th>" in page and "<th>CV APGR</th>" in page
+    assert "MetadataRouter(label=" in page and "by=[&#x27;subject&#x27;]" in page
+    # the curve is the chosen configuration's, fitted on train
+    from edgellm.routing.auto import AutoRouter
+
+    outcomes = OutcomeSet.from_matrix(small_matrix, EDGE, CLOUD)
+    train, test = outcomes.split(0.5, seed=0)
+    router = AutoRouter(folds=3, n_jobs=1, families=["MetadataRouter"]).fit(
+        train.samples(), router_curves.training_labels(train, "expected_gain"))
+    curve = sweep(router.score(test.samples()), test)
+    assert [float(r["accuracy"]) for r in rows if r["curve"] == "AutoRouter"] == \
+        pytest.approx(curve.accuracy)
+
+
+def test_router_settings_reproduce_a_configuration(small_matrix, tmp_path):
+    from edgellm.routing.tfidf import TfidfRouter
+
+    out = tmp_path / "report"
+    assert main(["report", "--outcomes", small_matrix, "--edge-model", EDGE, "--cloud-model",
+                 CLOUD, "--out", str(out), "--router", "TfidfRouter", "--router-setting",
+                 "C=0.03", "--router-setting", 'metadata=["subject"]', "--router",
+                 "MetadataRouter", "--router-setting", "smoothing=2"]) == 0
+    outcomes = OutcomeSet.from_matrix(small_matrix, EDGE, CLOUD)
+    train, test = outcomes.split(0.5, seed=0)
+    labels = router_curves.training_labels(train, "cloud_right_edge_wrong")
+    rows = read_csv(out / "curves.csv")
+    for name, router in (("TfidfRouter", TfidfRouter(C=0.03, metadata=["subject"])),
+                         ("MetadataRouter", router_curves.ROUTERS.get("MetadataRouter")(
+                             smoothing=2))):
+        router.label = "cloud_right_edge_wrong"
+        curve = sweep(router.fit(train.samples(), labels).score(test.samples()), test)
+        assert [float(r["accuracy"]) for r in rows if r["curve"] == name] == \
+            pytest.approx(curve.accuracy)
+    # another C draws another curve: the setting reached the router
+    plain = TfidfRouter(metadata=["subject"], label="cloud_right_edge_wrong").fit(
+        train.samples(), labels)
+    assert [float(r["accuracy"]) for r in rows if r["curve"] == "TfidfRouter"] != \
+        pytest.approx(sweep(plain.score(test.samples()), test).accuracy)
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--router", "TfidfRouter", "--router-setting", "treshold=0.3"],
+     "--router-setting: TfidfRouter: unknown setting 'treshold'; did you mean 'threshold'?"),
+    (["--router-setting", "fold=3"],
+     "--router-setting: AutoRouter: unknown setting 'fold'; did you mean 'folds'?"),
+    (["--router-setting", "C=0.1", "--router", "TfidfRouter"],
+     "--router-setting: given before the first --router"),
+    (["--router", "TfidfRouter", "--router-setting", "metadata=[subject"],
+     "argument --router-setting: metadata: '[subject' is not a YAML value"),
+    (["--router", "TfidfRouter", "--router-setting", "C"],
+     "argument --router-setting: expected KEY=VALUE"),
+])
+def test_bad_router_settings_are_one_line_with_exit_2(small_matrix, tmp_path, capsys, extra,
+                                                      message):
+    out = tmp_path / "out"
+    argv = ["report", "--outcomes", small_matrix, "--edge-model", EDGE, "--cloud-model",
+            CLOUD, "--out", str(out), *extra]
+    try:
+        status = main(argv)
+    except SystemExit as exit_:  # argparse's own errors
+        status = exit_.code
+    assert status == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err.splitlines()[-1]  # one line (argparse's own errors: after usage)
+    assert err.startswith("edgellm: error: ") == (err.count("\n") == 0)
+    assert not out.exists()

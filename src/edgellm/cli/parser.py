@@ -3,6 +3,8 @@
 import argparse
 import os
 
+import yaml
+
 from edgellm import __version__
 
 DESCRIPTION = "edgellm: benchmark LLM inference split between edge nodes and the cloud."
@@ -28,11 +30,39 @@ def _jobs(value):
 
 
 def _router_spec(value):
-    """--router NAME[=MODEL_PATH] -> (name, class name, path or None)."""
+    """--router NAME[=MODEL_PATH] -> [name, class name, path or None, settings]."""
     name, _, path = value.partition("=")
     if not name:
         raise argparse.ArgumentTypeError(f"expected NAME or NAME=MODEL_PATH, got {value!r}")
-    return (name if not path else f"{name} ({os.path.basename(path)})", name, path or None)
+    return [name if not path else f"{name} ({os.path.basename(path)})", name, path or None, {}]
+
+
+def _router_setting(value):
+    """--router-setting KEY=VALUE -> (key, value), the value read as a YAML scalar or
+    list (0.03, true, none, ["subject"]), as a job's YAML would give it."""
+    key, equals, text = value.partition("=")
+    if not key or not equals:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE (e.g. C=0.03), got {value!r}")
+    try:
+        return key.strip(), yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        problem = str(err).splitlines()[0]
+        raise argparse.ArgumentTypeError(f"{key}: {text!r} is not a YAML value "
+                                         f"({problem})") from None
+
+
+class _RouterSettingAction(argparse.Action):
+    """Each --router-setting belongs to the --router before it; given before any
+    --router, to the default router (AutoRouter, used when no --router is given)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        key, value = values
+        routers = getattr(namespace, "router", None)
+        if routers:
+            routers[-1][3][key] = value
+        else:
+            namespace.default_router_settings = dict(
+                getattr(namespace, "default_router_settings", None) or {}, **{key: value})
 
 
 def _share(value):
@@ -117,10 +147,18 @@ def build_parser():
     report.add_argument("--cloud-model", help="the cloud (strong) model's name, likewise")
     report.add_argument("--router", action="append", type=_router_spec, metavar="NAME[=PATH]",
                         help="a learned router of edgellm.routing.ROUTERS (e.g. TfidfRouter), "
-                             "fitted on the train split, or loaded from PATH; repeatable")
-    report.add_argument("--label", default="cloud_right_edge_wrong",
+                             "fitted on the train split, or loaded from PATH; repeatable "
+                             "(default: AutoRouter, which chooses among them on the train "
+                             "split)")
+    report.add_argument("--router-setting", action=_RouterSettingAction, type=_router_setting,
+                        metavar="KEY=VALUE", dest="default_router_settings",
+                        help="a setting of the --router before it (of AutoRouter when no "
+                             "--router is given), the value as YAML: C=0.03, "
+                             "metadata='[\"subject\"]'; repeatable")
+    report.add_argument("--label", default=None,
                         choices=["edge_wrong", "cloud_right_edge_wrong", "expected_gain"],
-                        help="training label of the routers (default: %(default)s)")
+                        help="training label of the routers (default: cloud_right_edge_wrong; "
+                             "AutoRouter chooses its own, among this one only when given)")
     report.add_argument("--train-fraction", type=_train_fraction, default=0.5,
                         help="share of the items the routers train on (default 0.5)")
     report.add_argument("--seed", type=int, default=0, help="seed of the split (default 0)")

@@ -26,7 +26,7 @@ from edgellm.metrics.routing_curves import pareto_front
 from edgellm.outcomes import OutcomeSet
 from edgellm.report import html_page, plots
 from edgellm.report.job_results import read_job_results
-from edgellm.report.router_curves import baselines, evaluate_routers
+from edgellm.report.router_curves import DEFAULT_LABEL, baselines, evaluate_routers
 
 FILES = ("curves.csv", "accuracy_vs_share.png", "accuracy_vs_cost.png", "index.html")
 
@@ -138,18 +138,22 @@ def job_report(job_path, edge_model=None, cloud_model=None):
     return report, os.path.join(results.output_dir, "report")
 
 
-def outcomes_report(path, edge_model, cloud_model, routers=(), label="cloud_right_edge_wrong",
+def outcomes_report(path, edge_model, cloud_model, routers=(), label=None,
                     train_fraction=0.5, seed=0, target_share=0.5):
     """The report of learned routers on an outcome matrix: fitted on its train split,
-    drawn on its test split, with the random and oracle baselines."""
+    drawn on its test split, with the random and oracle baselines. ``routers`` as
+    ``evaluate_routers`` takes them; AutoRouter's choice goes into the notes and the
+    table (``chosen``, ``CV APGR``)."""
     outcomes = OutcomeSet.from_matrix(path, edge_model, cloud_model)
     result = evaluate_routers(outcomes, routers, label, train_fraction, seed, target_share)
     test, split = result.test, result.split
     notes = [f"{len(outcomes)} items of {path}, split {split['train_items']} train / "
              f"{split['test_items']} test (fraction {split['fraction']}, seed {split['seed']}); "
-             f"routers fitted on train with label {label!r}, every curve drawn on test."]
+             f"routers fitted on train with label {label or DEFAULT_LABEL!r} unless they "
+             f"choose their own, every curve drawn on test."]
     if not routers:
         notes.append("No --router given: the baselines only.")
+    notes += [choice_note(e) for e in result.routers if e.selection]
     rows = [_row(e, target_share) for e in result.routers] + [_row(result.random),
                                                                _row(result.oracle)]
     return Report(f"{os.path.basename(path)}", path, edge_model, cloud_model,
@@ -158,8 +162,27 @@ def outcomes_report(path, edge_model, cloud_model, routers=(), label="cloud_righ
                   router_rows=rows, notes=notes)
 
 
+def chosen_text(selection):
+    """``Router(setting=value, ...)`` of a selection's chosen configuration."""
+    chosen = selection["chosen"]
+    settings = ", ".join(f"{k}={v}" for k, v in chosen["params"].items())
+    return f"{chosen['router']}({settings})"
+
+
+def choice_note(evaluation):
+    """One line: what a selecting router chose on train, and its cross-validated APGR."""
+    selection = evaluation.selection
+    return (f"{evaluation.name} chose {chosen_text(selection)} among "
+            f"{len(selection['candidates'])} configurations by {selection['folds']}-fold "
+            f"cross-validated APGR on the train items only ({selection['cv_apgr']:.4f}; "
+            f"selection {selection['seconds']:.1f} s).")
+
+
 def _row(evaluation, target_share=None):
     row = {"router": evaluation.name, **evaluation.metrics}
+    if getattr(evaluation, "selection", None):
+        row.update({"chosen": chosen_text(evaluation.selection),
+                    "CV APGR": evaluation.selection["cv_apgr"]})
     if evaluation.calibration is not None:
         c = evaluation.calibration
         row.update({f"threshold @ {target_share:.0%} train share": c.threshold,
