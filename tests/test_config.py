@@ -14,8 +14,10 @@ def write(path, data):
 
 
 def module(mtype, name, url, **hps):
-    return {"type": mtype, "name": name, "url": url,
-            "hyperparameters": [{k: {"values": v}} for k, v in hps.items()]}
+    spec = {"type": mtype, "name": name, "url": url}
+    if hps:  # `hyperparameters: []` is an error: the key is left out for the defaults
+        spec["hyperparameters"] = [{k: {"values": v}} for k, v in hps.items()]
+    return spec
 
 
 def test_grid_is_cartesian_product_over_all_modules_in_ianvs_order(tmp_path):
@@ -67,7 +69,7 @@ def test_example_job_reads_as_ianvs_would(example):
     assert len(job.test_cases) == 3 + 1 + 3 + 3
     assert job.testenv.mining_mode == "mining-then-inference"
     assert job.testenv.dataset.test_key == "test_data_info"
-    assert len(job.testenv.metrics) == 19
+    assert len(job.testenv.metrics) == 20
     assert job.rank.sort_by == [("Accuracy", False), ("Edge Ratio", False)]
 
 

@@ -206,7 +206,9 @@ NEW_SCRIPTS = {
     "cache_hit_ratio.py": "Cache Hit Ratio", "models_transferred.py": "Models Transferred",
     "transfer_gb.py": "Transfer GB", "transfer_seconds.py": "Transfer Seconds",
     "load_balance.py": "Load Balance", "node_utilisation.py": "Node Utilisation",
-    "max_node_utilisation.py": "Max Node Utilisation"}
+    "max_node_utilisation.py": "Max Node Utilisation",
+    "redispatched_tasks.py": "Redispatched Tasks", "node_failures.py": "Node Failures",
+    "transfer_retries.py": "Transfer Retries"}
 
 
 def test_metric_scripts_register_the_library_functions():

@@ -71,7 +71,8 @@ def test_streamed_timings_follow_the_server_and_counts_come_from_usage(backends)
     text, n, _ = expected(srv, s)
     assert gen.text == text and gen.completion_tokens == n == len(gen.token_times)
     assert gen.prompt_tokens == srv.prompt_tokens(messages_for(s))
-    assert gen.details == {"usage_estimated": False, "attempts": 1}
+    assert gen.details == {"usage_estimated": False, "usage_source": "server",
+                           "finish_reason": "stop", "attempts": 1}
     # a token cannot arrive before the server sends it; loopback adds little more
     for i, t in enumerate(gen.token_times):
         assert t >= FIRST_TOKEN + i * PER_TOKEN
@@ -375,9 +376,6 @@ def openai_job(srv, extra=""):
          '        - api_key_env:\n            values: ["none"]\n'
          '        - max_concurrency:\n            values: [8]\n'
          '        - backoff_base:\n            values: [0.01]' + extra)
-    edit(f"{EXAMPLE}/testenv/testenv.yaml", '  metrics:\n',
-         '  metrics:\n    - name: "Errors"\n'
-         '      url: "./examples/edge-llm-distribution/testenv/errors.py"\n')
     job = f"{EXAMPLE}/openai-job.yaml"
     Path(job).write_text(JOB_YAML)
     return job

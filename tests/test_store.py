@@ -279,3 +279,30 @@ def test_a_row_sharing_the_id_but_not_the_key_is_a_miss(path):
     again = FakeLLM(store=path)
     assert [r["replayed"] for r in again.generate_batch([sample(0), sample(1)])] == [False, True]
     assert rows(path) == (2, 2)  # the answer replaced the impostor
+
+
+def test_prompts_stored_meanwhile_under_the_same_settings_are_no_other_settings(path, caplog):
+    """Another writer (a second process on the same workspace) stores the prompts
+    between this backend's lookup and its check for other settings: nothing to warn
+    about (the check compared the TEXT settings column with bytes, never equal, and
+    warned "4 under " with no difference after it)."""
+    llm = FakeLLM(store=path)
+    store, settings = llm.store, llm.store_settings()
+    samples = [sample(i) for i in range(4)]
+    lookup = store.lookup
+
+    def lookup_then_another_writer(*args, **kwargs):
+        found = lookup(*args, **kwargs)
+        for s in samples:
+            store.save(llm.identity, settings, messages_for(s), {"completion": "elsewhere"})
+        return found
+
+    store.lookup = lookup_then_another_writer
+    with caplog.at_level(logging.WARNING, logger="edgellm.models.store"):
+        llm.generate_batch(samples)
+    assert [r.getMessage() for r in caplog.records if r.name == "edgellm.models.store"] == []
+    messages = [messages_for(s) for s in samples]
+    assert store._other_settings(llm.identity, settings, messages) == []
+    # under other settings they are still found and named
+    hot = {**settings, "temperature": 0.7}
+    assert store._other_settings(llm.identity, hot, messages) == [(settings, 4)]

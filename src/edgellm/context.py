@@ -27,7 +27,7 @@ STORE_MODES = ("record", "replay", "auto")
 class RunContext:
     workspace: str = "./workspace"  # the job's workspace
     algorithm_dir: Optional[str] = None  # <workspace>/<job>/<algorithm>: shared by its cases
-    case_dir: Optional[str] = None  # this test case's folder (while it runs: <uuid>.partial)
+    case_dir: Optional[str] = None  # this test case's folder (while it runs: <uuid>.<run>.partial)
     store_path: Optional[str] = None  # the response store; None: <workspace>/responses.sqlite
     store_mode: Optional[str] = None  # record | replay | auto; None: the backend's setting
 

@@ -1,7 +1,10 @@
 """Files the library writes and checks: atomic writes (a crash never leaves a
-half-written file behind) and SHA-256 digests (what a split, a fitted router or a
-model transfer records to know a file again)."""
+half-written file behind), locks between processes, SHA-256 digests (what a split,
+a fitted router or a model transfer records to know a file again) and the user's
+cache folder."""
 
+import contextlib
+import fcntl
 import hashlib
 import os
 import tempfile
@@ -50,6 +53,30 @@ class atomic_output:
             if os.path.exists(self.tmp):
                 os.unlink(self.tmp)
         return False
+
+
+@contextlib.contextmanager
+def file_lock(path, wait=True):
+    """``with file_lock(path):`` an exclusive lock between processes on ``path``
+    (created if need be) for the ``with`` block. The kernel drops it when its process
+    ends, however it ends (``flock``), so a killed holder never leaves it taken.
+    ``wait=False`` raises ``BlockingIOError`` at once when another holds it."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def cache_dir():
+    """Where edgellm keeps what it builds or makes once per user (an exported ONNX
+    model, the key that signs fitted routers): ``$EDGELLM_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/edgellm``, else ``~/.cache/edgellm``."""
+    if os.environ.get("EDGELLM_CACHE_DIR"):
+        return os.environ["EDGELLM_CACHE_DIR"]
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "edgellm")
 
 
 def file_digest(path):

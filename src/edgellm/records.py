@@ -53,14 +53,15 @@ class Usage(TypedDict):
 
 class Perf(TypedDict, total=False):
     time_to_first_token: float  # TTFT
-    internal_token_latency: float  # mean gap between output tokens (TPOT)
+    internal_token_latency: Optional[float]  # mean gap between output tokens (TPOT);
+    # None for fewer than two output tokens (no gap to measure)
     throughput: Optional[float]  # 1 / internal_token_latency, tokens/s (Ianvs' figure)
     e2e_latency: float  # request sent to last token
     queue_time: float  # waited for a slot before service
     network_time: float  # on the wire (round trip, transfer)
     model_load_time: float  # waited for the model to load
     itl: List[float]  # real backends: each gap between output tokens
-    tpot: float  # real backends: (e2e - ttft) / (output tokens - 1)
+    tpot: Optional[float]  # real backends: (e2e - ttft) / (output tokens - 1); None below 2
     arrival_s: float  # fleet: the task's arrival on the run's clock
     start_s: float  # fleet: when service started
     finish_s: float  # fleet: when the last token arrived
@@ -94,12 +95,20 @@ class Response(TypedDict, total=False):
 JointResult = list
 
 
+def token_gap(itl, completion_tokens):
+    """TPOT as vLLM's serving benchmark has it: a request with fewer than two output
+    tokens has no time between tokens (None, left out of means and percentiles), not 0."""
+    return itl if completion_tokens is not None and completion_tokens > 1 else None
+
+
 def make_response(completion, prediction, prompt_tokens, completion_tokens, *,
                   ttft, itl, e2e, tier, node, model, cost_usd=0.0, queue_time=0.0,
                   network_time=0.0, model_load_time=0.0, replayed=False, error=None,
                   task_type=DEFAULT_TASK_TYPE) -> Response:
-    """A ``Response``. ``itl`` is the mean gap between tokens (vLLM's TPOT);
-    ``throughput`` its inverse in tokens/s, as in Ianvs' example."""
+    """A ``Response``. ``itl`` is the mean gap between tokens (vLLM's TPOT; None for
+    fewer than two output tokens, ``token_gap``); ``throughput`` its inverse in
+    tokens/s, as in Ianvs' example."""
+    itl = token_gap(itl, completion_tokens)
     return {
         "completion": completion,
         "prediction": prediction,

@@ -2,7 +2,9 @@
 
 Paths inside them resolve against the current directory, as Ianvs resolves them
 (run from the repository root). Every problem becomes a one-line ``ConfigError``
-that names the file and the key.
+that names the file and the key. A name given twice (two algorithms, two metrics, one
+hyperparameter set twice in a module) is an error, never a silent merge or a last
+one wins.
 """
 
 import difflib
@@ -25,6 +27,20 @@ SAVE_MODES = ("selected_and_all", "selected_only", "selected_and_all_and_picture
 # testenv keys Ianvs reads (core/testenvmanager/testenv/testenv.py) and joint inference's
 TESTENV_KEYS = ("dataset", "metrics", "model_eval", "incremental_rounds", "round",
                 "client_number", "use_gpu", "hard_example_mining_mode")
+
+# The job folder's own: rank/, and hidden names (the runs' locks, bench/job_folder.py)
+RESERVED_FOLDERS = ("rank",)
+
+
+def _folder_name(section, key, what):
+    """A name that becomes a folder of the workspace (``what``): exactly one path
+    segment, so that the job writes where the workspace says and nowhere else."""
+    name = section.get(key, str, required=True)
+    if name in ("", ".", "..") or any(c in name for c in "/\\\0"):
+        raise section.error(key, f"{name!r} must be one folder name ({what}): no '/', "
+                                 f"'\\', NUL, '.', '..' or empty name")
+    return name
+
 
 def _top(path, data, name):
     if not isinstance(data, dict) or name not in data:
@@ -126,7 +142,7 @@ class JobSpec:
 def read_job(path):
     """Read benchmarkingjob.yaml and everything it references; validate it all."""
     job = _top(path, load_yaml(path, "benchmarkingjob"), "benchmarkingjob")
-    name = job.get("name", str, required=True)
+    name = _folder_name(job, "name", "the job's folder in the workspace")
     workspace = job.get("workspace", str, default="./workspace")
     testenv = read_testenv(job.file("testenv"))
     test_object = job.section("test_object")
@@ -134,9 +150,17 @@ def read_job(path):
     if kind != "algorithms":
         raise test_object.error("type", f"unsupported test object type {kind!r} "
                                         f"(supported: 'algorithms')")
-    cases = []
+    cases, names = [], {}
     for algo in test_object.sections("algorithms"):
-        cases += read_algorithm(algo.get("name", str, required=True), algo.file("url"))
+        algorithm = _folder_name(algo, "name", "the algorithm's folder in the job's")
+        if algorithm in RESERVED_FOLDERS or algorithm.startswith("."):
+            raise algo.error("name", f"{algorithm!r} is kept for the job folder's own files "
+                                     f"('rank', names starting with '.'); choose another")
+        if algorithm in names:  # the two would share one folder and their rows mix
+            raise algo.error("name", f"{algorithm!r} is also the name of key "
+                                     f"'{names[algorithm]}'")
+        names[algorithm] = algo.key("name")
+        cases += read_algorithm(algorithm, algo.file("url"))
     for i, case in enumerate(cases):
         case.index = i
     return JobSpec(path, name, workspace, testenv, cases, read_rank(path, job.section("rank")))
@@ -191,8 +215,14 @@ def read_testenv(path):
                                       "use test_data_info or test_data")
     spec = DatasetSpec(train[0], dataset.file(train[0]), test_key, test_path)
 
-    metric_specs = [MetricSpec(m.get("name", str, required=True), m.file("url"))
-                    for m in env.sections("metrics")]
+    metric_specs, metric_keys = [], {}
+    for metric in env.sections("metrics"):
+        name = metric.get("name", str, required=True)
+        if name in metric_keys:
+            raise metric.error("name", f"{name!r} is also the name of key "
+                                       f"'{metric_keys[name]}'")
+        metric_keys[name] = metric.key("name")
+        metric_specs.append(MetricSpec(name, metric.file("url")))
     params = {k: v for k, v in env.data.items() if k not in ("dataset", "metrics")}
     for key in params:
         # Ianvs hands any other key to the paradigm, which reads only its own: one a
@@ -210,6 +240,8 @@ def _read_hyperparameters(module):
     """Ianvs' grid for one module: (a list of dicts, the cartesian product of values;
     hyperparameter -> (file, key) where it is set)."""
     entries = module.get("hyperparameters", list, default=[])
+    if module.data.get("hyperparameters") == []:  # as `values: []`: a slip, not a request
+        raise module.error("hyperparameters", "empty list; leave the key out for the defaults")
     base, names, values, keys = {}, [], [], {}
     for i, entry in enumerate(entries):
         key = module.key(f"hyperparameters[{i}]")
@@ -227,6 +259,9 @@ def _read_hyperparameters(module):
                     raise ConfigError(extra, "expected a mapping of hyperparameters")
                 base.update(extra_data)
                 keys.update((name, (extra, str(name))) for name in extra_data)
+        elif hp in names:
+            raise ConfigError(module.path, f"key '{key}.{hp}': '{hp}' is also set by key "
+                                           f"'{keys[hp][1]}'")
         else:
             names.append(hp)
             values.append(hp_values)

@@ -11,7 +11,9 @@ Ianvs does this with pandas; we use the csv module because importing pandas
 alone takes half a second, half of our whole-run budget. Unlike Ianvs, metric
 columns follow testenv.yaml's order (Ianvs' come from a set, so their order
 changes between runs). Files are replaced atomically: a failure never leaves a
-half-written rank file.
+half-written rank file. Runs of one job side by side (several ``edgellm run``
+processes on one workspace) take turns: each reads, merges and writes the rank files
+under the job's rank lock, so no run's rows overwrite another's.
 """
 
 import csv
@@ -21,7 +23,7 @@ import os
 
 from prettytable import from_csv
 
-from edgellm.files import write_text
+from edgellm.files import file_lock, write_text
 
 INDEX = "rank"
 
@@ -50,21 +52,48 @@ class Leaderboard:
         self.rank_dir = os.path.join(output_dir, "rank")
         self.all_file = os.path.join(self.rank_dir, "all_rank.csv")
         self.selected_file = os.path.join(self.rank_dir, "selected_rank.csv")
+        # beside rank/, not in it: rank/ holds what Ianvs writes and nothing else
+        self.lock_file = os.path.join(output_dir, ".rank.lock")
 
-    def save(self, rows, metric_names, module_types, hp_names):
+    def lock(self):
+        """The job's rank lock: held while a run reads or writes the rank files."""
+        return file_lock(self.lock_file)
+
+    def save(self, rows, metric_names, module_types, hp_names, then=None):
         """``rows``: one dict per succeeded test case (algorithm, metrics, paradigm,
-        modules, hyperparameters, time, url)."""
+        modules, hyperparameters, time, url). Holds the rank lock from reading the old
+        rows to writing the new files, and through ``then()`` (the runner moves the
+        ranked case folders into place: other runs see a row and its folder together)."""
         header = ["algorithm", *metric_names, "paradigm", *module_types, *hp_names, "time", "url"]
-        old_header, old_rows = self._read_existing()
-        columns = old_header + [c for c in header if c not in old_header]
-        table = self._sort(old_rows + [{c: _cell(r.get(c)) for c in header} for r in rows],
-                           metric_names)
-        os.makedirs(self.rank_dir, exist_ok=True)
-        if self.spec.save_mode != "selected_only":
-            write_text(self.all_file, _csv(columns, table))
-        write_text(self.selected_file,
-                   _csv(*self._selected(table, metric_names, module_types, hp_names)))
+        with self.lock():
+            old_header, old_rows = self._read_existing()
+            columns = old_header + [c for c in header if c not in old_header]
+            table = self._sort(old_rows + [{c: _cell(r.get(c)) for c in header} for r in rows],
+                               metric_names)
+            os.makedirs(self.rank_dir, exist_ok=True)
+            if self.keeps_every_row:
+                write_text(self.all_file, _csv(columns, table))
+            write_text(self.selected_file,
+                       _csv(*self._selected(table, metric_names, module_types, hp_names)))
+            if then is not None:
+                then()
         return self.selected_file
+
+    def ranked_folders(self):
+        """The case folders the rows of the rank files name (their ``url``s' last
+        part). Hold ``lock()``."""
+        names = set()
+        for path in (self.all_file, self.selected_file):
+            if os.path.isfile(path):
+                with open(path, newline="", encoding="utf-8") as handle:
+                    names.update(os.path.basename(os.path.normpath(row.get("url") or "."))
+                                  for row in csv.DictReader(handle))
+        return names
+
+    @property
+    def keeps_every_row(self):
+        """Whether all_rank.csv is kept, with a row for every case ever ranked."""
+        return self.spec.save_mode != "selected_only"
 
     def _read_existing(self):
         if not os.path.isfile(self.all_file):

@@ -1,27 +1,29 @@
 """``edgellm run -f benchmarkingjob.yaml``: an Ianvs-compatible benchmarking job.
 
 Everything that can be checked before the first test case runs is checked first
-(YAML, keys, files, module aliases, metric names, the dataset), so bad input
-ends with one line and touches no rank file. A test case that fails while
-running is reported with its error and the others are still ranked (Ianvs
-aborts the job instead). Each test case gets its own folder,
-``<workspace>/<job>/<algorithm>/<uuid>``, holding ``results.jsonl`` (one record per
-sample), ``metrics.json`` and ``config.yaml`` (and ``router.json``, how a learned
-router was fitted: split, seed, threshold), so every leaderboard row can be traced to
-its raw records (the row's ``url``).
+(YAML, keys, files, module aliases, metric names, the dataset, a writable
+workspace), so bad input ends with one line and touches no rank file. A test case
+that fails while running is reported with its error and the others are still ranked
+(Ianvs aborts the job instead). A Ctrl-C stops the run: the cases that finished are
+ranked, the others are reported as interrupted and leave no folder. Each test case
+gets its own folder, ``<workspace>/<job>/<algorithm>/<uuid>``, holding
+``results.jsonl`` (one record per sample), ``metrics.json`` and ``config.yaml`` (and
+``router.json``, how a learned router was fitted: split, seed, threshold), so every
+leaderboard row can be traced to its raw records (the row's ``url``). Runs side by
+side on one workspace, and what killed runs leave, are ``JobFolder``'s business.
 """
 
 import contextlib
 import copy
 import gc
 import inspect
+import math
+import logging
 import multiprocessing
 import os
-import shutil
 import sys
 import time
 import traceback
-import uuid
 from dataclasses import dataclass, field, replace
 
 import orjson
@@ -30,10 +32,14 @@ from tqdm import tqdm
 
 from edgellm import __version__
 from edgellm.files import write_text
+from edgellm.metrics.catalog import why_empty
+from edgellm.bench.case_requests import check_failed_share, count_requests
 from edgellm.bench.config import check_rank_names, read_job
+from edgellm.bench.job_folder import JobFolder
 from edgellm.bench.loader import ModuleLoader, registry_group
 from edgellm.bench.paradigm import JointInference
 from edgellm.bench.rank import Leaderboard, format_table
+from edgellm.bench.workers import run_in_workers, sigint_held
 from edgellm.context import RunContext, use_context
 from edgellm.errors import ConfigError
 from edgellm.metrics.responses import forget as forget_results
@@ -41,6 +47,7 @@ from edgellm.registry import ClassType, SettingError, check_settings
 from edgellm.tasks.ianvs_format import load_test_dataset
 
 _JSON_OPTS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_APPEND_NEWLINE
+LOG = logging.getLogger(__name__)
 
 
 @dataclass
@@ -51,6 +58,8 @@ class CaseOutcome:
     error: str = None
     simulated: bool = False
     finished: str = ""
+    requests: dict = field(default_factory=dict)  # {side: ModelRequests}
+    empty: dict = field(default_factory=dict)  # metric -> why it is empty (NaN)
 
     @property
     def ok(self):
@@ -63,6 +72,7 @@ class RunReport:
     outcomes: list
     selected_rank_file: str = None
     table: str = ""
+    interrupted: list = field(default_factory=list)  # the test cases a Ctrl-C stopped
 
     @property
     def failed(self):
@@ -105,14 +115,30 @@ def _ianvs_result_dir(algorithm_dir):
             os.environ["RESULT_SAVED_URL"] = before
 
 
-# What forked workers need, set just before they are forked (fork shares it for free;
-# pickling the dataset to each worker would cost more than the cases).
-_WORKER_STATE = None
+def _empty_note(outcomes, shown):
+    """One line saying why the table's empty cells of this run are empty (the same
+    reason for several cells is said once, with their metrics and cases)."""
+    shown = None if shown in (None, [], ["all"]) else set(shown)
+    reasons = {}
+    for o in outcomes:
+        for metric, reason in o.empty.items():
+            if shown is None or metric in shown:
+                metrics, cases = reasons.setdefault(reason, ({}, []))
+                metrics[metric] = None
+                if o.case.label() not in cases:
+                    cases.append(o.case.label())
+    parts = [f"{', '.join(metrics)} of {', '.join(cases)}: {reason}"
+             for reason, (metrics, cases) in reasons.items()]
+    return "empty cells: " + "; ".join(parts) if parts else ""
 
 
-def _run_case_in_worker(index):
-    runner, job, classes, dataset, metrics, context = _WORKER_STATE
-    return runner._run_case(job, job.test_cases[index], classes, dataset, metrics, context)
+def _estimated_note(outcomes):
+    """One line naming the cases whose token counts (and so token and cost figures) are
+    partly estimates, and how many responses; empty when every count is measured."""
+    cases = [f"{o.case.label()}: {sum(c.estimated for c in o.requests.values())}"
+             for o in outcomes if any(c.estimated for c in o.requests.values())]
+    return ("estimated token counts (the server sent no usage, no tokenizer reachable; "
+            "responses per case): " + "; ".join(cases)) if cases else ""
 
 
 class BenchmarkRunner:
@@ -124,8 +150,12 @@ class BenchmarkRunner:
     process otherwise: real backends hold a GPU or an API rate limit, and cases
     running side by side would disturb each other's timings."""
 
-    def __init__(self, job_path, progress=True, jobs="auto", store=None, store_mode=None):
+    def __init__(self, job_path, progress=True, jobs="auto", store=None, store_mode=None,
+                 max_failed_share=None):
         self.job_path = job_path
+        # a case fails when more than this share of a model's requests failed
+        # (None: when all of them did)
+        self.max_failed_share = max_failed_share
         self.progress = progress
         self.jobs = jobs if jobs == "auto" else max(1, int(jobs))
         # the response store of the real backends, for the whole job (the run context)
@@ -151,31 +181,45 @@ class BenchmarkRunner:
             workers = self.jobs
             if workers == "auto":
                 workers = len(os.sched_getaffinity(0)) if simulated_only else 1
-            workers = self._workers = min(workers, len(job.test_cases))
-            if workers > 1 and "fork" in multiprocessing.get_all_start_methods():
-                outcomes = self._run_in_workers(workers, job, classes, dataset, metrics,
-                                                context)
-            else:
-                outcomes = [self._run_case(job, case, classes, dataset, metrics, context)
-                            for case in job.test_cases]
-            del dataset
+            self._workers = min(workers, len(job.test_cases))
+            board = Leaderboard(job.rank, job.output_dir)
+            with JobFolder(job, board) as folder:
+                folders = [folder.new_case_folder(case.algorithm) for case in job.test_cases]
+                finished = self._run_cases((job, classes, dataset, metrics, context, folder,
+                                            folders))
+                del dataset
+                with sigint_held():  # the rank files and the case folders must agree
+                    report = RunReport(job, [finished[i] for i in sorted(finished)])
+                    report.interrupted = [case for i, case in enumerate(job.test_cases)
+                                          if i not in finished]
+                    folder.discard(folders[case.index] for case in report.interrupted)
+                    self._rank(report, list(metrics), board, folder)
         finally:
             loader.unload()
-        report = RunReport(job, outcomes)
-        self._rank(report, list(metrics))
         return report
 
-    def _run_in_workers(self, workers, job, classes, dataset, metrics, context):
-        global _WORKER_STATE
+    def _run_cases(self, args):
+        """Index -> outcome of the test cases that finished: all of them, or those
+        that did before a Ctrl-C (KeyboardInterrupt) stopped the run. ``args``: what
+        ``_run_case`` takes before the index."""
+        finished, indices = {}, range(len(args[0].test_cases))
 
-        _WORKER_STATE = (self, job, classes, dataset, metrics, context)
-        fork = multiprocessing.get_context("fork")
-        tqdm.set_lock(fork.RLock())  # bars of several processes share the terminal
+        def done(index, outcome):
+            finished[index] = outcome
+            LOG.info("test case %d/%d %s: %s", index + 1, len(indices), outcome.case.label(),
+                     "finished" if outcome.ok else "failed")
+
         try:
-            with fork.Pool(workers) as pool:
-                return pool.map(_run_case_in_worker, range(len(job.test_cases)), chunksize=1)
-        finally:
-            _WORKER_STATE = None
+            if self._workers > 1 and "fork" in multiprocessing.get_all_start_methods():
+                # bars of several processes share the terminal
+                tqdm.set_lock(multiprocessing.get_context("fork").RLock())
+                run_in_workers(self._workers, self._run_case, args, indices, done)
+            else:
+                for index in indices:
+                    done(index, self._run_case(*args, index))
+        except KeyboardInterrupt:
+            pass  # the run goes on to rank what finished
+        return finished
 
     # -- checks before running -------------------------------------------------
 
@@ -216,7 +260,7 @@ class BenchmarkRunner:
 
     # -- one test case ---------------------------------------------------------
 
-    def _run_case(self, job, case, classes, dataset, metric_funcs, context):
+    def _run_case(self, job, classes, dataset, metric_funcs, context, folder, folders, index):
         # A case allocates millions of small dicts and no reference cycles; the cyclic
         # collector would rescan them again and again (it doubled run time). Pause it
         # for the case; the next automatic collection after it frees any cyclic
@@ -224,33 +268,37 @@ class BenchmarkRunner:
         gc.freeze()  # what exists now (the dataset, modules) is never rescanned
         gc.disable()
         try:
-            return self._run_case_unpaused(job, case, classes, dataset, metric_funcs, context)
+            return self._run_case_unpaused(job, job.test_cases[index], classes, dataset,
+                                           metric_funcs, context, folder, folders[index])
         finally:
             gc.enable()
             gc.unfreeze()
 
-    def _run_case_unpaused(self, job, case, classes, dataset, metric_funcs, context):
-        algorithm_dir = os.path.join(job.output_dir, case.algorithm)
-        # uuid4, not Ianvs' uuid1: uuid1 can repeat across forked workers
-        outcome = CaseOutcome(case, os.path.join(algorithm_dir, str(uuid.uuid4())))
-        partial = outcome.output_dir + ".partial"
-        os.makedirs(partial)
-        write_text(os.path.join(partial, "config.yaml"), self._config_yaml(job, case))
+    def _run_case_unpaused(self, job, case, classes, dataset, metric_funcs, context, folder,
+                           output_dir):
+        algorithm_dir = os.path.dirname(output_dir)
+        outcome = CaseOutcome(case, output_dir)
+        partial = folder.partial(output_dir)
         try:
+            os.makedirs(partial)
+            write_text(os.path.join(partial, "config.yaml"), self._config_yaml(job, case))
             with use_context(replace(context, algorithm_dir=algorithm_dir, case_dir=partial)), \
                     _ianvs_result_dir(algorithm_dir):
-                results, y_true, outcome.simulated = self._infer(job, case, classes, dataset,
-                                                                 partial)
-            outcome.metrics = self._metrics(metric_funcs, y_true, results)
+                results, y_true, outcome.requests = self._infer(job, case, classes, dataset,
+                                                                partial)
+            # the title's SIMULATED label: only models that answered count
+            outcome.simulated = any(c.simulated for c in outcome.requests.values())
+            outcome.metrics, outcome.empty = self._metrics(metric_funcs, y_true, results)
             write_text(os.path.join(partial, "metrics.json"),
                        orjson.dumps(outcome.metrics, option=orjson.OPT_INDENT_2).decode())
+            check_failed_share(outcome.requests, self.max_failed_share)
         except Exception as err:  # a failing case is reported; the others still run
             outcome.error = f"{type(err).__name__}: {err}".splitlines()[0]
-            write_text(os.path.join(partial, "error.txt"), traceback.format_exc())
+            with contextlib.suppress(OSError):  # a full disk: the error line still tells
+                os.makedirs(partial, exist_ok=True)
+                write_text(os.path.join(partial, "error.txt"), traceback.format_exc())
+                os.replace(partial, output_dir)  # never ranked: in place now
         outcome.finished = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime())
-        if os.path.exists(outcome.output_dir):
-            shutil.rmtree(outcome.output_dir)
-        os.replace(partial, outcome.output_dir)
         return outcome
 
     def _infer(self, job, case, classes, dataset, folder):
@@ -277,16 +325,14 @@ class BenchmarkRunner:
             if callable(fit_report):  # a learned router: its split, seed and threshold
                 write_text(os.path.join(folder, "router.json"), orjson.dumps(
                     fit_report(), default=str, option=orjson.OPT_INDENT_2).decode())
-            # the title's SIMULATED label: only tiers that answered count
-            simulated = any(getattr(instances.get(t), "simulated", False)
-                            and any(r[side] is not None for r in results)
-                            for t, side in (("edgemodel", 2), ("cloudmodel", 3)))
+            requests = count_requests(results, lambda side: getattr(
+                instances.get(f"{side}model"), "simulated", False))
         finally:
             for instance in [*instances.values(), router]:
                 if callable(getattr(instance, "cleanup", None)):
                     instance.cleanup()
         self._write_results(os.path.join(folder, "results.jsonl"), samples, dataset.y, results)
-        return results, list(dataset.y), simulated
+        return results, list(dataset.y), requests
 
     def _with_progress(self, job, case, paradigm, samples):
         counts = {"Edge": 0, "Cloud": 0}
@@ -323,7 +369,8 @@ class BenchmarkRunner:
 
     @staticmethod
     def _metrics(metric_funcs, y_true, results):
-        values = {}
+        """({metric: value}, {metric: why it is empty}) of one case."""
+        values, empty = {}, {}
         try:
             for name, func in metric_funcs.items():
                 try:
@@ -332,9 +379,11 @@ class BenchmarkRunner:
                     raise RuntimeError(f"metric {name!r} failed: "
                                        f"{type(err).__name__}: {err}") from err
                 values[name] = value.item() if hasattr(value, "item") else value
+                if isinstance(values[name], float) and math.isnan(values[name]):
+                    empty[name] = why_empty(name, y_true, results)
         finally:
             forget_results()  # what the metrics shared of this case's results
-        return values
+        return values, empty
 
     @staticmethod
     def _config_yaml(job, case):
@@ -354,7 +403,8 @@ class BenchmarkRunner:
 
     # -- leaderboard -----------------------------------------------------------
 
-    def _rank(self, report, metric_names):
+    @staticmethod
+    def _rank(report, metric_names, board, folder):
         ok = [o for o in report.outcomes if o.ok]
         if ok:
             module_types, hp_names = [], []
@@ -366,8 +416,9 @@ class BenchmarkRunner:
                      **{t: m.name for t, m in o.case.modules.items()},
                      **o.case.hyperparameter_columns(), "time": o.finished,
                      "url": o.output_dir} for o in ok]
-            board = Leaderboard(report.job.rank, report.job.output_dir)
-            report.selected_rank_file = board.save(rows, metric_names, module_types, hp_names)
+            report.selected_rank_file = board.save(
+                rows, metric_names, module_types, hp_names,
+                then=lambda: folder.move_into_place(o.output_dir for o in ok))
             title = f"edgellm leaderboard: {report.job.name}"
             if any(o.simulated for o in ok):
                 title += " (SIMULATED models: figures come from model profiles, not real inference)"
@@ -375,3 +426,7 @@ class BenchmarkRunner:
             if visual.get("mode", "selected_only") == "selected_only" and \
                     visual.get("method", "print_table") == "print_table":
                 report.table = format_table(report.selected_rank_file, title)
+                for note in (_empty_note(ok, report.job.rank.selected_dataitem.get("metrics")),
+                             _estimated_note(ok)):
+                    if note:
+                        report.table += "\n" + note

@@ -21,7 +21,10 @@ for _name, _target in (("run", "edgellm.cli.run:run"),
                        ("report", "edgellm.cli.report:report"),
                        ("dataset convert", "edgellm.cli.datasets:convert"),
                        ("dataset split", "edgellm.cli.datasets:split"),
-                       ("dataset synthesize", "edgellm.cli.datasets:synthesize")):
+                       ("dataset synthesize", "edgellm.cli.datasets:synthesize"),
+                       ("center", "edgellm.cli.live:center"),
+                       ("edge", "edgellm.cli.live:edge"),
+                       ("fleet up", "edgellm.cli.live:fleet_up")):
     COMMANDS.register(_name, _target)
 
 
@@ -43,11 +46,26 @@ def _configure_logging(verbose):
     logger.setLevel(logging.INFO if verbose else logging.WARNING)
 
 
+# what an optional extra brings, for the one line a command without it ends with
+EXTRAS = {"fastapi": "live", "uvicorn": "live", "httpx": "live", "psutil": "live"}
+
+
+def _handler(name):
+    try:
+        return COMMANDS.get(name)
+    except ModuleNotFoundError as err:
+        extra = EXTRAS.get((err.name or "").split(".")[0])
+        if extra is None:
+            raise
+        raise ConfigError(f"edgellm {name}", f"needs the {err.name} package: pip install "
+                                             f"'edgellm[{extra}]'") from None
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
     _configure_logging(args.verbose)
     try:
-        return COMMANDS.get(args.command)(args)
+        return _handler(args.command)(args)
     except ConfigError as err:
         print(f"edgellm: error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT

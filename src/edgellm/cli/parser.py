@@ -3,11 +3,19 @@
 import argparse
 import os
 
-import yaml
-
 from edgellm import __version__
+from edgellm.errors import ConfigError
+from edgellm.yaml_file import load_yaml_text
 
 DESCRIPTION = "edgellm: benchmark LLM inference split between edge nodes and the cloud."
+
+
+class _Parser(argparse.ArgumentParser):
+    """A bad argument is one line, as any other bad input (argparse prints the usage
+    first, over several lines); the subcommands' parsers are of this class too."""
+
+    def error(self, message):
+        self.exit(2, f"edgellm: error: {message} (see '{self.prog} --help')\n")
 
 
 def _positive(value):
@@ -43,11 +51,12 @@ def _router_setting(value):
     key, equals, text = value.partition("=")
     if not key or not equals:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE (e.g. C=0.03), got {value!r}")
-    try:
-        return key.strip(), yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        problem = str(err).splitlines()[0]
-        raise argparse.ArgumentTypeError(f"{key}: {text!r} is not a YAML value "
+    key = key.strip()
+    try:  # the checks of a job file's YAML (nesting, aliases)
+        return key, load_yaml_text(text, key)
+    except ConfigError as err:
+        problem = str(err)[len(err.source) + 2:]
+        raise argparse.ArgumentTypeError(f"{key}: {text[:80]!r} is not a YAML value "
                                          f"({problem})") from None
 
 
@@ -84,12 +93,12 @@ def _train_fraction(value):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="edgellm", description=DESCRIPTION)
+    parser = _Parser(prog="edgellm", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"edgellm {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="also print what the library logs at INFO level (e.g. where a "
                              "fitted router was saved)")
-    commands = parser.add_subparsers(dest="command_name", required=True)
+    commands = parser.add_subparsers(dest="command_name", required=True, metavar="COMMAND")
     run = commands.add_parser("run", help="run an Ianvs benchmarkingjob.yaml without Ianvs")
     run.add_argument("-f", "--file", required=True, help="benchmarkingjob.yaml; paths in it "
                      "resolve against the current directory, as in Ianvs")
@@ -103,6 +112,10 @@ def build_parser():
     run.add_argument("--store-mode", choices=["record", "replay", "auto"],
                      help="record: always call the model; replay: stored responses only; "
                           "auto (default): replay what is stored, call for the rest")
+    run.add_argument("--max-failed-share", type=_share, metavar="S",
+                     help="a test case fails (reported, not ranked, exit status 1) when "
+                          "more than this share of its edge or cloud model's requests "
+                          "failed (default: only when all of them failed)")
     run.set_defaults(command="run")
 
     store_help = ("response store file (default: env EDGELLM_STORE, else "
@@ -171,7 +184,8 @@ def build_parser():
 
     dataset = commands.add_parser("dataset", help="work with task datasets and outcome "
                                                   "matrices")
-    dataset_commands = dataset.add_subparsers(dest="dataset_command", required=True)
+    dataset_commands = dataset.add_subparsers(dest="dataset_command", required=True,
+                                              metavar="COMMAND")
     convert = dataset_commands.add_parser(
         "convert", help="convert between the tasks CSV/JSONL, Ianvs and mcq formats")
     convert.add_argument("source", help="a .csv/.jsonl file or an Ianvs folder (metadata.json)")
@@ -213,4 +227,97 @@ def build_parser():
                             help="questions (default 14000, MMLU's test split)")
     synthesize.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     synthesize.set_defaults(command="dataset synthesize")
+    add_live_commands(commands)
     return parser
+
+
+def _seconds(value):
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not seconds > 0 or seconds != seconds or seconds == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds above 0, got {value!r}")
+    return seconds
+
+
+def _port(value):
+    try:
+        port = int(value)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number 0-65535, got {value!r}")
+    return port
+
+
+def add_live_commands(commands):
+    """edgellm center | edge | fleet up: the live distribution center (docs/live-fleet.md)."""
+    token = "the join token comes from env EDGELLM_JOIN_TOKEN only"
+    center = commands.add_parser(
+        "center", help="run the distribution center: edge agents register, stay alive, get "
+                       "tasks and models; fleet jobs with center_url run on it",
+        description=f"The live center's HTTP service ({token}).")
+    _fleet_clock_options(center)
+    center.add_argument("--models-dir", required=True, metavar="DIR",
+                        help="one file per catalog model, named <model id>.<ext>")
+    center.add_argument("--placeholders", action="store_true",
+                        help="write placeholder files for catalog models the folder lacks "
+                             "(a simulated fleet's models only have to travel)")
+    center.set_defaults(command="center")
+
+    edge = commands.add_parser(
+        "edge", help="run an edge agent: register with a center, heartbeat, run its tasks "
+                     "on an engine, keep the models it asks for",
+        description=f"One edge node's agent ({token}).")
+    edge.add_argument("--center", required=True, metavar="URL", help="the center, e.g. "
+                      "http://127.0.0.1:8700")
+    edge.add_argument("--node-id", required=True, help="this node's id in the topology")
+    edge.add_argument("--engine", default="simulated",
+                      choices=["simulated", "openai", "huggingface"],
+                      help="what answers (default simulated: the model profiles, on the "
+                           "fleet's clock)")
+    edge.add_argument("--engine-url", metavar="URL", help="openai: the node's "
+                      "OpenAI-compatible server, e.g. http://127.0.0.1:8080/v1")
+    edge.add_argument("--engine-key-env", default="none", metavar="NAME",
+                      help="openai: the environment variable holding the server's key "
+                           "(default none: a local server needs none)")
+    edge.add_argument("--models-dir", metavar="DIR",
+                      help="where the node keeps its model files (default ./edgellm-models-<id>)")
+    edge.add_argument("--host", default="127.0.0.1", help="address of the agent's own page")
+    edge.add_argument("--port", type=_port, default=0, help="its port (default: a free one)")
+    edge.add_argument("--seed", type=int, default=0, help="simulated engine's seed")
+    edge.add_argument("--zero-time", action="store_true",
+                      help="simulated engine: answer at once, no modelled time (dispatch "
+                           "benchmarks measure the center's and agent's own cost)")
+    edge.set_defaults(command="edge")
+
+    fleet = commands.add_parser("fleet", help="a whole live fleet on this machine")
+    fleet_commands = fleet.add_subparsers(dest="fleet_command", required=True)
+    up = fleet_commands.add_parser(
+        "up", help="start a center and one simulated edge agent per topology node on this "
+                   "machine; Ctrl-C stops them all",
+        description="The embedded live fleet: the center on --host/--port and one agent "
+                    "per node of the topology, each with the simulated engine; the center's "
+                    "model files are placeholders. A join token is made for the fleet when "
+                    "env EDGELLM_JOIN_TOKEN is not set (it is never printed or written).")
+    _fleet_clock_options(up, default_scale=0.1)
+    up.add_argument("--models-dir", metavar="DIR",
+                    help="the center's model folder (default: placeholders in a temporary one)")
+    up.set_defaults(command="fleet up")
+
+
+def _fleet_clock_options(parser, default_scale=1.0):
+    parser.add_argument("--topology", required=True, help="the fleet's topology YAML")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to serve on (default 127.0.0.1: this machine only)")
+    parser.add_argument("--port", type=_port, default=8700, help="port (default 8700)")
+    parser.add_argument("--time-scale", type=_seconds, default=default_scale,
+                        help="real seconds per second of the fleet's clock (simulated "
+                             f"engines sleep that long; default {default_scale:g})")
+    parser.add_argument("--heartbeat-s", type=_seconds, default=1.0,
+                        help="heartbeat interval (default 1 s)")
+    parser.add_argument("--not-ready-after-s", type=_seconds, default=3.0,
+                        help="NOT_READY after this long without a heartbeat (default 3 s)")
+    parser.add_argument("--unreachable-after-s", type=_seconds, default=5.0,
+                        help="UNREACHABLE after this long (default 5 s)")

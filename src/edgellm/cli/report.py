@@ -2,6 +2,7 @@
 
 import os
 
+from edgellm.cli.targets import check_target, writing
 from edgellm.errors import ConfigError
 from edgellm.report import choice_note, job_report, outcomes_report, write_report
 from edgellm.report.router_curves import DEFAULT_ROUTER
@@ -15,12 +16,16 @@ def report(args):
         if args.router or args.default_router_settings:
             raise ConfigError("--router" if args.router else "--router-setting",
                               "only with --outcomes (a job's routers are its test cases)")
+        if args.out:
+            check_target(args.out, folder=True)
         report, folder = job_report(args.file, args.edge_model, args.cloud_model)
         folder = args.out or folder
+        check_target(folder, folder=True)
     else:
         for option in ("edge_model", "cloud_model", "out"):
             if not getattr(args, option):
                 raise ConfigError(f"--{option.replace('_', '-')}", "required with --outcomes")
+        check_target(args.out, folder=True)
         routers = args.router
         if routers and args.default_router_settings:
             raise ConfigError("--router-setting", "given before the first --router: each "
@@ -33,6 +38,7 @@ def report(args):
         for note in report.notes[1:]:
             print(note)
         folder = args.out
-    paths = write_report(report, folder)
+    with writing(folder):
+        paths = write_report(report, folder)
     print(f"report written to {folder}: {', '.join(os.path.basename(p) for p in paths)}")
     return 0

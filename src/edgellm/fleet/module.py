@@ -17,10 +17,9 @@ import orjson
 from edgellm.context import current_context
 from edgellm.errors import ConfigError
 from edgellm.files import write_text
-from edgellm.fleet.registry import (CACHING_POLICIES, OFFLOADERS, create_caching_policy,
-                                    create_offloader, part_settings)
+from edgellm.fleet.registry import (CACHING_POLICIES, OFFLOADERS, WORLDS,
+                                    create_caching_policy, create_offloader, part_settings)
 from edgellm.fleet.rounds import plot_rounds, round_frame, write_round_log
-from edgellm.fleet.simulator import FleetSimulator
 from edgellm.fleet.topology import load_topology
 from edgellm.models import create_backend
 from edgellm.models.openai_compatible import NO_KEY
@@ -35,13 +34,16 @@ class FleetEdgeModel:
     fallback), ``seed``, and the offloaders' and caching policies' settings by name: a
     grid's settings are shared, so each part takes those it accepts (a
     ``latency_weight`` is for the offloaders that weigh latency); a name that none
-    takes is an error (edgellm.fleet.registry)."""
+    takes is an error (edgellm.fleet.registry). ``center_url``: run on the live center
+    there and its edge agents (``edgellm fleet up``) instead of the simulator; the same
+    offloader and caching policy decide, the responses come back in the same layout."""
 
     def __init__(self, topology, offloader="LeastLoaded", caching="Static", caching_every=20,
-                 slo_s=None, seed=0, **params):
+                 slo_s=None, seed=0, center_url=None, **params):
         check_settings(type(self), params)
         self.params = dict(topology=topology, offloader=offloader, caching=caching,
                            caching_every=caching_every, slo_s=slo_s, seed=seed, **params)
+        self.center_url = center_url
         self._sim = None
 
     @classmethod
@@ -50,8 +52,9 @@ class FleetEdgeModel:
 
     @classmethod
     def check_config(cls, params, source="edge model"):
-        """Fail before the run on an unknown setting or alias or a bad topology; returns
-        whether every node is simulated (no endpoint)."""
+        """Fail before the run on an unknown setting or alias, a bad topology or a center
+        that does not answer; returns whether the module runs no real model (every
+        node simulated, no endpoint, no live center)."""
         params = dict(params)
         check_settings(cls, params)
         path = params.get("topology")
@@ -63,8 +66,8 @@ class FleetEdgeModel:
                 raise SettingError(cls.__name__, setting,
                                    registry.unknown_message(params[setting]))
         topology = load_topology(path)
-        settings = {k: v for k, v in params.items()
-                    if k not in ("topology", "offloader", "caching", "caching_every", "slo_s")}
+        settings = {k: v for k, v in params.items() if k not in
+                    ("topology", "offloader", "caching", "caching_every", "slo_s", "center_url")}
         try:
             create_offloader(params.get("offloader", "LeastLoaded"), **settings)
             create_caching_policy(params.get("caching", "Static"), **settings)
@@ -72,6 +75,16 @@ class FleetEdgeModel:
             if isinstance(err, (SettingError, RegistryError)):
                 raise
             raise ConfigError(source, str(err)) from None
+        if params.get("center_url"):
+            try:
+                live = WORLDS.get("live")
+            except ModuleNotFoundError as err:
+                raise SettingError(cls.__name__, "center_url", f"the live fleet needs the "
+                                   f"{err.name} package: pip install 'edgellm[live]'") from None
+            problem = live.check(params["center_url"])
+            if problem:
+                raise SettingError(cls.__name__, "center_url", problem)
+            return False  # one center runs one case at a time: no side-by-side workers
         return not any(n.base_url for n in topology.nodes)
 
     @property
@@ -79,12 +92,16 @@ class FleetEdgeModel:
         if self._sim is None:  # lazy: sedna calls load() only in some set-ups
             params = dict(self.params)
             topology = load_topology(params.pop("topology"))
-            self._sim = FleetSimulator(topology, endpoints=_endpoints(topology), **params)
+            if self.center_url:
+                self._sim = WORLDS.get("live")(topology, self.center_url, **params)
+            else:
+                self._sim = WORLDS.get("simulated")(topology, endpoints=_endpoints(topology),
+                                                    **params)
         return self._sim
 
     @property
     def simulated(self):
-        return not self.simulator.endpoints
+        return bool(getattr(self.simulator, "simulated", not self.simulator.endpoints))
 
     def load(self, **kwargs):
         return self.simulator

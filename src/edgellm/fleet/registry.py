@@ -8,14 +8,17 @@ is an ``UnknownSetting``, as everywhere else.
 
 from edgellm.registry import Registry, UnknownSetting, accepted_settings
 
-# Lazy entries: the learning offloaders' module is imported only when one is used.
+# Lazy entries: a learning offloader's module is imported only when it is used.
 OFFLOADERS = Registry("offloader")
 for _alias, _target in (("RoundRobin", "edgellm.fleet.offloaders:RoundRobinOffloader"),
                         ("LeastLoaded", "edgellm.fleet.offloaders:LeastLoadedOffloader"),
                         ("QualityGreedy", "edgellm.fleet.offloaders:QualityGreedyOffloader"),
                         ("LinUCB", "edgellm.fleet.learning:LinUcbOffloader"),
                         ("Thompson", "edgellm.fleet.learning:ThompsonOffloader"),
-                        ("MLPPredictor", "edgellm.fleet.learning:MlpPredictorOffloader")):
+                        ("MLPPredictor", "edgellm.fleet.learning:MlpPredictorOffloader"),
+                        ("DQN", "edgellm.fleet.dqn:DqnOffloader"),
+                        ("ActiveReasoning",
+                         "edgellm.fleet.active_reasoning:ActiveReasoningOffloader")):
     OFFLOADERS.register(_alias, _target)
 
 CACHING_POLICIES = Registry("caching policy")
@@ -24,6 +27,14 @@ for _alias, _target in (("Static", "edgellm.fleet.caching:StaticCaching"),
                         ("LFU", "edgellm.fleet.caching:LfuCaching"),
                         ("DemandKnapsack", "edgellm.fleet.caching:DemandKnapsackCaching")):
     CACHING_POLICIES.register(_alias, _target)
+
+
+# The worlds a fleet job runs in: the discrete-event simulator, or a live center and
+# its edge agents (the fleet module's ``center_url``); lazy, so that the simulation
+# never imports the live fleet's HTTP client.
+WORLDS = Registry("fleet world")
+WORLDS.register("simulated", "edgellm.fleet.simulator:FleetSimulator")
+WORLDS.register("live", "edgellm.live.client:LiveFleet")
 
 
 def part_settings():

@@ -1,7 +1,8 @@
 """The distribution center on a discrete-event clock.
 
-Per task (in arrival order): the offloader places it on a (node, model) from the
-center's view, or the SLO-aware fallback sends it to the cloud; the model answers;
+Per task (in arrival order): the center (fleet/center.py, the same decisions the live
+fleet makes) places it on a (node, model) from its view, or the SLO-aware fallback
+sends it to the cloud; the model answers;
 the actual timeline charges network transfer, queueing at the node's slots, the
 wait for a model still loading, prefill and decode. Every ``caching_every``
 rounds the caching policy re-plans each node's models and the transfers and
@@ -19,23 +20,12 @@ from collections import defaultdict
 
 import numpy as np
 
-from edgellm.fleet.caching import Demand
-from edgellm.fleet.registry import create_caching_policy, create_offloader
-from edgellm.fleet.timeline import CandidateTable, NodeState, TokenBucket
-from edgellm.models.tokens import estimate_tokens
+from edgellm.fleet.center import BYTES_PER_TOKEN, DistributionCenter
+from edgellm.fleet.timeline import NodeState, TokenBucket
 from edgellm.models.simulated import SimulatedLLM
-from edgellm.records import FleetOptions, FleetOutcome, FleetTask
+from edgellm.records import FleetOutcome, token_gap
 from edgellm.tasks.references import parse_reference
-from edgellm.tasks.registry import get_task_type, messages_text, task_types
 from edgellm.tasks.scoring import item_score
-
-BYTES_PER_TOKEN = 4  # prompts and answers on the wire: ~4 bytes of UTF-8 per token
-
-# What the center expects an answer's length to be before it has seen any
-# (completion tokens per task type); replaced by the running mean of what it sees.
-PRIOR_COMPLETION_TOKENS = {"multiple_choice": 4, "text_classification": 2,
-                           "named_entity_recognition": 20, "question_answering": 6,
-                           "translation": 40, "summarization": 60}
 
 
 class _Round:
@@ -50,55 +40,39 @@ class _Round:
 
 
 class FleetSimulator:
+    """The fleet on a discrete-event clock: a ``DistributionCenter`` decides (the same
+    one the live center runs), this class plays the world: the nodes' slots, transfers
+    and loads, the cloud's rate limit, and the answers (simulated models, or real
+    servers for nodes with a ``base_url``)."""
+
     def __init__(self, topology, offloader="LeastLoaded", caching="Static", caching_every=20,
                  slo_s=None, seed=0, endpoints=None, **params):
         self.topology = topology
-        self.offloader = create_offloader(offloader, seed=seed, **params) \
-            if isinstance(offloader, str) else offloader
-        self.caching = create_caching_policy(caching, **params) if isinstance(caching, str) \
-            else caching
-        self.caching_every = int(caching_every)
-        if self.caching_every < 1:
-            raise ValueError(f"caching_every must be at least 1, got {caching_every!r}")
-        self.slo_s = float(slo_s) if slo_s not in (None, "", "none") else None
+        self.center = DistributionCenter(topology, offloader, caching, caching_every, slo_s,
+                                         seed, **params)
         self.seed = int(seed)
-        self.types = list(task_types())
-        self.type_index = {t: i for i, t in enumerate(self.types)}
-        models, nodes = topology.models, topology.nodes
-        self.quality = np.array([[m.quality_for(t) for t in self.types] for m in models])
-        self.states = [NodeState(n) for n in nodes]
-        for state in self.states:
-            for model_id in state.node.models:
-                state.ready_at[topology.model_index[model_id]] = 0.0
-        self.preferred = [[topology.model_index.get(topology.preferred_model(t, n), -1)
-                           for t in self.types] for n in nodes]
+        self.states = [NodeState(n) for n in topology.nodes]
+        for state, ready_at in zip(self.states, self.center.ready_at):
+            state.ready_at.update(ready_at)
         self.cloud = topology.cloud
         self.cloud_bucket = TokenBucket(self.cloud.rate_limit_rps)
-        self.cloud_view = TokenBucket(self.cloud.rate_limit_rps)
         self.endpoints = endpoints or {}   # (node index, model index) -> real backend
         self._llms = {}
-        # completion tokens seen per (model, task type); the cloud is the last row
-        self.cloud_row = len(models)
-        self._tokens_sum = np.zeros((len(models) + 1, len(self.types)))
-        self._tokens_n = np.zeros((len(models) + 1, len(self.types)))
-        self._expected = None            # expected completion tokens, (models + cloud) x types
-        self.demand = Demand()
-        self.candidates = CandidateTable(self.states, topology)
-        self._per_type = {}              # type index -> per-candidate arrays (see _type_rows)
-        # each node's earliest free slot in the view, kept as the view changes: placing
-        # a task reads it for every candidate, so it must not cost a Python loop
-        self._view_free = np.zeros(len(nodes))
         self.rounds = []                 # finished _Round records
         self.transfers = []              # every model transfer, for the summary
         self._round = None
-        self._next_caching = self.caching_every
-        self._pending = []               # outcomes the offloader sees at the round's end
-        self._lengths = []               # (row, task type, completion tokens) of the round
-        self._facts = {"nodes": {n.id: n.slots for n in nodes}}
+        self._facts = {"nodes": {n.id: n.slots for n in topology.nodes}}
         self._count = 0
         self._start_s = None
-        self._last_plan_s = None         # when the caching policy last planned
         self._end_s = 0.0
+
+    @property
+    def offloader(self):
+        return self.center.offloader
+
+    @property
+    def caching(self):
+        return self.center.caching
 
     # -- the answer models ----------------------------------------------------------
 
@@ -126,52 +100,35 @@ class FleetSimulator:
     # -- rounds and caching -----------------------------------------------------------
 
     def _task(self, sample):
-        index = self._count
+        task = self.center.task(sample, self._count)
         self._count += 1
-        task_type = sample.get("task_type") or "multiple_choice"
-        number = sample.get("round")
-        arrival = sample.get("arrival_s")
-        if number is None:   # no RoundWorkload processor: its defaults
-            number, arrival = index // 10, float(index // 10)
-        task = FleetTask(index=index, task_type=task_type,
-                    type_index=self.type_index[get_task_type(task_type).name],
-                    prompt_tokens=_prompt_tokens(sample, task_type), arrival_s=float(arrival),
-                    round=int(number))
         if self._round is None or task.round != self._round.number:
             self._begin_round(task)
-        self.demand.add(self.types[task.type_index], index)
+        self.center.arrived(task)
         return task
 
     def _begin_round(self, task):
         self.finish_round()
         if self._start_s is None:
-            self._start_s = self._last_plan_s = task.arrival_s
-        caching = task.round >= self._next_caching
+            self._start_s = task.arrival_s
+            self.center.start(task.arrival_s)
+        caching = self.center.caching_due(task.round)
         if caching:
-            while self._next_caching <= task.round:
-                self._next_caching += self.caching_every
             self._plan_caches(task.arrival_s)
-        for state in self.states:   # nodes report in: the view catches up with the facts
-            state.view.copy_from(state.actual)
-        self._view_free = np.array([s.view.earliest() for s in self.states], dtype=np.float64)
-        self.cloud_view.copy_from(self.cloud_bucket)
+        for i, state in enumerate(self.states):   # nodes report in: the view catches up
+            self.center.report_node(i, state.actual)
+        self.center.report_cloud(self.cloud_bucket)
         cache = {s.node.id: [self.topology.models[m].id for m in sorted(s.ready_at)]
                  for s in self.states}
         self._round = _Round(task.round, caching, cache)
 
     def _plan_caches(self, now):
-        self.demand.horizon_s = now - self._last_plan_s
-        self._last_plan_s = now
+        resident = [[self.topology.models[m].id for m in sorted(s.ready_at)]
+                    for s in self.states]
+        plans = self.center.plan_caches(now, resident)
         moved = []
-        for state in self.states:
+        for state, index in zip(self.states, plans):
             node = state.node
-            resident = [self.topology.models[m].id for m in sorted(state.ready_at)]
-            target = self.caching.plan(node, self.topology, self.demand, resident)
-            index = [self.topology.model_index[m] for m in target]
-            used = sum(self.topology.models[m].size_gb for m in index)
-            if used > node.memory_gb + 1e-9:
-                raise ValueError(f"caching policy {type(self.caching).__name__} planned "
-                                 f"{used:.2f} GB for node {node.id} ({node.memory_gb:g} GB)")
             for m in list(state.ready_at):
                 if m not in index:
                     del state.ready_at[m]   # eviction frees memory at once
@@ -185,96 +142,22 @@ class FleetSimulator:
                 state.ready_at[m] = state.link_free + load_s
                 moved.append({"node": node.id, "model": model.id, "gb": model.size_gb,
                               "seconds": state.ready_at[m] - begin})
-        self.demand.next_window()
-        self.candidates = CandidateTable(self.states, self.topology)
-        self._per_type = {}
+        self.center.report_models([s.ready_at for s in self.states])
         self.transfers.extend(moved)
         self._facts.setdefault("transfers", []).extend(moved)
 
     def finish_round(self):
-        """Close the current round: the offloader learns from it, the log gets it."""
+        """Close the current round: the center learns from it, the log gets it."""
         if self._round is None:
             return
-        for row, type_index, tokens in self._lengths:
-            self._tokens_sum[row, type_index] += tokens
-            self._tokens_n[row, type_index] += 1
-        if self._lengths:
-            self._expected = None
-            self._per_type = {}
-        self._lengths = []
-        if self._pending:
-            if self.offloader.learns:
-                self.offloader.observe(self._pending)
-            self._pending = []
+        self.center.close_round()
         self.rounds.append(self._round)
         self._round = None
-
-    # -- placement (the center's view) ----------------------------------------------
-
-    def _expected_tokens(self, models, type_index):
-        # the running means change only when a round closes: one table until then
-        if self._expected is None:
-            n = self._tokens_n
-            prior = np.array([PRIOR_COMPLETION_TOKENS.get(t, 8) for t in self.types],
-                             dtype=np.float64)
-            self._expected = np.where(n > 0, self._tokens_sum / np.maximum(n, 1), prior)
-        return self._expected[models, type_index]
-
-    def _type_rows(self, type_index):
-        """Per candidate, for one task type: expected quality and decode seconds (they
-        change only when the candidates or the expected lengths do)."""
-        rows = self._per_type.get(type_index)
-        if rows is None:
-            c = self.candidates
-            tokens = self._expected_tokens(c.model, type_index)
-            rows = self._per_type[type_index] = (self.quality[c.model, type_index],
-                                                 (tokens - 1) * c.itl)
-        return rows
-
-    def _options(self, task):
-        """The edge options and, per option, when the center expects service to start."""
-        c = self.candidates
-        if not len(c):
-            return None, None
-        quality, decode = self._type_rows(task.type_index)
-        at_node = task.arrival_s + c.half_rtt \
-            + task.prompt_tokens * BYTES_PER_TOKEN * c.s_per_byte
-        start = np.maximum(np.maximum(at_node, self._view_free[c.node]), c.ready_at)
-        latency = start - task.arrival_s + task.prompt_tokens * c.s_per_prompt_token \
-            + decode + c.half_rtt
-        options = FleetOptions(node=c.node, model=c.model, quality=quality, latency_s=latency,
-                          wait_s=start - at_node, ready=c.ready_at <= task.arrival_s)
-        return options, start
-
-    def _cloud_latency(self, task, bucket):
-        tokens = float(self._expected_tokens(self.cloud_row, task.type_index))
-        wait = bucket.peek(task.arrival_s) - task.arrival_s
-        return wait + self.cloud.rtt_s + task.prompt_tokens / self.cloud.prefill_tokens_per_s \
-            + (tokens - 1) / self.cloud.decode_tokens_per_s
-
-    def _place(self, task):
-        """(node index, model index, expected latency); node -1 is the cloud."""
-        options, start = self._options(task)
-        if options is not None:
-            row = self.offloader.choose(task, options)
-            latency = float(options.latency_s[row])
-            if self.slo_s is None or latency <= self.slo_s \
-                    or self._cloud_latency(task, self.cloud_view) >= latency:
-                node, model = int(options.node[row]), int(options.model[row])
-                decode = self._type_rows(task.type_index)[1]
-                view = self.states[node].view
-                view.take(float(start[row]), task.prompt_tokens
-                          * self.candidates.s_per_prompt_token[row] + decode[row])
-                self._view_free[node] = view.earliest()
-                return node, model, latency
-        latency = self._cloud_latency(task, self.cloud_view)
-        self.cloud_view.admit(task.arrival_s)
-        return -1, -1, latency
 
     # -- the actual timeline ----------------------------------------------------------
 
     def _complete(self, task, sample, placement, answer):
-        node, model, expected = placement
+        node, model, expected = placement.node, placement.model, placement.expected_latency_s
         rnd = self._round
         if node < 0:
             response = self._complete_cloud(task, answer)
@@ -289,11 +172,10 @@ class FleetSimulator:
         self._end_s = max(self._end_s, perf["finish_s"])
         if self._facts:
             response["fleet"], self._facts = self._facts, {}
-        # the center learns answer lengths when the round closes (as it learns quality)
-        self._lengths.append((self.cloud_row if node < 0 else model, task.type_index,
-                              response["usage"]["completion_tokens"]))
+        # the center learns answer lengths and outcomes when the round closes
+        self.center.note_answer(node, model, task, response["usage"]["completion_tokens"])
         if self.offloader.learns:
-            self._pending.append(FleetOutcome(
+            self.center.note_outcome(FleetOutcome(
                 task=task, node=node, model=model, expected_latency_s=expected,
                 wait_s=perf["queue_time"] + perf["model_load_time"],
                 quality=_quality(sample, task.task_type, response),
@@ -330,8 +212,7 @@ class FleetSimulator:
         self._round.queue[spec.id] = max(self._round.queue[spec.id],
                                          state.queue_len(task.arrival_s) + 1)
         heapq.heappush(state.in_system, task.arrival_s + e2e)
-        preferred = self.preferred[node][task.type_index]
-        hit = preferred >= 0 and state.ready_at.get(preferred, math.inf) <= task.arrival_s
+        hit = self.center.cache_hit(node, task, state.ready_at)
         return self._response(answer, task, tier="edge", node=spec.id, model=catalog.id,
                               ttft=ttft, itl=itl, e2e=e2e, start=start, busy=busy, queue=queue,
                               load=load_wait, network=network, cost=0.0, hit=hit)
@@ -354,7 +235,8 @@ class FleetSimulator:
         response = dict(answer)   # simulated answers are shared: never edit them in place
         response.pop("measured", None)
         response.update(tier=tier, node=node, model=model, cost_usd=cost, round=task.round,
-                        slo_s=self.slo_s, cache_hit=hit)
+                        slo_s=self.center.slo_s, cache_hit=hit)
+        itl = token_gap(itl, response["usage"]["completion_tokens"])
         response["perf"] = {
             "time_to_first_token": ttft, "internal_token_latency": itl,
             "throughput": 1.0 / itl if itl else None, "e2e_latency": e2e,
@@ -368,8 +250,8 @@ class FleetSimulator:
     def serve(self, sample):
         """One task, as Ianvs' per-sample loop asks."""
         task = self._task(sample)
-        placement = self._place(task)
-        answer = self._generate(placement[0], placement[1], [sample])[0]
+        placement = self.center.place(task)
+        answer = self._generate(placement.node, placement.model, [sample])[0]
         return self._complete(task, sample, placement, answer)
 
     def serve_batch(self, samples):
@@ -390,9 +272,10 @@ class FleetSimulator:
             for sample in run:   # each task is placed before the next one arrives
                 task = self._task(sample)
                 tasks.append(task)
-                placements.append(self._place(task))
+                placements.append(self.center.place(task))
             groups = defaultdict(list)
-            for i, (node, model, _) in enumerate(placements):
+            for i, placement in enumerate(placements):
+                node, model = placement.node, placement.model
                 key = (node, model) if (node, model) in self.endpoints else (-2, model)
                 groups[key].append(i)
             answers = [None] * len(run)
@@ -436,16 +319,10 @@ class FleetSimulator:
                 "models": [self.topology.models[m].id for m in sorted(state.ready_at)]}
         return {"topology": self.topology.name, "tasks": self._count, "makespan_s": makespan,
                 "offloader": type(self.offloader).__name__,
-                "caching": type(self.caching).__name__, "caching_every": self.caching_every,
-                "slo_s": self.slo_s, "transfers": len(self.transfers),
+                "caching": type(self.caching).__name__,
+                "caching_every": self.center.caching_every, "slo_s": self.center.slo_s,
+                "transfers": len(self.transfers),
                 "transfer_gb": sum(t["gb"] for t in self.transfers), "nodes": nodes}
-
-
-def _prompt_tokens(sample, task_type):
-    query = sample.get("query", "")
-    if not isinstance(query, str):
-        query = messages_text(query)
-    return estimate_tokens(get_task_type(task_type).render(query))
 
 
 def _quality(sample, task_type, response):

@@ -1,9 +1,9 @@
-"""The discrete-event clock's state: node slots, loaded models, the cloud's rate limit.
+"""The clock's parts: node slots, loaded models, the cloud's rate limit.
 
-Two copies of the slot clocks are kept. ``actual`` advances with what tasks really
-took; ``view`` is what the center expects (it cannot know an answer's length
-before it is generated) and is what offloaders see. The view is re-synced to the
-actual state at the start of every round, as if nodes reported in.
+The simulator's nodes (``NodeState``) advance with what tasks really took; the
+center (fleet/center.py) keeps its own slot clocks, what it expects (it cannot know
+an answer's length before it is generated), re-synced to the nodes' at the start of
+every round, as if nodes reported in.
 """
 
 import heapq
@@ -35,7 +35,6 @@ class NodeState:
     def __init__(self, node):
         self.node = node
         self.actual = SlotClock(node.slots)
-        self.view = SlotClock(node.slots)
         self.ready_at = {}          # catalog index -> time the model is usable
         self.link_free = 0.0        # the link moves one model at a time
         self.in_system = []         # heap of actual finish times of tasks sent here
@@ -81,10 +80,12 @@ class TokenBucket:
 
 
 class CandidateTable:
-    """The (node, model) pairs loaded or loading, as arrays for vectorised estimates."""
+    """The (node, model) pairs loaded or loading, as arrays for vectorised estimates;
+    ``ready_at[i]`` maps catalog index to the time the model is usable on node ``i``."""
 
-    def __init__(self, states, topology):
-        rows = [(i, m, ready) for i, s in enumerate(states) for m, ready in sorted(s.ready_at.items())]
+    def __init__(self, ready_at, topology):
+        rows = [(i, m, ready) for i, models in enumerate(ready_at)
+                for m, ready in sorted(models.items())]
         self.node = np.array([r[0] for r in rows], dtype=np.int64)
         self.model = np.array([r[1] for r in rows], dtype=np.int64)
         self.ready_at = np.array([r[2] for r in rows], dtype=np.float64)

@@ -153,6 +153,29 @@ def max_node_utilisation(y_true, y_pred):
 
 
 # Metric name (as in testenv.yaml) -> function (edgellm.metrics.catalog has them all).
+def _fact_sum(y_pred, name):
+    return int(sum(int((r.get("fleet") or {}).get(name) or 0) for r in produced(y_pred)))
+
+
+def redispatched_tasks(y_true, y_pred):
+    """Redispatched Tasks (count): times a task went to another node, or the cloud,
+    because its node left READY (the live fleet; the responses' ``redispatched``). 0
+    in the simulation, where nodes do not fail."""
+    return int(sum(int(r.get("redispatched") or 0) for r in produced(y_pred)))
+
+
+def node_failures(y_true, y_pred):
+    """Node Failures (count): times a node stopped sending heartbeats and went
+    NOT_READY during the run (the responses' ``fleet.node_failures`` facts)."""
+    return _fact_sum(y_pred, "node_failures")
+
+
+def transfer_retries(y_true, y_pred):
+    """Transfer Retries (count): model downloads that were cut or corrupt and started
+    again or resumed (the responses' ``fleet.transfer_retries`` facts)."""
+    return _fact_sum(y_pred, "transfer_retries")
+
+
 METRICS = {
     "SLO Attainment": slo_attainment,
     "Goodput": goodput,
@@ -163,4 +186,7 @@ METRICS = {
     "Load Balance": load_balance,
     "Node Utilisation": node_utilisation,
     "Max Node Utilisation": max_node_utilisation,
+    "Redispatched Tasks": redispatched_tasks,
+    "Node Failures": node_failures,
+    "Transfer Retries": transfer_retries,
 }

@@ -24,6 +24,7 @@ from edgellm.metrics.responses import answer_perf as _answer_perf
 from edgellm.metrics.responses import answers as _answers
 from edgellm.metrics.responses import duration as _duration
 from edgellm.metrics.responses import once as _once
+from edgellm.metrics.responses import produced as _produced
 from edgellm.metrics.responses import tier_totals as _tier_totals
 from edgellm.tasks.extraction import extract_prediction
 from edgellm.tasks.multiple_choice import extract_choice
@@ -226,6 +227,13 @@ def edge_cost(y_true, y_pred):
     return _cost(y_pred, "edge")
 
 
+def estimated_token_counts(y_true, y_pred):
+    """Estimated Token Counts: responses whose token counts are estimates (a real
+    server sent no usage and no tokenizer of the model was reachable); their tokens and
+    cost figures are estimates too. 0 means every count is the model's own."""
+    return sum(1 for r in _produced(y_pred) if r.get("usage_estimated"))
+
+
 def errors(y_true, y_pred):
     """Errors: requests that failed (recorded with an error, not scored)."""
     return sum(1 for r in y_pred if r[1] is not None and r[1].get("error"))
@@ -245,6 +253,7 @@ METRICS = {
     "Request Throughput": request_throughput,
     "Output Token Throughput": output_token_throughput,
     "Errors": errors,
+    "Estimated Token Counts": estimated_token_counts,
     "Cost": cost,
     "Cloud Cost": cloud_cost,
     "Edge Cost": edge_cost,

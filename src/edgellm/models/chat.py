@@ -13,8 +13,10 @@ from dataclasses import asdict, dataclass, field
 
 from edgellm.context import STORE_MODES, current_context
 from edgellm.models.pricing import price_for
+from edgellm.models.setting_kinds import (
+    NUMBER, TEXT, TEXTS, WHOLE, above, at_least, at_most)
 from edgellm.models.store import open_store
-from edgellm.records import make_response
+from edgellm.records import make_response, token_gap
 from edgellm.tasks.extraction import extract_prediction
 from edgellm.tasks.registry import prompt_for
 
@@ -67,15 +69,17 @@ def messages_for(sample, system_prompt=None):
 def timing_of(generation):
     """(ttft, itl list, tpot, e2e) as vLLM's serving benchmark defines them: TTFT is
     the first token's arrival, ITL the gaps between arrivals, TPOT =
-    (e2e - ttft) / (output tokens - 1), e2e the last token's arrival."""
+    (e2e - ttft) / (output tokens - 1), e2e the last token's arrival. A request with
+    fewer than two output tokens has no TPOT (None): vLLM leaves it out, and a 0 would
+    pull the mean gap down and Ianvs' Throughput (1 / mean gap) up without end."""
     times = generation.token_times
     e2e = generation.e2e if generation.e2e is not None else (times[-1] if times else None)
     if not times:
-        return e2e, [], 0.0, e2e
+        return e2e, [], None, e2e
     ttft = times[0]
     gaps = [b - a for a, b in zip(times, times[1:])]
     n = generation.completion_tokens or len(times)
-    tpot = (e2e - ttft) / (n - 1) if n > 1 and e2e is not None else 0.0
+    tpot = (e2e - ttft) / (n - 1) if n > 1 and e2e is not None else None
     return ttft, gaps, tpot, e2e
 
 
@@ -91,6 +95,13 @@ class ChatBackend:
 
     simulated = False
     backend_name = "chat"
+    SETTING_KINDS = {  # checked before the first test case (edgellm.models.setting_kinds)
+        "model": TEXT, "tier": TEXT, "node": TEXT, "model_name": TEXT, "system_prompt": TEXT,
+        "temperature": at_least(NUMBER, 0), "top_p": at_most(above(NUMBER, 0), 1),
+        "max_tokens": at_least(WHOLE, 1), "repetition_penalty": above(NUMBER, 0),
+        "seed": WHOLE, "stop": TEXTS, "store": TEXT, "store_mode": TEXT,
+        "input_per_mtok": at_least(NUMBER, 0), "output_per_mtok": at_least(NUMBER, 0),
+        "cost_per_hour": at_least(NUMBER, 0)}
 
     def __init__(self, model, tier="edge", node=None, model_name=None, system_prompt=None,
                  temperature=0.0, top_p=1.0, max_tokens=256, repetition_penalty=1.0,
@@ -221,6 +232,9 @@ class ChatBackend:
         cost = record.get("cost_usd") if record.get("cost_recorded") else \
             self.price.cost(usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0),
                             perf.get("e2e_latency"))
+        if perf and token_gap(1.0, usage.get("completion_tokens")) is None:
+            # recorded before a one-token answer's TPOT was None (it was stored as 0)
+            perf.update(internal_token_latency=None, throughput=None, tpot=None)
         record.update(tier=self.tier, node=self.node, model=self.identity, replayed=True,
                       error=None, task_type=task_type, usage=usage, perf=perf, cost_usd=cost)
         return record

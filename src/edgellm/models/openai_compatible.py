@@ -6,9 +6,13 @@ time of each content chunk is its token time (seconds since the request was sent
 the token counts come from the server's usage chunk, or, where a server sends none,
 from counting chunks (the record then says ``usage_estimated: true``). A batch runs
 ``max_concurrency`` requests at once. 429s, 5xx, timeouts and dropped connections are
-retried with exponential backoff and jitter, ``max_retries`` times; a request that
+retried with exponential backoff and jitter, ``max_retries`` times; so is a stream
+that is not whole (``IncompleteStream``: no finish_reason, a usage counting fewer
+tokens than arrived, or no usage from a server that sent it before). A request that
 still fails comes back as an error, which the record carries and the metrics count
-instead of scoring it.
+instead of scoring it, and which is never stored. After ``max_connection_failures``
+consecutive failures to connect, the endpoint is taken for dead: the backend raises
+``EndpointDown`` and the test case fails, instead of retrying every request.
 
 The API key is read from the environment variable named by ``api_key_env`` and only
 ever handed to the client: it is not a hyperparameter, and error messages that
@@ -24,8 +28,11 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
 
 from edgellm.models.chat import ChatBackend, Generation
+from edgellm.models.setting_kinds import (
+    FLAG, NUMBER, TEXT, WHOLE, above, at_least, nullable)
 from edgellm.models.tokens import estimate_tokens
 
 DEFAULT_KEY_ENV = "OPENAI_API_KEY"
@@ -60,6 +67,8 @@ class RetryPolicy:
 
     @staticmethod
     def retryable(error):
+        if isinstance(error, IncompleteStream):
+            return True
         if isinstance(error, _openai().APIConnectionError):  # timeouts included
             return True
         status = getattr(error, "status_code", None)
@@ -71,6 +80,73 @@ class RetryPolicy:
         if retry_after is not None:
             wait = max(wait, min(retry_after, self.backoff_max))
         return wait
+
+
+class IncompleteStream(Exception):
+    """A stream that ended without being whole: no finish_reason (cut, though the
+    connection closed cleanly), a usage counting fewer completion tokens than
+    content chunks arrived, or no usage where the server sent it on earlier streams.
+    Retried as a dropped connection is; never a result."""
+
+
+class EndpointDown(RuntimeError):
+    """The endpoint refused ``max_connection_failures`` connections in a row: the
+    backend stops calling it and the test case fails with this one line."""
+
+
+def _connection_failure(error):
+    """The cause of an error that never reached the server (refused, unresolvable,
+    connect timeout), else None. By class name along the cause chain: the openai
+    client wraps its HTTP library's errors, and that library differs by version."""
+    seen = error
+    while seen is not None:
+        if type(seen).__name__ in ("ConnectError", "ConnectTimeout"):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+class ConnectionBreaker:
+    """Counts consecutive connection failures across a backend's threads; opens
+    (and stays open) at ``limit`` of them (0: never). Anything that reached the
+    server, an HTTP error included, resets the count."""
+
+    def __init__(self, limit, endpoint):
+        self.limit, self.endpoint = limit, endpoint
+        self.failures, self.last = 0, None
+        self._lock = threading.Lock()
+
+    def record(self, error):
+        cause = None if error is None else _connection_failure(error)
+        with self._lock:
+            if self.is_open:
+                return
+            if cause is None:
+                self.failures = 0
+            else:
+                self.failures += 1
+                self.last = cause
+
+    @property
+    def is_open(self):
+        return bool(self.limit) and self.failures >= self.limit
+
+    def check(self):
+        if self.is_open:
+            cause = str(self.last).strip().splitlines()
+            raise EndpointDown(
+                f"{self.endpoint}: {self.failures} consecutive connection failures "
+                f"(last: {type(self.last).__name__}: {cause[0] if cause else ''}); "
+                f"stopped calling it (max_connection_failures: {self.limit})")
+
+
+def _endpoint(url):
+    """The URL without credentials or query, for messages: a key never shows."""
+    parts = urlsplit(str(url))
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
 def _retry_after(error):
@@ -94,21 +170,33 @@ class OpenAICompatibleLLM(ChatBackend):
     - ``max_retries`` (default 4), ``backoff_base`` (default 0.5 s), ``backoff_max``
       (default 30 s): see ``RetryPolicy``;
     - ``timeout``: seconds to wait to connect and then for each chunk (default 60);
-    - ``logprobs``: ask for token log-probabilities and record their mean.
+    - ``max_connection_failures``: consecutive failures to connect after which the
+      endpoint counts as dead and the test case fails (default 5; 0: never);
+    - ``logprobs``: ask for token log-probabilities and record their mean;
+    - ``tokenizer``: a local tokenizer folder of the served model, to count tokens when
+      the server streams no usage (else its tokenize endpoint, where it has one, else an
+      estimate, marked: edgellm.models.token_counts).
 
-    Concurrency, retries, timeout and the URL do not change outputs, so they are not
-    part of the response store's key; ``logprobs`` is, since it adds to the record.
+    Concurrency, retries, timeout, the URL and the tokenizer do not change outputs, so
+    they are not part of the response store's key; ``logprobs`` is, since it adds to
+    the record.
     """
 
     backend_name = "openai"
+    SETTING_KINDS = {"base_url": TEXT, "api_key_env": nullable(TEXT),
+                     "max_concurrency": at_least(WHOLE, 1), "max_retries": at_least(WHOLE, 0),
+                     "timeout": above(NUMBER, 0), "backoff_base": at_least(NUMBER, 0),
+                     "backoff_max": at_least(NUMBER, 0), "logprobs": FLAG}
 
     def __init__(self, model, base_url=None, api_key_env=DEFAULT_KEY_ENV, max_concurrency=8,
                  max_retries=4, timeout=60.0, backoff_base=0.5, backoff_max=30.0,
-                 logprobs=False, **params):
+                 max_connection_failures=5, logprobs=False, tokenizer=None, **params):
         settings = self._connection_settings(dict(
             model=model, base_url=base_url, api_key_env=api_key_env,
             max_concurrency=max_concurrency, max_retries=max_retries, timeout=timeout,
-            backoff_base=backoff_base, backoff_max=backoff_max, logprobs=logprobs, **params))
+            backoff_base=backoff_base, backoff_max=backoff_max,
+            max_connection_failures=max_connection_failures, logprobs=logprobs,
+            tokenizer=tokenizer, **params))
         super().__init__(model, **params)
         openai = _openai()
         self.base_url = settings["base_url"]
@@ -128,6 +216,17 @@ class OpenAICompatibleLLM(ChatBackend):
         # The client's own retries are off: ours are counted and recorded per request.
         self._client = openai.OpenAI(api_key=key, base_url=self.base_url, max_retries=0,
                                      timeout=self.timeout, http_client=http_client)
+        self._breaker = ConnectionBreaker(settings["max_connection_failures"],
+                                          _endpoint(self._client.base_url))
+        # Set once a stream of this backend carried usage: from then on a stream
+        # without it was cut after its finish chunk (we always ask include_usage).
+        self._usage_promised = False
+        # httpx comes with openai: token_counts is imported with it, not with this
+        # module, which the fleet and the Ianvs modules import for NO_KEY alone.
+        from edgellm.models.token_counts import TokenCounter
+        self._counter = TokenCounter(
+            self._client.base_url, settings["tokenizer"],
+            headers={"Authorization": f"Bearer {key}"} if self._secret else None)
 
     # -- checks before the run ---------------------------------------------------
 
@@ -179,7 +278,9 @@ class OpenAICompatibleLLM(ChatBackend):
                 "timeout": number("timeout", 60.0, float, 0, inclusive=False),
                 "backoff_base": number("backoff_base", 0.5, float, 0),
                 "backoff_max": number("backoff_max", 30.0, float, 0),
-                "logprobs": _flag(params.get("logprobs", False))}
+                "max_connection_failures": number("max_connection_failures", 5, int, 0),
+                "logprobs": _flag(params.get("logprobs", False)),
+                "tokenizer": _tokenizer_folder(params.get("tokenizer"))}
 
     @staticmethod
     def _api_key(key_env, base_url):
@@ -199,20 +300,25 @@ class OpenAICompatibleLLM(ChatBackend):
         return {"logprobs": True} if self.logprobs else {}
 
     def complete(self, messages):
-        """One request, retried as ``self.retry`` says; failures come back recorded."""
+        """One request, retried as ``self.retry`` says; failures come back recorded.
+        Raises ``EndpointDown`` once the endpoint counts as dead."""
         openai = _openai()
         retry = 0
         while True:
+            self._breaker.check()
             try:
                 generation = self._stream(messages)
-            except (openai.OpenAIError, ValueError) as error:
+            except (openai.OpenAIError, ValueError, IncompleteStream) as error:
                 # ValueError: a reply that is not the API's format (bad JSON, fields)
+                self._breaker.record(error)
+                self._breaker.check()
                 if retry < self.retry.max_retries and self.retry.retryable(error):
                     time.sleep(self.retry.delay(retry, _retry_after(error)))
                     retry += 1
                     continue
                 return Generation(error=self._describe(error, retry + 1),
                                   details={"attempts": retry + 1})
+            self._breaker.record(None)
             generation.details["attempts"] = retry + 1
             return generation
 
@@ -260,7 +366,7 @@ class OpenAICompatibleLLM(ChatBackend):
 
     def _stream(self, messages):
         request = self._request(messages)
-        parts, times, logprobs, usage = [], [], [], None
+        parts, times, logprobs, usage, finish = [], [], [], None, None
         self._sent.at = None
         called = time.perf_counter()
         with self._client.chat.completions.create(**request) as stream:
@@ -274,21 +380,44 @@ class OpenAICompatibleLLM(ChatBackend):
                     if content:
                         parts.append(content)
                         times.append(now)
+                    finish = choice.finish_reason or finish
                     tokens = getattr(choice.logprobs, "content", None) or ()
                     logprobs += [t.logprob for t in tokens if t.logprob is not None]
         ended = time.perf_counter() - sent
+        self._check_whole(finish, usage, len(times))
         text = "".join(parts)
+        source = "server"
         if usage is not None:
             prompt_tokens, completion_tokens = usage.prompt_tokens, usage.completion_tokens
-        else:  # a server that ignores include_usage: count chunks, estimate the prompt
-            prompt_tokens = estimate_tokens("\n".join(str(m.get("content") or "")
-                                                      for m in messages))
-            completion_tokens = len(times)
+        else:  # a server that ignores include_usage: the model's tokenizer, or estimates
+            counted = self._counter.count(messages, text)
+            if counted is not None:
+                (prompt_tokens, completion_tokens), source = counted, self._counter.source
+            else:
+                prompt_tokens = estimate_tokens("\n".join(str(m.get("content") or "")
+                                                          for m in messages))
+                completion_tokens, source = len(times), "estimated"
         return Generation(text=text, prompt_tokens=int(prompt_tokens or 0),
                           completion_tokens=int(completion_tokens or 0), token_times=times,
                           e2e=times[-1] if times else ended,
                           mean_logprob=sum(logprobs) / len(logprobs) if logprobs else None,
-                          details={"usage_estimated": usage is None})
+                          details={"usage_estimated": source == "estimated",
+                                   "usage_source": source, "finish_reason": finish})
+
+    def _check_whole(self, finish, usage, chunks):
+        """Raise ``IncompleteStream`` unless the stream was whole (see there)."""
+        if finish is None:
+            raise IncompleteStream(f"the stream ended without a finish_reason after "
+                                   f"{chunks} content chunks")
+        if usage is None:
+            if self._usage_promised:
+                raise IncompleteStream("the stream carried no usage, which this server sent "
+                                       "on earlier streams (include_usage)")
+            return
+        self._usage_promised = True
+        if (usage.completion_tokens or 0) < chunks:
+            raise IncompleteStream(f"the usage counts {usage.completion_tokens} completion "
+                                   f"tokens for {chunks} content chunks")
 
     def _mark_sent(self, request):
         self._sent.at = time.perf_counter()
@@ -304,6 +433,15 @@ class OpenAICompatibleLLM(ChatBackend):
     def close(self):
         super().close()
         self._client.close()
+
+
+def _tokenizer_folder(value):
+    if value in (None, "", "none"):
+        return None
+    if not os.path.isdir(os.fspath(value)):
+        raise ValueError(f"tokenizer {value}: no such folder (a local tokenizer folder of "
+                         f"the served model)")
+    return os.fspath(value)
 
 
 def _flag(value):

@@ -304,17 +304,20 @@ class ResponseStore:
         asked = settings_json(settings)
         if (identity, asked) in self._warned:
             return
-        others = self._other_settings(identity, asked, messages_list)
+        others = self._other_settings(identity, settings, messages_list)
         if others:
             self._warned.add((identity, asked))
             log.warning("response store %s: %d prompts for model %r missed under %s; %s",
                         self.path, len(messages_list), identity, _describe(settings),
                         self._other_settings_text(settings, others))
 
-    def _other_settings(self, identity, asked, messages_list):
+    def _other_settings(self, identity, settings, messages_list):
         """[(stored settings, prompts)], most prompts first, of the prompts in
-        ``messages_list`` stored under settings other than ``asked`` (JSON)."""
+        ``messages_list`` stored under settings other than ``settings``."""
         keys = list({prompt_key(identity, m) for m in messages_list})
+        # the column is TEXT: a bytes parameter would never equal it (SQLite orders
+        # every BLOB after every TEXT), and the asked settings would count as others
+        asked = settings_json(settings).decode()
         counts = {}
         for stored, n in self._fetch("SELECT settings, COUNT(DISTINCT prompt_key) FROM "
                                      "responses WHERE settings != ? AND prompt_key IN ({}) "
@@ -331,7 +334,7 @@ class ResponseStore:
 
     def replay_miss(self, identity, settings, messages_list):
         """The error replay mode raises for ``messages_list``, which the store lacks."""
-        others = self._other_settings(identity, settings_json(settings), messages_list)
+        others = self._other_settings(identity, settings, messages_list)
         hint = f"; {self._other_settings_text(settings, others)}" if others else ""
         return ReplayMiss(self.path, f"replay found no stored response for {len(messages_list)} "
                                      f"prompts of model {identity!r} under "

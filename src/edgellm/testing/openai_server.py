@@ -8,9 +8,11 @@ the first content token leaves ``first_token_delay`` seconds after the request
 arrived and each next one ``token_delay`` later. Its answers are a pure function
 of the messages (same messages, same tokens, in any order and at any concurrency);
 a multiple-choice prompt is answered "The answer is X." with X one of its options.
-Faults can be injected: HTTP errors (429, 500, ...) or a stall ("timeout"), for
-the first N requests or for requests whose prompt contains some text; every request
-is logged, so tests can count attempts and their spacing.
+Faults can be injected (``Fault``): HTTP errors (429 with Retry-After, 500, ...), a
+hang before the headers, and, mid-stream, a stall, a dropped connection, malformed
+JSON, a clean early end without finish_reason, a usage that undercounts or none;
+for the first N requests, a seeded share of them, or those whose prompt contains
+some text. Every request is logged, so tests can count attempts and their spacing.
 
 From the command line, for manual use (Ctrl-C stops it)::
 
@@ -23,6 +25,7 @@ import json
 import os
 import random
 import socket
+import struct
 import sys
 import threading
 import time
@@ -38,24 +41,57 @@ _WORDS = ("alpha", "bravo", "delta", "echo", "golf", "hotel", "kilo", "lima", "m
 _ERROR_TYPES = {401: "invalid_request_error", 429: "rate_limit_error"}
 
 
+# Faults of a streamed answer, after ``Fault.after`` content tokens went out:
+STREAM_FAULTS = {
+    "stall": "sends nothing more until hang_s passes, then ends",
+    "reset": "drops the connection",
+    "malformed": "sends an event that is not JSON",
+    "early": "ends cleanly: no finish_reason, usage or [DONE]",
+    "undercount": "finishes, with a usage of fewer completion tokens than it sent",
+    "no_usage": "finishes without the usage chunk that include_usage asked for",
+}
+FAULT_KINDS = ("timeout", *STREAM_FAULTS)
+
+
 @dataclass
 class Fault:
     """What the server does instead of answering: an HTTP error ``kind`` (429, 500,
-    503, ...), ``"timeout"`` (sends nothing until ``hang_s`` passes) or
-    ``"malformed"`` (a stream whose event is not JSON). It hits ``times`` requests
-    (None: all) whose prompt contains ``match`` (None: any)."""
+    503, ...), ``"timeout"`` (a hang before the headers: nothing until ``hang_s``
+    passes, then a 504), or one of ``STREAM_FAULTS`` (streamed requests only). It
+    hits ``times`` requests (None: any number) whose prompt contains ``match``
+    (None: any), each with probability ``share`` (None: every one), drawn from a
+    generator seeded with ``seed``."""
 
     kind: object
     times: int = 1
     match: str = None
     retry_after: float = None  # seconds, sent as a Retry-After header with an error
     message: str = None  # the error message (default: says it was injected)
+    share: float = None
+    seed: int = 0
+    after: int = 2  # content tokens sent before a stream fault
 
     def __post_init__(self):
-        if self.kind not in ("timeout", "malformed") and \
+        if self.kind not in FAULT_KINDS and \
                 not (isinstance(self.kind, int) and 400 <= self.kind <= 599):
-            raise ValueError(f"a fault is an HTTP error status, 'timeout' or 'malformed', "
-                             f"not {self.kind!r}")
+            raise ValueError(f"a fault is an HTTP error status or one of "
+                             f"{', '.join(FAULT_KINDS)}, not {self.kind!r}")
+        if self.share is not None and not 0.0 <= self.share <= 1.0:
+            raise ValueError(f"a fault's share must be between 0 and 1, not {self.share!r}")
+        self._rng = random.Random(self.seed)
+
+    def takes(self, prompt, stream):
+        """Whether this fault hits a request (called once per request, under the
+        server's lock); counts it down when it does."""
+        if (self.times is not None and self.times <= 0) or \
+                (self.match is not None and self.match not in prompt) or \
+                (self.kind in STREAM_FAULTS and not stream):
+            return False
+        if self.share is not None and self._rng.random() >= self.share:
+            return False
+        if self.times is not None:
+            self.times -= 1
+        return True
 
 
 @dataclass
@@ -96,11 +132,15 @@ class LoopbackOpenAIServer:
     ``start()`` and ``stop()``; ``base_url`` is what the OpenAI client needs.
 
     ``api_key``: when set, requests must carry it as a bearer token (401 otherwise).
-    ``send_usage=False`` ignores ``include_usage``, like servers that never report it.
+    ``send_usage=False`` ignores ``include_usage``, like servers that never report it;
+    ``tokenize_endpoint=True`` then answers llama-cpp-python's ``POST
+    /extras/tokenize/count`` with its own count (whitespace-separated words, as its usage
+    counts prompts; a completion's words are its chunks).
     """
 
     def __init__(self, first_token_delay=0.05, token_delay=0.01, completion_tokens=8,
                  host="127.0.0.1", port=0, api_key=None, send_usage=True, hang_s=30.0,
+                 tokenize_endpoint=False,
                  models=("loopback",)):
         self.first_token_delay = float(first_token_delay)
         self.token_delay = float(token_delay)
@@ -108,6 +148,7 @@ class LoopbackOpenAIServer:
         self.host, self.port = host, int(port)
         self.api_key = api_key
         self.send_usage = send_usage
+        self.tokenize_endpoint = bool(tokenize_endpoint)
         self.hang_s = float(hang_s)
         self.models = list(models)
         self.requests = []  # RequestRecord per chat request, in arrival order
@@ -175,10 +216,7 @@ class LoopbackOpenAIServer:
 
     def _admit(self, prompt, stream):
         with self._lock:
-            fault = next((f for f in self._faults if (f.times is None or f.times > 0)
-                          and (f.match is None or f.match in prompt)), None)
-            if fault is not None and fault.times is not None:
-                fault.times -= 1
+            fault = next((f for f in self._faults if f.takes(prompt, stream)), None)
             self._in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self._in_flight)
             self.requests.append(RequestRecord(time.perf_counter(), prompt,
@@ -223,6 +261,13 @@ class LoopbackOpenAIServer:
         def chat_completions():
             return self._chat(request.get_json(silent=True), request.headers)
 
+        @app.post("/extras/tokenize/count")
+        def tokenize_count():
+            if not self.tokenize_endpoint:
+                return _error(404, "Not Found", "not_found")
+            body = request.get_json(silent=True) or {}
+            return jsonify({"count": len(str(body.get("input", "")).split())})
+
         return app
 
     def _chat(self, body, headers):
@@ -234,7 +279,12 @@ class LoopbackOpenAIServer:
         stream = bool(body.get("stream"))
         record, fault = self._admit(prompt_text(body["messages"]), stream)
         try:
-            response = self._fault(fault) if fault is not None else self._answer(record, body)
+            if fault is not None and fault.kind not in STREAM_FAULTS:
+                response = self._fault(fault)
+            else:
+                # the connection, for a fault that drops it mid-stream
+                response = self._answer(record, body, fault,
+                                        request.environ.get("werkzeug.socket"))
         except BaseException:
             self._leave()
             raise
@@ -250,15 +300,13 @@ class LoopbackOpenAIServer:
         if fault.kind == "timeout":
             self._stopping.wait(self.hang_s)
             return _error(504, "The server stalled (injected timeout).", "timeout")
-        if fault.kind == "malformed":
-            return Response("data: {not json\n\n", mimetype="text/event-stream")
         response = _error(fault.kind, fault.message or f"Injected fault: HTTP {fault.kind}.",
                           "injected")
         if fault.retry_after is not None:
             response.headers["Retry-After"] = f"{fault.retry_after:g}"
         return response
 
-    def _answer(self, record, body):
+    def _answer(self, record, body, fault=None, connection=None):
         messages = body["messages"]
         tokens, logprobs = self.completion_for(messages, body.get("max_tokens"))
         if not body.get("logprobs"):
@@ -282,10 +330,11 @@ class LoopbackOpenAIServer:
         include_usage = self.send_usage and \
             bool((body.get("stream_options") or {}).get("include_usage"))
         return Response(self._events(record, base, tokens, logprobs, finish,
-                                     usage if include_usage else None),
+                                     usage if include_usage else None, fault, connection),
                         mimetype="text/event-stream", headers={"Cache-Control": "no-cache"})
 
-    def _events(self, record, base, tokens, logprobs, finish, usage):
+    def _events(self, record, base, tokens, logprobs, finish, usage, fault=None,
+                connection=None):
         def chunk(delta, finish_reason=None, token_logprobs=None):
             choice = {"index": 0, "delta": delta, "logprobs": token_logprobs,
                       "finish_reason": finish_reason}
@@ -296,19 +345,43 @@ class LoopbackOpenAIServer:
 
         try:
             yield chunk({"role": "assistant", "content": ""})  # at once, as OpenAI does
-            for i, token in enumerate(tokens):
+            kind = fault.kind if fault is not None else None
+            breaks = kind in ("stall", "reset", "malformed", "early")
+            for i, token in enumerate([*tokens, None]):
+                if breaks and i == min(fault.after, len(tokens)):
+                    yield from self._break_stream(kind, connection)
+                    return
+                if token is None:
+                    break
                 if not self._sleep_until(record.arrived + self.first_token_delay
                                          + i * self.token_delay):
                     return
                 yield chunk({"content": token}, None,
                             _logprobs([token], logprobs[i:i + 1]) if logprobs else None)
             yield chunk({}, finish)
-            if usage is not None:
+            if usage is not None and kind != "no_usage":
+                if kind == "undercount":
+                    usage = {**usage, "completion_tokens": max(0, len(tokens) - 1),
+                             "total_tokens": usage["total_tokens"] - 1}
                 yield _event({**base, "object": "chat.completion.chunk", "choices": [],
                               "usage": usage})
             yield "data: [DONE]\n\n"
         finally:
             self._leave()
+
+    def _break_stream(self, kind, connection):
+        """The events of a stream that breaks (``STREAM_FAULTS``); the caller ends it."""
+        if kind == "malformed":
+            yield "data: {not json\n\n"
+        elif kind == "stall":
+            self._stopping.wait(self.hang_s)
+        elif kind == "reset" and connection is not None:
+            # no lingering: the client sees the connection dropped mid-body; the
+            # server's next write fails quietly (a dropped connection to werkzeug)
+            connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                  struct.pack("ii", 1, 0))
+            connection.shutdown(socket.SHUT_RDWR)
+        # "early": nothing; ending the generator ends the body cleanly
 
     def _sleep_until(self, deadline):
         """Sleep until ``deadline`` (perf_counter time); False if the server stops."""
@@ -337,7 +410,7 @@ def _error(status, message, code):
 
 
 def _fault_kind(text):
-    kind = text if text in ("timeout", "malformed") else None
+    kind = text if text in FAULT_KINDS else None
     if kind is None:
         try:
             kind = int(text)
@@ -366,8 +439,13 @@ def main(argv=None):
     parser.add_argument("--fail-first", type=int, default=0, metavar="N",
                         help="answer the first N requests with --fail-status")
     parser.add_argument("--fail-status", default=429, type=_fault_kind,
-                        help="an HTTP error status, 'timeout' or 'malformed' (default 429)")
+                        help=f"an HTTP error status or one of {', '.join(FAULT_KINDS)} "
+                             "(default 429)")
+    parser.add_argument("--fail-share", type=float, default=0.0, metavar="P",
+                        help="answer a seeded share P of all requests with --fail-status")
     args = parser.parse_args(argv)
+    if not 0.0 <= args.fail_share <= 1.0:
+        parser.error(f"--fail-share: expected a share between 0 and 1, got {args.fail_share}")
     api_key = None
     if args.api_key_env:
         api_key = os.environ.get(args.api_key_env)
@@ -378,6 +456,8 @@ def main(argv=None):
                                   api_key=api_key, models=args.models or ("loopback",))
     if args.fail_first:
         server.fail_first(args.fail_first, args.fail_status)
+    if args.fail_share:
+        server.inject(Fault(args.fail_status, times=None, share=args.fail_share))
     with server:
         print(f"OpenAI-compatible server at {server.base_url} (Ctrl-C stops it)", flush=True)
         try:

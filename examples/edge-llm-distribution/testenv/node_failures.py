@@ -1,0 +1,4 @@
+"""Metric "Node Failures": see docs/metrics.md (the live fleet)."""
+from edgellm.metrics.catalog import register_metric
+
+register_metric("Node Failures")

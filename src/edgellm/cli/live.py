@@ -1,0 +1,123 @@
+"""``edgellm center | edge | fleet up``: the live distribution center and its agents."""
+
+import asyncio
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+import uvicorn
+
+from edgellm.errors import ConfigError
+from edgellm.fleet.topology import load_topology
+from edgellm.live.agent import EdgeAgent
+from edgellm.live.center import Center
+from edgellm.live.service import create_app
+
+TOKEN_ENV = "EDGELLM_JOIN_TOKEN"
+
+
+def _token(required=True):
+    token = os.environ.get(TOKEN_ENV, "").strip()
+    if not token and required:
+        raise ConfigError(TOKEN_ENV, "not set: the center and its agents share a join "
+                                     "token, from the environment only")
+    return token
+
+
+def _center(args, models_dir, token, placeholders):
+    try:
+        return Center(args.topology, models_dir, token, time_scale=args.time_scale,
+                      heartbeat_s=args.heartbeat_s, not_ready_after_s=args.not_ready_after_s,
+                      unreachable_after_s=args.unreachable_after_s,
+                      make_placeholders=placeholders)
+    except ValueError as err:
+        raise ConfigError("--heartbeat-s/--not-ready-after-s/--unreachable-after-s",
+                          str(err)) from None
+
+
+def _check_port(host, port):
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind((host, port))
+        except OSError as err:
+            raise ConfigError(f"{host}:{port}", f"cannot serve there: {err.strerror}") from None
+
+
+def _serve(center, host, port):
+    server = uvicorn.Server(uvicorn.Config(create_app(center), host=host, port=port,
+                                           log_level="warning", access_log=False))
+    server.run()
+
+
+def center(args):
+    token = _token()
+    _check_port(args.host, args.port)
+    hub = _center(args, args.models_dir, token, args.placeholders)
+    print(f"edgellm center for {hub.topology.name} at http://{args.host}:{args.port} "
+          f"({len(hub.topology.nodes)} nodes expected; time scale {hub.time_scale:g})",
+          flush=True)
+    _serve(hub, args.host, args.port)
+    return 0
+
+
+def edge(args):
+    agent = EdgeAgent(args.center, args.node_id, _token(), engine=args.engine,
+                      models_dir=args.models_dir, seed=args.seed,
+                      engine_settings=_engine_settings(args))
+    try:
+        asyncio.run(agent.run())
+    except RuntimeError as err:
+        raise ConfigError(args.center, str(err)) from None
+    return 0
+
+
+def _engine_settings(args):
+    if args.engine == "simulated":
+        return {"zero_time": True} if args.zero_time else {}
+    if args.engine != "openai":
+        return {}
+    if not args.engine_url:
+        raise ConfigError("--engine-url", "the openai engine needs the node's server URL")
+    return {"base_url": args.engine_url, "api_key_env": args.engine_key_env}
+
+
+def fleet_up(args):
+    """The center here, one simulated agent per topology node as child processes."""
+    topology = load_topology(args.topology)
+    token = _token(required=False) or secrets.token_urlsafe(24)
+    _check_port(args.host, args.port)
+    scratch = tempfile.mkdtemp(prefix="edgellm-fleet-")
+    models_dir = args.models_dir or os.path.join(scratch, "center-models")
+    hub = _center(args, models_dir, token, placeholders=True)
+    url = f"http://{args.host}:{args.port}"
+    env = dict(os.environ, **{TOKEN_ENV: token})
+    agents = []
+    for node in topology.nodes:
+        command = [sys.executable, "-m", "edgellm.cli", "edge", "--center", url,
+                   "--node-id", node.id, "--models-dir", os.path.join(scratch, node.id)]
+        agents.append((node.id, subprocess.Popen(command, env=env)))
+    print(f"edgellm fleet up: center {url} ({topology.name}, time scale "
+          f"{hub.time_scale:g})", flush=True)
+    for node_id, process in agents:
+        print(f"  agent {node_id}: pid {process.pid}", flush=True)
+    print("Ctrl-C stops them all", flush=True)
+    try:
+        _serve(hub, args.host, args.port)
+    finally:
+        for _, process in agents:
+            process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 5
+        for _, process in agents:
+            try:
+                process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+        shutil.rmtree(scratch, ignore_errors=True)
+    return 0

@@ -1,0 +1,292 @@
+"""The edge agent (``edgellm edge``): one per edge node.
+
+It registers with the center (the join token, from the environment only) and gets a
+node token; sends a heartbeat every ``heartbeat_s`` with its load (slots in use,
+queue, CPU and memory); pulls the tasks dispatched to it (a long poll) and runs them on
+its engine, ``slots`` at a time, answers posted back as they finish with what it
+measured; keeps the models the center asks for: evicts the others, fetches the new
+ones from the center's model store (resumed with ``Range``, checked with SHA-256,
+installed atomically; live/transfer.py) and loads them, reporting each transfer. A
+center that says the node is unknown (it was UNREACHABLE, or restarted) gets a new
+registration. With the simulated engine the agent also plays the node's link (half
+the round trip and the prompt's bytes on the way in, half the round trip on the way
+out, times ``time_scale``), as the fleet's clock model does.
+"""
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import time
+
+import httpx
+import psutil
+
+from edgellm.fleet.center import BYTES_PER_TOKEN
+from edgellm.fleet.topology import load_topology
+from edgellm.live.engines import make_engine
+from edgellm.live.transfer import PARTIAL, TransferError, download
+
+log = logging.getLogger(__name__)
+
+
+class EdgeAgent:
+    def __init__(self, center_url, node_id, join_token, engine="simulated", models_dir=None,
+                 seed=0, engine_settings=None, pull_wait_s=10.0):
+        if not join_token:
+            raise ValueError("the edge agent needs the join token (env EDGELLM_JOIN_TOKEN)")
+        self.center_url = center_url.rstrip("/")
+        self.node_id, self.join_token = node_id, join_token
+        self.engine_name, self.seed = engine, int(seed)
+        self.engine_settings = dict(engine_settings or {})
+        self.models_dir = os.path.abspath(models_dir or f"edgellm-models-{node_id}")
+        self.pull_wait_s = float(pull_wait_s)
+        self.token = None
+        self.engine = None
+        self.ready = {}              # model id -> asyncio.Event set when loaded
+        self.loading = {}            # model id -> {"bytes", "total", "state"}
+        self.files = {}              # model id -> installed path
+        self.target = []
+        self.busy = 0
+        self.queue = asyncio.Queue()
+        self.results = asyncio.Queue()
+        self.recent = []             # the last finished tasks, for the agent's own page
+        self._sync = None
+        self._stop = asyncio.Event()
+
+    # -- the center ------------------------------------------------------------------
+
+    def _auth(self, token=None):
+        return {"Authorization": f"Bearer {token or self.token}"}
+
+    async def register(self, http):
+        response = await http.post("/api/register", headers=self._auth(self.join_token), json={
+            "node_id": self.node_id, "engine": self.engine_name, "pid": os.getpid(),
+            "address": f"pid {os.getpid()}"})
+        if response.status_code != 200:
+            raise RuntimeError(f"{self.center_url} refused the registration of "
+                               f"{self.node_id}: HTTP {response.status_code} "
+                               f"{response.json().get('error', '')}")
+        info = response.json()
+        self.token, self.heartbeat_s = info["node_token"], float(info["heartbeat_s"])
+        self.time_scale, self.manifest = float(info["time_scale"]), info["models"]
+        if self.engine is None:
+            self.topology = load_topology(info["topology_path"]) if os.path.isfile(
+                info["topology_path"]) else None
+            self.node = _NodeSpec(info["node"])
+            self.engine = make_engine(self.engine_name, self.node, self.topology,
+                                      self.time_scale, self.seed, self.models_dir,
+                                      **self.engine_settings)
+        self.set_target(info["target"])
+        log.info("%s registered with %s", self.node_id, self.center_url)
+
+    async def run(self):
+        os.makedirs(self.models_dir, exist_ok=True)
+        limits = httpx.Limits(max_connections=16, max_keepalive_connections=16)
+        async with httpx.AsyncClient(base_url=self.center_url, limits=limits,
+                                     timeout=httpx.Timeout(self.pull_wait_s + 30)) as http:
+            self.http = http
+            deadline = time.monotonic() + 60
+            while True:  # the center may still be starting (edgellm fleet up starts both)
+                try:
+                    await self.register(http)
+                    break
+                except httpx.TransportError:
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"no center answers at {self.center_url}") from None
+                    await asyncio.sleep(0.25)
+            workers = [self._heartbeats(), self._pull(), self._post_results(),
+                       *(self._work() for _ in range(self.node.slots))]
+            tasks = [asyncio.create_task(w) for w in workers]
+            await self._stop.wait()
+            for task in tasks:
+                task.cancel()
+
+    def stop(self):
+        self._stop.set()
+
+    async def _call(self, method, path, **kwargs):
+        """A request with the node token; a 410 (the center forgot this node) leads
+        to a new registration and one more try."""
+        response = await self.http.request(method, path, headers=self._auth(), **kwargs)
+        if response.status_code == 410:
+            await self.register(self.http)
+            response = await self.http.request(method, path, headers=self._auth(), **kwargs)
+        return response
+
+    async def _heartbeats(self):
+        psutil.cpu_percent(None)  # the first reading is meaningless: prime it
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                response = await self._call("POST", "/api/heartbeat", json={
+                    "node_id": self.node_id, "slots_busy": self.busy,
+                    "queue": self.queue.qsize(), "cpu_percent": psutil.cpu_percent(None),
+                    "memory_percent": psutil.virtual_memory().percent,
+                    "models_ready": [m for m, e in self.ready.items() if e.is_set()],
+                    "models_loading": dict(self.loading)})
+                if response.status_code == 200:
+                    self.set_target(response.json()["target"])
+            await asyncio.sleep(self.heartbeat_s)
+
+    async def _pull(self):
+        while True:
+            try:
+                response = await self._call("GET", "/api/tasks", params={
+                    "node_id": self.node_id, "wait": self.pull_wait_s})
+            except httpx.HTTPError:
+                await asyncio.sleep(0.5)
+                continue
+            if response.status_code != 200:
+                await asyncio.sleep(0.5)
+                continue
+            body = response.json()
+            self.set_target(body["target"])
+            received = time.monotonic()
+            for task in body["tasks"]:
+                task["received"] = received
+                if self.engine.simulated and not self.engine.zero_time:  # the node's link
+                    up = self.node.send_s(task["prompt_tokens"] * BYTES_PER_TOKEN)
+                    asyncio.get_running_loop().call_later(up * self.time_scale,
+                                                          self._enqueue, task)
+                else:
+                    self._enqueue(task)
+
+    def _enqueue(self, task):
+        task["queued"] = time.monotonic()
+        self.queue.put_nowait(task)
+
+    async def _work(self):
+        while True:
+            task = await self.queue.get()
+            self.busy += 1
+            try:
+                await self._serve(task)
+            finally:
+                self.busy -= 1
+
+    async def _serve(self, task):
+        """One task: wait for its model, answer, and queue the result with what was
+        measured (real seconds from the moment the task arrived from the center)."""
+        model, error = task["model"], None
+        event = self.ready.get(model)
+        taken = time.monotonic()
+        if event is None or not event.is_set():
+            self.set_target(self.target)  # a task for a model not (yet) here waits for it
+            event = self.ready.get(model)
+            if event is None:
+                error = f"model {model} is not on {self.node_id}"
+            else:
+                await event.wait()
+        start = time.monotonic()
+        if error is None:
+            try:
+                answer, ttft, e2e, compute = await self.engine.answer(
+                    model, task["sample"], task["prompt_tokens"])
+                error = answer.pop("error", None)
+            except Exception as err:  # a broken engine answers with its error, not silence
+                answer, ttft, e2e, compute = {}, 0.0, 0.0, 0.0
+                error = f"{type(err).__name__}: {err}"
+        else:
+            answer, ttft, e2e, compute = {}, 0.0, 0.0, 0.0
+        down = self.node.rtt_s / 2 * self.time_scale \
+            if self.engine.simulated and not self.engine.zero_time else 0.0
+        if down:
+            await asyncio.sleep(down)
+        done = time.monotonic()
+        received, queued = task["received"], task["queued"]
+        # real seconds standing for the fleet's (the center divides them by time_scale);
+        # the engine's own computing is left out: it is real overhead, not fleet time
+        perf = {"queue_s": taken - queued, "load_wait_s": start - taken,
+                "start_s": start - received,
+                "ttft_s": start - received + ttft + down,
+                "e2e_s": done - received - compute, "busy_s": e2e,
+                "network_s": (queued - received) + down}
+        answer.setdefault("usage", {"prompt_tokens": task["prompt_tokens"],
+                                    "completion_tokens": 0,
+                                    "total_tokens": task["prompt_tokens"]})
+        self.results.put_nowait({"task_id": task["task_id"], "attempt": task["attempt"],
+                                 "answer": answer, "perf": perf, "error": error})
+        self.recent = (self.recent + [{"model": model, "task_type": task["sample"].get(
+            "task_type"), "e2e_s": done - received, "error": error}])[-50:]
+
+    async def _post_results(self):
+        while True:
+            batch = [await self.results.get()]
+            while not self.results.empty():
+                batch.append(self.results.get_nowait())
+            for _ in range(3):  # the center may be restarting: a few tries, then give up
+                try:
+                    await self._call("POST", "/api/results",
+                                     json={"node_id": self.node_id, "results": batch})
+                    break
+                except httpx.HTTPError:
+                    await asyncio.sleep(0.5)
+
+    # -- models ------------------------------------------------------------------------
+
+    def set_target(self, target):
+        """Keep what the center wants: evict the rest, fetch and load what is new."""
+        self.target = list(target)
+        for model in list(self.ready):
+            if model not in self.target:
+                self.ready.pop(model)
+                self.engine.unload(model)
+                path = self.files.pop(model, None)
+                if path and os.path.exists(path):
+                    (shutil.rmtree if os.path.isdir(path) else os.unlink)(path)
+        for model in self.target:
+            if model not in self.ready:
+                self.ready[model] = asyncio.Event()
+                asyncio.get_running_loop().create_task(self._install(model))
+
+    async def _install(self, model):
+        info = self.manifest[model]
+        self.loading[model] = {"bytes": 0, "total": info["size"], "state": "transfer"}
+        await self._report({"model": model, "state": "started", "total": info["size"]})
+
+        def progress(done, total):
+            self.loading[model]["bytes"] = done
+
+        try:
+            with httpx.Client(base_url=self.center_url, timeout=60) as client:
+                result = await asyncio.to_thread(
+                    download, client, f"/models/{model}?node_id={self.node_id}",
+                    self.models_dir, model,
+                    info["sha256"], info["size"], filename=model + ".bin",
+                    headers=self._auth(), progress=progress)
+        except TransferError as err:
+            self.loading.pop(model, None)
+            self.ready.pop(model, None)
+            await self._report({"model": model, "state": "failed", "error": str(err)})
+            return
+        self.loading[model]["state"] = "load"
+        await self.engine.load(model, result.path)
+        if model not in self.target:  # evicted meanwhile
+            self.loading.pop(model, None)
+            return
+        self.files[model] = result.path
+        self.loading.pop(model, None)
+        self.ready[model].set()
+        await self._report({"model": model, "state": "done", "bytes": result.size,
+                            "seconds": result.seconds, "retries": result.retries,
+                            "sha256": info["sha256"]})
+
+    async def _report(self, body):
+        with contextlib.suppress(httpx.HTTPError):
+            await self._call("POST", "/api/transfers", json={"node_id": self.node_id, **body})
+
+
+class _NodeSpec:
+    """The node's figures as the center sent them (its topology entry)."""
+
+    def __init__(self, spec):
+        self.id, self.slots, self.speed = spec["id"], int(spec["slots"]), float(spec["speed"])
+        self.rtt_s, self.bandwidth_mbps = float(spec["rtt_s"]), float(spec["bandwidth_mbps"])
+
+    def send_s(self, n_bytes):
+        return self.rtt_s / 2 + n_bytes * 8 / (self.bandwidth_mbps * 1e6)
+
+
+def partial_dir(models_dir):
+    return os.path.join(models_dir, PARTIAL)

@@ -1,0 +1,169 @@
+"""What answers on an edge node: the agent's engine.
+
+An engine loads a model file (``load``: returns the seconds it took) and answers one
+task (``answer``: the answer record, the measured seconds to the first token and to the
+last, and the seconds of computing that stand outside the modelled time). Engines:
+
+- ``simulated`` (the embedded default): answers from the model profiles (the
+  simulated backend, with the catalog's quality) and takes the time the fleet's clock
+  model says (prefill and decode at the catalog's speeds times the node's, loading at
+  ``load_s_per_gb``), times ``time_scale``, so that a demo or a test runs fast;
+- ``openai``: any OpenAI-compatible server on the node (llama.cpp, vLLM, Ollama),
+  through the ``openai`` backend (it measures TTFT and every token);
+- ``huggingface``: the ``huggingface`` backend in the agent's process, on the model
+  folder the center sent (a ``.tar`` of the folder, unpacked on install).
+"""
+
+import asyncio
+import os
+import tarfile
+import time
+
+from edgellm.models import create_backend
+from edgellm.models.simulated import SimulatedLLM
+
+ENGINES = ("simulated", "openai", "huggingface")
+
+
+class SimulatedEngine:
+    """``zero_time``: answer at once (no modelled prefill, decode or load): what a
+    dispatch benchmark measures is then the center's and the agent's own cost."""
+
+    simulated = True
+
+    def __init__(self, node, topology, time_scale=1.0, seed=0, zero_time=False):
+        self.node, self.topology = node, topology
+        self.time_scale, self.seed = float(time_scale), int(seed)
+        self.zero_time = bool(zero_time)
+        self._llms = {}
+        self.warm = False
+        self._warming = None           # the warm-up's future, started by the first load
+
+    def warm_up(self):
+        """Answer one item of every task type once: the scorers' libraries (seqeval
+        brings scikit-learn and SciPy: seconds of imports) load then, not while a task
+        waits. Answers are cheap after that."""
+        llm = SimulatedLLM(self.topology.models[0].profile, tier="edge", seed=self.seed)
+        llm.generate_batch([{"id": i, "query": query, "gold": gold, "task_type": kind}
+                            for i, (kind, query, gold) in enumerate(_WARM_UP)])
+        self.warm = True
+
+    async def load(self, model_id, path):
+        # A model is ready once the engine is warm too: a node that reported READY
+        # models while still importing answered its first tasks seconds late.
+        if self._warming is None:
+            self._warming = asyncio.ensure_future(asyncio.to_thread(self.warm_up))
+        await asyncio.shield(self._warming)
+        model = self.topology.model(model_id)
+        seconds = 0.0 if self.zero_time else \
+            model.size_gb * model.load_s_per_gb / self.node.speed * self.time_scale
+        await asyncio.sleep(seconds)
+        return seconds
+
+    def unload(self, model_id):
+        self._llms.pop(model_id, None)
+
+    def _llm(self, model_id):
+        llm = self._llms.get(model_id)
+        if llm is None:
+            model = self.topology.model(model_id)
+            llm = self._llms[model_id] = SimulatedLLM(model.profile, tier="edge",
+                                                      node=self.node.id, seed=self.seed,
+                                                      accuracy=model.quality)
+        return llm
+
+    async def answer(self, model_id, sample, prompt_tokens):
+        """(answer, ttft_s, e2e_s, compute_s): the times measured after the answer was
+        made up (``compute_s``, real work the fleet's clock does not model)."""
+        model = self.topology.model(model_id)
+        made = time.monotonic()
+        if self.warm:  # microseconds: not worth a thread
+            answer = self._llm(model_id).generate_batch([sample])[0]
+        else:  # off the event loop: heartbeats go on while a scorer's library loads
+            answer = (await asyncio.to_thread(self._llm(model_id).generate_batch,
+                                              [sample]))[0]
+        compute = time.monotonic() - made
+        tokens = answer["usage"]["completion_tokens"]
+        speed, scale = self.node.speed, 0.0 if self.zero_time else self.time_scale
+        prefill = prompt_tokens / (model.prefill_tokens_per_s * speed) * scale
+        decode = (tokens - 1) / (model.decode_tokens_per_s * speed) * scale
+        start = time.monotonic()
+        if prefill:
+            await asyncio.sleep(prefill)
+        ttft = time.monotonic() - start
+        if decode:
+            await asyncio.sleep(decode)
+        return _answer(answer), ttft, time.monotonic() - start, compute
+
+
+class BackendEngine:
+    """A real backend of edgellm.models (``openai`` or ``huggingface``) run in a thread:
+    its own measurements (TTFT, end to end) are the engine's."""
+
+    simulated = False
+
+    def __init__(self, node, topology, backend, models_dir=None, **settings):
+        self.node, self.topology = node, topology
+        self.backend, self.models_dir, self.settings = backend, models_dir, settings
+        self._llms = {}
+
+    async def load(self, model_id, path):
+        started = time.monotonic()
+        model = self.topology.model(model_id)
+        if self.backend == "huggingface":
+            folder = _unpacked(path, os.path.join(self.models_dir, model_id))
+            llm = create_backend("huggingface", model=folder, model_name=model_id,
+                                 tier="edge", node=self.node.id, store="none", **self.settings)
+            await asyncio.to_thread(llm.loaded)
+        else:
+            llm = create_backend("openai", model=model.endpoint_model or model.profile,
+                                 tier="edge", node=self.node.id, store="none",
+                                 **self.settings)
+        self._llms[model_id] = llm
+        return time.monotonic() - started
+
+    def unload(self, model_id):
+        llm = self._llms.pop(model_id, None)
+        if llm is not None:
+            llm.close()
+
+    async def answer(self, model_id, sample, prompt_tokens):
+        response = await asyncio.to_thread(self._llms[model_id].generate, sample)
+        perf = response["perf"]
+        answer = _answer(response)
+        if response.get("error"):
+            answer["error"] = response["error"]
+        return (answer, perf.get("time_to_first_token") or 0.0,
+                perf.get("e2e_latency") or 0.0, 0.0)
+
+
+_WARM_UP = (("NER", "Alice lives in Paris", "B-PER O O B-LOC"),
+            ("QA", "Question: who?", "Alice"), ("TC", "I am happy", "happy"),
+            ("TS", "你好", "Hello"), ("SG", "One. Two. Three.", "One."),
+            ("multiple_choice", "Question: 1+1?\nA. 2\nB. 3", "A"))
+
+
+def make_engine(name, node, topology, time_scale=1.0, seed=0, models_dir=None, **settings):
+    if name == "simulated":
+        return SimulatedEngine(node, topology, time_scale, seed, **settings)
+    if name in ("openai", "huggingface"):
+        return BackendEngine(node, topology, name, models_dir, **settings)
+    raise ValueError(f"unknown engine {name!r} (known: {', '.join(ENGINES)})")
+
+
+def _answer(response):
+    """What the node sends back of an answer (the center adds tier, node and times)."""
+    keep = ("completion", "prediction", "usage", "task_type", "mean_logprob")
+    return {k: response[k] for k in keep if k in response}
+
+
+def _unpacked(path, folder):
+    """A model folder from a file the center sent: a ``.tar`` is unpacked (members
+    that would land outside the folder are refused), a folder is used as it is."""
+    if os.path.isdir(path):
+        return path
+    if not tarfile.is_tarfile(path):
+        raise ValueError(f"{path}: the huggingface engine needs a .tar of a model folder")
+    with tarfile.open(path) as archive:
+        archive.extractall(folder, filter="data")
+    return folder
