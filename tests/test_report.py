@@ -265,6 +265,10 @@ def test_router_settings_reproduce_a_configuration(small_matrix, tmp_path):
      "argument --router-setting: metadata: '[subject' is not a YAML value"),
     (["--router", "TfidfRouter", "--router-setting", "C"],
      "argument --router-setting: expected KEY=VALUE"),
+    # a job file's YAML checks: nesting that would overflow the composer's stack (this
+    # libyaml's own limit or edgellm's, whichever speaks first), the value shortened
+    (["--router", "TfidfRouter", "--router-setting", "C=" + "[" * 100_000],
+     "C: '" + "[" * 80 + "' is not a YAML value (line 1: "),
 ])
 def test_bad_router_settings_are_one_line_with_exit_2(small_matrix, tmp_path, capsys, extra,
                                                       message):
