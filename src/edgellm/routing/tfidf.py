@@ -291,7 +291,10 @@ class TfidfRouter(ScoringRouter):
             if not rms > 0:  # no word has an effect: nothing to reweight
                 break
             self.word_scale_ = (scale / rms).astype(np.float32)
-            self._fit_classifier(raw @ _column_scaling(self.word_scale_), metadata, y)
+            # the transformed texts, not ``raw``: fit_transform's rows can hold the same
+            # values in another order, and the solver's sums (so its stopping point)
+            # follow that order; this keeps the fits of before (the example's figures)
+            self._fit_classifier(self._words(query_texts(samples)), metadata, y)
 
     def _score(self, samples, raw_words=None):
         words, metadata = self._features(samples, raw_words)
