@@ -28,7 +28,7 @@ RESERVED = ("label", "metadata", "by", "classifier", "threshold", "cloud_share",
 
 class AutoRouter(ScoringRouter):
     """Chooses among the shipped learned routers on the train items alone and routes
-    with the winner (docs/routers.md, "AutoRouter").
+    with the winner (docs/routing-evaluation.md, "AutoRouter").
 
     Candidates: each family of ``families`` (default TfidfRouter, MetadataRouter,
     and, with ``embeddings: true``, EmbeddingRouter) with each feature set (the
