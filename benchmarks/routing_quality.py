@@ -248,7 +248,9 @@ def auto_run(train, test, matrix, args):
             for i, (c, m) in enumerate(zip(candidates, metrics))]
     chosen = next(i for i, c in enumerate(candidates)
                   if c.as_dict() == selection["chosen"])
-    best = int(np.nanargmax([m["APGR"] for _, _, m in rows]))
+    test_apgr = np.array([m["APGR"] for _, _, m in rows], dtype=float)
+    # none where APGR is undefined on the test half (both models equally accurate there)
+    best = int(np.nanargmax(test_apgr)) if np.isfinite(test_apgr).any() else None
     header = f"{'':<2} {'configuration':<78} {'CV APGR':>7} {'APGR':>6} {'CPT50':>6} {'CPT80':>6}"
     print(header)
     print("-" * len(header))
@@ -264,8 +266,9 @@ def auto_run(train, test, matrix, args):
         print(f"{'':<2} {what:<78} {'':>7} {figures(metrics)}")
     summary = {"apgr": auto.metrics["APGR"], "cpt50": auto.metrics["CPT(50%)"],
                "cv": selection["cv_apgr"], "random": random_apgr,
-               "best": rows[best][2]["APGR"], "seconds": selection["seconds"],
-               "cpu": selection["cpu_seconds"], "chosen": rows[chosen][0].describe()}
+               "best": rows[best][2]["APGR"] if best is not None else np.nan,
+               "seconds": selection["seconds"], "cpu": selection["cpu_seconds"],
+               "chosen": rows[chosen][0].describe()}
     print(f"AutoRouter: {summary['chosen']}: CV APGR {fmt(summary['cv'])}; test APGR "
           f"{fmt(summary['apgr'])}, CPT(50%) {fmt(summary['cpt50'], True)}; random "
           f"{fmt(random_apgr)} (margin {summary['apgr'] - random_apgr:+.3f}); best single "
