@@ -147,6 +147,14 @@ def _csv(header, rows):
     return out.getvalue()
 
 
+def read_rank_file(path):
+    """(header, rows) of a rank file as written, its ``rank`` column included; rows
+    are dicts of strings."""
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        return list(reader.fieldnames or []), list(reader)
+
+
 def format_table(rank_file, title=None):
     """The selected rank file as a text table, as Ianvs' ``print_table`` shows it."""
     with open(rank_file, newline="", encoding="utf-8") as handle:

@@ -236,8 +236,13 @@ def add_live_commands(commands):
                            "(default none: a local server needs none)")
     edge.add_argument("--models-dir", metavar="DIR",
                       help="where the node keeps its model files (default ./edgellm-models-<id>)")
-    edge.add_argument("--host", default="127.0.0.1", help="address of the agent's own page")
-    edge.add_argument("--port", type=_port, default=0, help="its port (default: a free one)")
+    edge.add_argument("--monitor-host", default="127.0.0.1", metavar="HOST",
+                      help="address of the node's own page (default 127.0.0.1: this "
+                           "machine only)")
+    edge.add_argument("--monitor-port", type=_port, default=0, metavar="PORT",
+                      help="its port (default 0: a free one; the center's page links to it)")
+    edge.add_argument("--no-monitor", dest="monitor_port", action="store_const", const=None,
+                      help="serve no page for this node")
     edge.add_argument("--seed", type=int, default=0, help="simulated engine's seed")
     edge.add_argument("--zero-time", action="store_true",
                       help="simulated engine: answer at once, no modelled time (dispatch "
@@ -258,6 +263,20 @@ def add_live_commands(commands):
                     help="the center's model folder (default: placeholders in a temporary one)")
     up.set_defaults(command="fleet up")
 
+    monitor = commands.add_parser(
+        "monitor", help="serve a workspace's leaderboard and its cases' pages (the rounds "
+                        "of finished fleet runs) in the browser, without a live center",
+        description="The leaderboard of every job in the workspace (its rank files) as a "
+                    "sortable, filterable table; each row links to its case: config, "
+                    "metrics, first results, plots and, for a fleet case, its rounds "
+                    "(docs/monitor.md).")
+    monitor.add_argument("--workspace", required=True, metavar="DIR",
+                         help="a workspace (the jobs' folders under it) or one job's folder")
+    monitor.add_argument("--host", default="127.0.0.1",
+                         help="address to serve on (default 127.0.0.1: this machine only)")
+    monitor.add_argument("--port", type=_port, default=8701, help="port (default 8701)")
+    monitor.set_defaults(command="monitor")
+
 
 def _fleet_clock_options(parser, default_scale=1.0):
     parser.add_argument("--topology", required=True, help="the fleet's topology YAML")
@@ -273,3 +292,5 @@ def _fleet_clock_options(parser, default_scale=1.0):
                         help="NOT_READY after this long without a heartbeat (default 3 s)")
     parser.add_argument("--unreachable-after-s", type=_seconds, default=5.0,
                         help="UNREACHABLE after this long (default 5 s)")
+    parser.add_argument("--workspace", metavar="DIR",
+                        help="also serve this workspace's leaderboard on the monitor's pages")

@@ -4,7 +4,6 @@ accuracy, cost and p95 end-to-end latency, recomputed from its ``results.jsonl``
 oracle baselines are drawn from (a case that answered every query on the edge and one
 that did on the cloud, for the same pair of models)."""
 
-import csv
 import os
 from collections import Counter
 from dataclasses import dataclass
@@ -12,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgellm.bench.config import read_job
+from edgellm.bench.rank import read_rank_file
 from edgellm.errors import ConfigError
 from edgellm.metrics.joint_inference import accuracy, cost
 from edgellm.outcomes import OutcomeSet, read_results
@@ -38,12 +38,6 @@ class JobResults:
     points: list
     baseline: OutcomeSet
     missing: int  # leaderboard rows whose results folder is gone
-
-
-def _read_csv(path):
-    with open(path, newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        return list(reader.fieldnames or []), list(reader)
 
 
 ROUTER_PREFIX = "hard_example_mining-"
@@ -101,9 +95,9 @@ def read_job_results(job_path, edge_model=None, cloud_model=None):
     if rank_file is None:
         raise ConfigError(job_path, f"no rank file in {rank_dir}: run the job first "
                                     f"(edgellm run -f {job_path})")
-    _, rows = _read_csv(rank_file)
+    _, rows = read_rank_file(rank_file)
     selected = os.path.join(rank_dir, "selected_rank.csv")
-    leaderboard = _read_csv(selected) if os.path.isfile(selected) else _read_csv(rank_file)
+    leaderboard = read_rank_file(selected if os.path.isfile(selected) else rank_file)
 
     points, records_of, missing = [], {}, 0
     varying = varying_router_settings(rows)
