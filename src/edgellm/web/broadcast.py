@@ -77,7 +77,11 @@ class Broadcast:
                         continue
                     if message is CLOSE:
                         return
-                    yield sse(*await snapshot()) if message is RESYNC else message
+                    if message is RESYNC:  # the snapshot covers whatever came meanwhile
+                        while not queue.empty() and queue.get_nowait() is not CLOSE:
+                            pass
+                        message = sse(*await snapshot())
+                    yield message
             finally:
                 self.clients.discard(queue)
 

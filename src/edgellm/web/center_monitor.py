@@ -62,7 +62,7 @@ class CenterMonitor:
         self._later("_load_due", self.load_every_s, self._push_nodes)
 
     def answered(self, task, response):
-        self.rounds.add(response, task.sample.get("gold"))
+        self.rounds.add(response, task.sample.get("gold"), task.sample.get("task_type"))
         self._later("_rounds_due", self.rounds_every_s, self._push_rounds)
 
     def _cache_of(self, record):

@@ -49,8 +49,9 @@ class CenterMetrics:
 
     def answered(self, task, response):
         tier = response.get("tier") or "?"
-        self.tasks.labels(response.get("node") or tier, tier,
-                          response.get("task_type") or "").inc()
+        task_type = response.get("task_type") or (task.sample.get("task_type")
+                                                  if task is not None else None)
+        self.tasks.labels(response.get("node") or tier, tier, task_type or "").inc()
         perf = response.get("perf") or {}
         if perf.get("e2e_latency") is not None:
             self.latency.labels(tier).observe(perf["e2e_latency"])

@@ -65,7 +65,7 @@ def edge_page(node_id):
             "<section><h2>Tasks now</h2><table id='current'><thead><tr><th>task</th>"
             "<th>type</th><th>model</th><th>for</th></tr></thead><tbody></tbody></table>"
             "</section>"
-            "<section><h2>Recent tasks</h2><table id='recent'><thead><tr><th>finished</th>"
+            "<section><h2>Recent tasks <span class='sub'>(the last 25)</span></h2><table id='recent'><thead><tr><th>finished</th>"
             "<th>type</th><th>model</th><th>latency (s, measured here)</th><th>score</th>"
             "<th>error</th></tr></thead><tbody></tbody></table></section>"
             "<section><h2>CPU and memory</h2><div class='chart wide' id='chart-load'></div>"

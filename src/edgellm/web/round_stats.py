@@ -34,7 +34,8 @@ class RoundStats:
         self.pending = []    # (round, task type, gold, response) not scored yet
         self.changed = set()
 
-    def add(self, response, gold):
+    def add(self, response, gold, task_type=None):
+        """``task_type``: the sample's, where the response names none."""
         number = response.get("round")
         number = int(number) if number is not None else 0
         entry = self.rounds.get(number)
@@ -49,7 +50,8 @@ class RoundStats:
         entry.tasks[node] = entry.tasks.get(node, 0) + 1
         entry.cloud += response.get("tier") == CLOUD
         entry.redispatched += bool(response.get("redispatched"))
-        self.pending.append((number, response.get("task_type") or "", gold, response))
+        self.pending.append((number, response.get("task_type") or task_type or "", gold,
+                             response))
         self.changed.add(number)
 
     def take_pending(self):

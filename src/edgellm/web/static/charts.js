@@ -17,9 +17,8 @@ const Charts = (() => {
 
   function layout(title, ytitle, xtitle, extra) {
     return Object.assign({
-      title: {text: title, font: {size: 13}}, height: 260, font: {size: 11},
-      margin: {l: 50, r: 10, t: 34, b: 36}, showlegend: true,
-      legend: {orientation: "h", y: -0.22, font: {size: 10}},
+      title: {text: title, font: {size: 13}}, height: 280, font: {size: 11},
+      margin: {l: 50, r: 10, t: 34, b: 40}, showlegend: true, legend: {font: {size: 10}},
       xaxis: {title: {text: xtitle}, automargin: true},
       yaxis: {title: {text: ytitle}, rangemode: "tozero", automargin: true},
     }, extra || {});
@@ -96,7 +95,7 @@ const Charts = (() => {
                    marker: {symbol: style.symbol, color: style.color, size: 11}});
     }
     const lanes = new Set(traces.flatMap((t) => t.y.filter((y) => y !== null)));
-    draw(id, traces, layout("Cache contents: which model on which node", "",
+    draw(id, traces, layout("", "",
                             time ? "time" : "round", {
       height: Math.max(220, 60 + 24 * lanes.size),
       xaxis: {title: {text: time ? "time" : "round"}, type: time ? "date" : "linear",

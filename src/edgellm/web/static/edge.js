@@ -4,6 +4,7 @@
 (() => {
   const {el, format} = Dom;
   const $ = (id) => document.getElementById(id);
+  const RECENT_SHOWN = 25;
   let offset = 0;
 
   function models(data) {
@@ -31,7 +32,7 @@
       el("tr", {}, el("td", {}, t.task), el("td", {}, t.task_type || "?"), el("td", {}, t.model),
          el("td", {}, format.age(now - t.since)))) :
       [el("tr", {}, el("td", {colspan: 4, class: "note"}, "idle"))]);
-    Dom.replace($("recent").tBodies[0], data.recent.map((t) =>
+    Dom.replace($("recent").tBodies[0], data.recent.slice(0, RECENT_SHOWN).map((t) =>
       el("tr", {class: t.error ? "failed" : null}, el("td", {}, format.clock(t.at)),
          el("td", {}, t.task_type || "?"), el("td", {}, t.model), el("td", {}, format.num(t.e2e_s)),
          el("td", {}, format.num(t.score, 2)), el("td", {}, t.error || ""))));

@@ -59,8 +59,8 @@
         el("td", {}, r.simulated ? el("span", {class: "badge simulated",
                                                title: "figures from model profiles, not real inference"}, "SIMULATED") :
           (r.simulated === null ? el("span", {class: "note", title: "cannot tell"}, "?") : "")),
-        ...columns.map((c) => el("td", {class: selected.has(c) || c === "rank" ? null : "extra"},
-                                 r.cells[c] ?? "")))));
+        ...columns.map((c) => el("td", {class: selected.has(c) || c === "rank" ? null : "extra",
+                                        title: r.cells[c] || null}, r.cells[c] ?? "")))));
       count.textContent = `${shown.length} of ${rows.length} rows`;
     }
 
