@@ -17,7 +17,7 @@ from conftest import EXAMPLE, REPO
 from edgellm.fleet.simulator import FleetSimulator
 from edgellm.fleet.topology import load_topology
 from edgellm.live.client import LiveFleet
-from edgellm.testing.live_fleet import LocalCenter, spawn_agent, stop_agents
+from edgellm.testing.live_fleet import LocalCenter, spawn_fleet, stop_agents
 
 SMALL = str(REPO / EXAMPLE / "testalgorithms/multi-edge-offloading/topologies/small.yaml")
 TOKEN = "test-join-token-not-a-secret-elsewhere"
@@ -45,12 +45,12 @@ def fleet(tmp_path):
     the small topology, all READY with their initial models."""
     center = LocalCenter(SMALL, str(tmp_path / "center-models"), TOKEN, time_scale=0.05,
                          **FAST).start()
-    nodes = [n.id for n in load_topology(SMALL).nodes]
-    agents = {n: spawn_agent(center.url, n, TOKEN, str(tmp_path / n)) for n in nodes}
     try:
-        center.wait_for(lambda seen: len(seen) == 3 and all(
-            v["state"] == "READY" and v["models_ready"] for v in seen.values()),
-            what="three READY agents")
+        agents = spawn_fleet(center, SMALL, TOKEN, str(tmp_path))
+    except BaseException:
+        center.stop()
+        raise
+    try:
         yield center, agents, tmp_path
     finally:
         stop_agents(agents.values())

@@ -11,11 +11,10 @@ import time
 import httpx
 import pytest
 
-from conftest import REPO
 from edgellm.fleet.topology import load_topology
 from edgellm.live.client import LiveFleet
 from edgellm.testing.browser import console_errors, headless_chromium, missing_browser
-from edgellm.testing.live_fleet import LocalCenter, spawn_agent, stop_agents
+from edgellm.testing.live_fleet import LocalCenter, spawn_fleet, stop_agents
 from monitor_workspace import HOSTILE, write_workspace
 from test_live_fleet import FAST, SMALL, TOKEN, samples
 
@@ -39,12 +38,12 @@ def fleet(tmp_path_factory):
     workspace = write_workspace(str(tmp / "workspace"))
     center = LocalCenter(SMALL, str(tmp / "center-models"), TOKEN, time_scale=0.05,
                          workspace=workspace, **FAST).start()
-    nodes = [n.id for n in load_topology(SMALL).nodes]
-    agents = {n: spawn_agent(center.url, n, TOKEN, str(tmp / n)) for n in nodes}
     try:
-        center.wait_for(lambda seen: len(seen) == 3 and all(
-            v["state"] == "READY" and v["models_ready"] for v in seen.values()),
-            what="three READY agents")
+        agents = spawn_fleet(center, SMALL, TOKEN, str(tmp))
+    except BaseException:
+        center.stop()
+        raise
+    try:
         live = LiveFleet(load_topology(SMALL), center.url, offloader="QualityGreedy",
                          caching="LFU", caching_every=2, slo_s=None, seed=0)
         live.serve_batch([dict(s) for s in samples(18, task_types=("SG", "TC"))])

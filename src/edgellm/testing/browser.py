@@ -2,6 +2,7 @@
 ``chromium-driver`` packages driven by Selenium, both found on this machine (the
 driver's path is given, so Selenium's own manager never downloads anything)."""
 
+import importlib.util
 import os
 import shutil
 
@@ -19,9 +20,7 @@ def browser_paths():
 
 def missing_browser():
     """Why no headless browser can run here (one line), or None."""
-    try:
-        import selenium  # noqa: F401 (an optional test tool: only its presence is asked)
-    except ImportError:
+    if importlib.util.find_spec("selenium") is None:
         return "selenium is not installed (pip install 'edgellm[test-tools]')"
     binary, driver = browser_paths()
     if binary is None or driver is None:

@@ -14,6 +14,7 @@ import httpx
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
+from edgellm.fleet.topology import load_topology
 from edgellm.live.center import Center
 from edgellm.web.center_app import monitored_app
 from edgellm.web.server import Server
@@ -45,7 +46,7 @@ class LocalCenter:
             routes=[Mount(prefix, app=self.app)],
             lifespan=lambda _: self.app.router.lifespan_context(self.app))
         self.server = Server(app, "127.0.0.1", self.port)
-        self.server.streams = [self.app.state.monitor.broadcast]
+        self.server.on_stop = self.app.state.on_stop
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def start(self, timeout_s=20):
@@ -95,6 +96,21 @@ def spawn_agent(center_url, node_id, token, models_dir, engine="simulated", extr
                "--node-id", node_id, "--models-dir", models_dir, "--engine", engine, *extra]
     return subprocess.Popen(command, env=dict(os.environ, **{TOKEN_ENV: token}),
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def spawn_fleet(center, topology_path, token, folder):
+    """One agent per node of the topology (its models under ``folder``/<node id>), all
+    READY with their models: {node id: process}."""
+    nodes = [n.id for n in load_topology(topology_path).nodes]
+    agents = {n: spawn_agent(center.url, n, token, os.path.join(folder, n)) for n in nodes}
+    try:
+        center.wait_for(lambda seen: len(seen) == len(nodes) and all(
+            v["state"] == "READY" and v["models_ready"] for v in seen.values()),
+            what=f"{len(nodes)} READY agents")
+    except BaseException:
+        stop_agents(agents.values())
+        raise
+    return agents
 
 
 def stop_agents(agents, timeout_s=5):

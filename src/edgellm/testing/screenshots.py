@@ -31,7 +31,7 @@ from edgellm.fleet.workload import RoundWorkload
 from edgellm.live.client import LiveFleet
 from edgellm.tasks.ianvs_format import load_test_dataset
 from edgellm.testing.browser import console_errors, headless_chromium, missing_browser
-from edgellm.testing.live_fleet import LocalCenter, spawn_agent, stop_agents
+from edgellm.testing.live_fleet import LocalCenter, spawn_fleet, stop_agents
 
 EXAMPLE = "examples/edge-llm-distribution"
 SMALL = f"{EXAMPLE}/testalgorithms/multi-edge-offloading/topologies/small.yaml"
@@ -116,12 +116,10 @@ def take(out):
     center = LocalCenter(SMALL, os.path.join(scratch, "center-models"), TOKEN,
                          time_scale=0.05, heartbeat_s=0.5, not_ready_after_s=1.5,
                          unreachable_after_s=3.0, workspace=workspace).start()
-    nodes = [n.id for n in load_topology(SMALL).nodes]
-    agents = {n: spawn_agent(center.url, n, TOKEN, os.path.join(scratch, n)) for n in nodes}
-    driver = headless_chromium()
+    agents, driver = {}, None
     try:
-        center.wait_for(lambda seen: len(seen) == 3 and all(
-            v["state"] == "READY" and v["models_ready"] for v in seen.values()))
+        agents = spawn_fleet(center, SMALL, TOKEN, scratch)
+        driver = headless_chromium()
         driver.get(center.page_url)
         live = LiveFleet(load_topology(SMALL), center.url, offloader="QualityGreedy",
                          caching="LFU", caching_every=3, slo_s=5.0, seed=0,
@@ -155,7 +153,8 @@ def take(out):
         _shoot(driver, f"{center.url}/case?id={case}", os.path.join(out, "monitor-case.png"),
                "return !!document.querySelector('#chart-cache .main-svg')")
     finally:
-        driver.quit()
+        if driver is not None:
+            driver.quit()
         stop_agents(agents.values())
         center.stop()
         shutil.rmtree(scratch, ignore_errors=True)

@@ -23,6 +23,9 @@ def monitored_app(center, workspace=None):
     app = create_app(center)
     monitor = app.state.monitor = CenterMonitor(center)
     metrics = app.state.metrics = CenterMetrics(center)
+    # stopping: end the pages' streams and answer the agents' long polls now
+    app.state.on_stop = [monitor.broadcast.close,
+                         lambda: [center.wake(node) for node in center.queues]]
     add_assets(app)
     if workspace:
         add_workspace_routes(app, workspace, home="./")

@@ -18,7 +18,7 @@ import time
 from edgellm.live.nodes import UNREACHABLE
 from edgellm.web.broadcast import Broadcast
 from edgellm.web.cache_timeline import CacheTimeline
-from edgellm.web.round_stats import RoundStats, score
+from edgellm.web.round_stats import RoundStats, score_pending
 
 EVENTS_SHOWN = 500  # the newest events a page gets with its snapshot
 
@@ -94,7 +94,7 @@ class CenterMonitor:
             stats = self.rounds
             pending = stats.take_pending()
             if pending:
-                stats.apply_scores(pending, await asyncio.to_thread(score, pending))
+                stats.apply_scores(pending, await asyncio.to_thread(score_pending, pending))
             if stats is self.rounds:
                 self.broadcast.publish("rounds", {"run": self.run_id,
                                                   "rows": stats.take_changed()})
@@ -126,7 +126,7 @@ class CenterMonitor:
         stats = self.rounds
         pending = stats.take_pending()
         if pending:
-            stats.apply_scores(pending, await asyncio.to_thread(score, pending))
+            stats.apply_scores(pending, await asyncio.to_thread(score_pending, pending))
         return "snapshot", {**self.nodes(), "run": self.run(),
                 "events": self.center.events.since(0, limit=EVENTS_SHOWN),
                 "rounds": {"run": self.run_id, "rows": stats.rows()},

@@ -56,10 +56,9 @@ class EdgeMonitor:
         recent = list(agent.recent)
         unscored = [r for r in recent if r["seq"] not in self.scores]
         if unscored:
-            pending = [(0, r["task_type"], r["gold"], {"prediction": r["prediction"],
-                                                       "error": r["error"]})
-                       for r in unscored]
-            for entry, value in zip(unscored, await asyncio.to_thread(score, pending)):
+            answers = [(r["task_type"], r["gold"], {"prediction": r["prediction"],
+                                                    "error": r["error"]}) for r in unscored]
+            for entry, value in zip(unscored, await asyncio.to_thread(score, answers)):
                 self.scores[entry["seq"]] = value
             while len(self.scores) > 2 * agent.recent.maxlen:
                 self.scores.popitem(last=False)
@@ -85,6 +84,7 @@ def edge_app(agent):
     app = FastAPI(title=f"edgellm edge {agent.node_id}", docs_url=None, redoc_url=None,
                   openapi_url=None, default_response_class=JSONBody)
     app.state.monitor = monitor
+    app.state.on_stop = [monitor.broadcast.close]
     add_assets(app)
 
     @app.get("/", include_in_schema=False)

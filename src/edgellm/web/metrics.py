@@ -74,6 +74,20 @@ class CenterMetrics:
         return generate_latest(self.registry)
 
 
+# the node table's gauges: (key, name, help)
+NODE_GAUGES = (
+    ("queue", "edgellm_node_queue_length", "Tasks waiting for the node: queued on it (its last "
+                                           "heartbeat) and dispatched to it but not yet pulled"),
+    ("busy", "edgellm_node_slots_in_use", "Slots running a task (its last heartbeat)"),
+    ("slots", "edgellm_node_slots", "Slots of the node (tasks it runs at once)"),
+    ("age", "edgellm_node_heartbeat_age_seconds", "Real seconds since the node's last heartbeat"),
+    ("cpu", "edgellm_node_cpu_percent", "The node's CPU use, percent (its last heartbeat)"),
+    ("memory", "edgellm_node_memory_percent", "The node's memory use, percent (its last "
+                                              "heartbeat)"),
+    ("models", "edgellm_node_models_ready", "Models loaded on the node"),
+)
+
+
 class _NodeGauges:
     """The node table as gauges, read at scrape time."""
 
@@ -81,37 +95,21 @@ class _NodeGauges:
         self.center = center
 
     def collect(self):
-        gauges = {
-            "state": GaugeMetricFamily("edgellm_node_state", "1 for the state the node is "
-                                       "in, 0 for the others", labels=["node", "state"]),
-            "queue": GaugeMetricFamily("edgellm_node_queue_length", "Tasks waiting for the "
-                                       "node: queued on it (its last heartbeat) and "
-                                       "dispatched to it but not yet pulled", labels=["node"]),
-            "busy": GaugeMetricFamily("edgellm_node_slots_in_use", "Slots running a task "
-                                      "(its last heartbeat)", labels=["node"]),
-            "slots": GaugeMetricFamily("edgellm_node_slots", "Slots of the node (tasks it "
-                                       "runs at once)", labels=["node"]),
-            "age": GaugeMetricFamily("edgellm_node_heartbeat_age_seconds", "Real seconds "
-                                     "since the node's last heartbeat", labels=["node"]),
-            "cpu": GaugeMetricFamily("edgellm_node_cpu_percent", "The node's CPU use, percent "
-                                     "(its last heartbeat)", labels=["node"]),
-            "memory": GaugeMetricFamily("edgellm_node_memory_percent", "The node's memory "
-                                        "use, percent (its last heartbeat)", labels=["node"]),
-            "models": GaugeMetricFamily("edgellm_node_models_ready", "Models loaded on the "
-                                        "node", labels=["node"]),
-        }
+        state = GaugeMetricFamily("edgellm_node_state", "1 for the state the node is in, 0 "
+                                  "for the others", labels=["node", "state"])
+        gauges = {key: GaugeMetricFamily(name, text, labels=["node"])
+                  for key, name, text in NODE_GAUGES}
         center = self.center
         for view in center.nodes.views():
             node = view["id"]
-            for state in STATES:
-                gauges["state"].add_metric([node, state], float(view["state"] == state))
-            gauges["queue"].add_metric([node], (view["queue"] or 0) +
-                                       len(center.queues.get(node, ())))
-            gauges["busy"].add_metric([node], view["slots_in_use"] or 0)
-            gauges["slots"].add_metric([node], view["slots"])
-            gauges["age"].add_metric([node], view["heartbeat_age_s"])
-            for key, name in (("cpu", "cpu_percent"), ("memory", "memory_percent")):
-                if view[name] is not None:
-                    gauges[key].add_metric([node], view[name])
-            gauges["models"].add_metric([node], len(view["models_ready"]))
+            for name in STATES:
+                state.add_metric([node, name], float(view["state"] == name))
+            figures = {"queue": (view["queue"] or 0) + len(center.queues.get(node, ())),
+                       "busy": view["slots_in_use"] or 0, "slots": view["slots"],
+                       "age": view["heartbeat_age_s"], "cpu": view["cpu_percent"],
+                       "memory": view["memory_percent"], "models": len(view["models_ready"])}
+            for key, value in figures.items():
+                if value is not None:  # no heartbeat yet: no CPU or memory figure
+                    gauges[key].add_metric([node], value)
+        yield state
         yield from gauges.values()

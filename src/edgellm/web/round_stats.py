@@ -71,7 +71,7 @@ class RoundStats:
     def score_all(self):
         """Score what is pending, here and now (a finished case's page)."""
         pending = self.take_pending()
-        self.apply_scores(pending, score(pending))
+        self.apply_scores(pending, score_pending(pending))
 
     def take_changed(self):
         changed, self.changed = self.changed, set()
@@ -83,10 +83,14 @@ class RoundStats:
         return [_row(n, self.rounds[n]) for n in numbers]
 
 
-def score(pending):
-    """Quality 0-1 of each pending answer (the library's item scores)."""
+def score(answers):
+    """Quality 0-1 of each (task type, gold, response) (the library's item scores)."""
     return [response_score({"gold": gold, "task_type": task_type or None}, response)
-            for _, task_type, gold, response in pending]
+            for task_type, gold, response in answers]
+
+
+def score_pending(pending):
+    return score([entry[1:] for entry in pending])
 
 
 def _row(number, entry):

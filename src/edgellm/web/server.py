@@ -1,6 +1,7 @@
-"""uvicorn for the monitor's apps: quiet, and ending the pages' event streams as it
-stops (a page keeps its stream open: without that, stopping would wait for the
-browser to leave)."""
+"""uvicorn for the monitor's apps: quiet, and ending long requests as it stops (a
+page keeps its event stream open and an agent its long poll: without that, stopping
+would wait for the browser to leave and the poll to time out). What to call is the
+app's ``state.on_stop``."""
 
 import asyncio
 import contextlib
@@ -17,12 +18,11 @@ class Server(uvicorn.Server):
     def __init__(self, app, host, port):
         super().__init__(uvicorn.Config(app, host=host, port=port, log_level="warning",
                                         access_log=False, timeout_graceful_shutdown=GRACE_S))
-        monitor = getattr(getattr(app, "state", None), "monitor", None)
-        self.streams = [monitor.broadcast] if monitor is not None else []
+        self.on_stop = list(getattr(getattr(app, "state", None), "on_stop", ()))
 
     async def shutdown(self, sockets=None):
-        for stream in self.streams:
-            stream.close()
+        for stop in self.on_stop:
+            stop()
         await super().shutdown(sockets)
 
 
