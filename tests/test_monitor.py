@@ -4,6 +4,8 @@ leaderboard reader and ``edgellm monitor``'s pages and bad input. Servers bind
 127.0.0.1 on free ports and are stopped by each test."""
 
 import asyncio
+import csv
+import io
 import json
 import re
 import time
@@ -15,7 +17,6 @@ from starlette.testclient import TestClient
 
 from conftest import REPO
 from edgellm.cli import main
-from edgellm.fleet.rounds import round_frame
 from edgellm.live.center import Center
 from edgellm.live.runs import LiveTask
 from edgellm.testing.live_fleet import LocalCenter
@@ -112,7 +113,7 @@ def test_round_figures():
     assert [r["round"] for r in stats.take_changed()] == [0, 1] and not stats.changed
 
 
-def test_cache_timeline_spans_and_marks(tmp_path):
+def test_cache_timeline_spans_and_marks():
     timeline = CacheTimeline()
     assert [s["model"] for s in timeline.update("a", ["m1", "m2"], 10.0)] == ["m1", "m2"]
     assert timeline.update("a", ["m1", "m2"], 11.0) == []  # nothing changed
@@ -122,8 +123,7 @@ def test_cache_timeline_spans_and_marks(tmp_path):
     assert timeline.mark({"kind": "transfer_done", "time": 12.0, "node": "a",
                           "model": "m3"})["kind"] == "done"
     assert timeline.mark({"kind": "register", "time": 1.0}) is None
-    (tmp_path / "rounds.csv").write_text(ROUNDS)
-    recorded = timeline_of_rounds(round_frame(str(tmp_path / "rounds.csv")))
+    recorded = timeline_of_rounds(csv.DictReader(io.StringIO(ROUNDS)))
     spans = {(s["model"], s["start"], s["end"]) for s in recorded["spans"]}
     assert spans == {("qwen2.5-1.5b", 0.0, None), ("llama-3.2-3b", 1.0, None)}
     assert recorded["marks"] == [{"time": 1.0, "node": "orin-nano", "model": "llama-3.2-3b",

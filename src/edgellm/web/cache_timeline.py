@@ -52,18 +52,21 @@ class CacheTimeline:
         return {"spans": list(self.spans), "marks": list(self.marks)}
 
 
-def timeline_of_rounds(frame):
-    """The timeline of a finished fleet run from its round log (a DataFrame in
-    edgellm.fleet.rounds' layout): spans in rounds, a ``done`` mark where a model
+def timeline_of_rounds(rows):
+    """The timeline of a finished fleet run from its round log (rounds.csv's rows, as
+    dicts: round, node, cache "a;b"): spans in rounds, a ``done`` mark where a model
     arrived on a node after the first round."""
     timeline = CacheTimeline(limit=None)
-    edge = frame[frame["node"] != "cloud"]
-    first = int(edge["round"].min()) if len(edge) else 0
-    for number, rows in edge.groupby("round", sort=True):
-        for node, cache in zip(rows["node"], rows["cache"]):
-            models = [m for m in str(cache).split(";") if m]
-            for span in timeline.update(str(node), models, float(number)):
+    by_round = {}
+    for row in rows:
+        if row.get("node") != "cloud":
+            by_round.setdefault(float(row["round"]), []).append(row)
+    first = min(by_round, default=0.0)
+    for number in sorted(by_round):
+        for row in by_round[number]:
+            models = [m for m in (row.get("cache") or "").split(";") if m]
+            for span in timeline.update(str(row["node"]), models, number):
                 if span["end"] is None and number > first:
-                    timeline.marks.append({"time": float(number), "node": str(node),
+                    timeline.marks.append({"time": number, "node": str(row["node"]),
                                            "model": span["model"], "kind": "done"})
     return timeline.view()

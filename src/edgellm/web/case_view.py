@@ -7,11 +7,11 @@ import os
 
 import orjson
 
-from edgellm.fleet.rounds import CSV as ROUNDS_CSV
-from edgellm.fleet.rounds import round_frame
+from edgellm.rows import read_rows
 from edgellm.web.cache_timeline import timeline_of_rounds
 from edgellm.web.round_stats import RoundStats
 
+ROUNDS_CSV = "rounds.csv"  # the fleet's round log (edgellm.fleet.rounds; pandas not needed)
 SAMPLE = 20          # results shown
 TEXT_LIMIT = 200     # characters of a query or answer shown in the sample
 CONFIG_LIMIT = 200_000
@@ -65,14 +65,14 @@ def case_rounds(folder):
     stats = RoundStats(max_rounds=100_000)
     results = os.path.join(folder, "results.jsonl")
     if os.path.isfile(results):
-        with open(results, "rb") as handle:
-            for line in handle:
-                record = orjson.loads(line)
+        for _, record in read_rows(results):
+            if isinstance(record, dict):  # a broken line is left out, not fatal
                 answer = record.get("cloud") if record.get("is_hard") else record.get("edge")
                 if answer:
                     stats.add(answer, record.get("gold"))
         stats.score_all()
-    return {"rows": stats.rows(), "cache": timeline_of_rounds(round_frame(log))}
+    rows = [row for _, row in read_rows(log) if isinstance(row, dict)]
+    return {"rows": stats.rows(), "cache": timeline_of_rounds(rows)}
 
 
 def _text(path):

@@ -7,8 +7,13 @@ global one): a process may hold several centers (tests do), each with its own fi
 docs/monitor.md lists every metric.
 """
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+import bisect
+import itertools
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import (CounterMetricFamily, GaugeMetricFamily,
+                                    HistogramMetricFamily)
+from prometheus_client.utils import floatToGoString
 
 from edgellm.live.nodes import STATES
 
@@ -18,32 +23,68 @@ LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 
 TTFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 
 
+class _Counter:
+    """A counter by label values. Counted on the center's event loop, read there at
+    scrape time: plain dicts, no locks (prometheus-client's own cost several
+    microseconds a task)."""
+
+    def __init__(self, name, doc, labels):
+        self.name, self.doc, self.labels = name, doc, labels
+        self.values = {}
+
+    def inc(self, key, amount=1.0):
+        self.values[key] = self.values.get(key, 0.0) + amount
+
+    def family(self):
+        family = CounterMetricFamily(self.name, self.doc, labels=self.labels)
+        for key, value in self.values.items():
+            family.add_metric(list(key), value)
+        return family
+
+
+class _Histogram(_Counter):
+    def __init__(self, name, doc, labels, bounds):
+        super().__init__(name, doc, labels)
+        self.bounds = tuple(bounds)
+
+    def observe(self, key, value):
+        series = self.values.get(key)
+        if series is None:
+            series = self.values[key] = [[0] * (len(self.bounds) + 1), 0.0]
+        series[0][bisect.bisect_left(self.bounds, value)] += 1  # buckets count value <= le
+        series[1] += value
+
+    def family(self):
+        family = HistogramMetricFamily(self.name, self.doc, labels=self.labels)
+        for key, (counts, total) in self.values.items():
+            cumulative = list(itertools.accumulate(counts))
+            buckets = [(floatToGoString(b), n) for b, n in zip(self.bounds, cumulative)]
+            family.add_metric(list(key), buckets + [("+Inf", cumulative[-1])], total)
+        return family
+
+
 class CenterMetrics:
     def __init__(self, center):
         self.center = center
+        self.tasks = _Counter("edgellm_tasks", "Tasks answered, by the node that answered "
+                              "('cloud' for the cloud), tier and task type",
+                              ["node", "tier", "task_type"])
+        self.latency = _Histogram("edgellm_task_latency_seconds", "End-to-end latency of "
+                                  f"answered tasks (sent to last token), {FLEET_SECONDS}",
+                                  ["tier"], LATENCY_BUCKETS)
+        self.ttft = _Histogram("edgellm_task_ttft_seconds", "Time to first token of answered "
+                               f"tasks, {FLEET_SECONDS}", ["tier"], TTFT_BUCKETS)
+        self.transfers = _Counter("edgellm_transfers", "Model transfers to nodes that ended, "
+                                  "by outcome (done: installed with its SHA-256 checked; "
+                                  "failed: given up after retries)", ["node", "outcome"])
+        self.transfer_bytes = _Counter("edgellm_transfer_bytes", "Bytes of model files "
+                                       "installed on nodes", ["node"])
+        self.redispatches = _Counter("edgellm_redispatches", "Tasks placed again because "
+                                     "their node left READY, by the node they left", ["node"])
+        self.late_answers = _Counter("edgellm_late_answers", "Answers dropped because their "
+                                     "task had gone elsewhere", ["node"])
         self.registry = CollectorRegistry()
-        reg = self.registry
-        self.tasks = Counter("edgellm_tasks", "Tasks answered, by the node that answered "
-                             "('cloud' for the cloud), tier and task type",
-                             ["node", "tier", "task_type"], registry=reg)
-        self.latency = Histogram("edgellm_task_latency_seconds", "End-to-end latency of "
-                                 f"answered tasks (sent to last token), {FLEET_SECONDS}",
-                                 ["tier"], buckets=LATENCY_BUCKETS, registry=reg)
-        self.ttft = Histogram("edgellm_task_ttft_seconds", "Time to first token of answered "
-                              f"tasks, {FLEET_SECONDS}", ["tier"], buckets=TTFT_BUCKETS,
-                              registry=reg)
-        self.transfers = Counter("edgellm_transfers", "Model transfers to nodes that ended, "
-                                 "by outcome (done: installed with its SHA-256 checked; "
-                                 "failed: given up after retries)", ["node", "outcome"],
-                                 registry=reg)
-        self.transfer_bytes = Counter("edgellm_transfer_bytes", "Bytes of model files "
-                                      "installed on nodes", ["node"], registry=reg)
-        self.redispatches = Counter("edgellm_redispatches", "Tasks placed again because "
-                                    "their node left READY, by the node they left",
-                                    ["node"], registry=reg)
-        self.late_answers = Counter("edgellm_late_answers", "Answers dropped because their "
-                                    "task had gone elsewhere", ["node"], registry=reg)
-        reg.register(_NodeGauges(center))
+        self.registry.register(self)
         center.on_answer.append(self.answered)
         center.events.listeners.append(self.event)
 
@@ -51,24 +92,30 @@ class CenterMetrics:
         tier = response.get("tier") or "?"
         task_type = response.get("task_type") or (task.sample.get("task_type")
                                                   if task is not None else None)
-        self.tasks.labels(response.get("node") or tier, tier, task_type or "").inc()
+        self.tasks.inc((response.get("node") or tier, tier, task_type or ""))
         perf = response.get("perf") or {}
         if perf.get("e2e_latency") is not None:
-            self.latency.labels(tier).observe(perf["e2e_latency"])
+            self.latency.observe((tier,), perf["e2e_latency"])
         if perf.get("time_to_first_token") is not None:
-            self.ttft.labels(tier).observe(perf["time_to_first_token"])
+            self.ttft.observe((tier,), perf["time_to_first_token"])
 
     def event(self, event):
         kind, node = event["kind"], event.get("node") or ""
         if kind == "transfer_done":
-            self.transfers.labels(node, "done").inc()
-            self.transfer_bytes.labels(node).inc(event.get("bytes") or 0)
+            self.transfers.inc((node, "done"))
+            self.transfer_bytes.inc((node,), event.get("bytes") or 0)
         elif kind == "transfer_failed":
-            self.transfers.labels(node, "failed").inc()
+            self.transfers.inc((node, "failed"))
         elif kind == "redispatch":
-            self.redispatches.labels(node).inc()
+            self.redispatches.inc((node,))
         elif kind == "late_answer":
-            self.late_answers.labels(node).inc()
+            self.late_answers.inc((node,))
+
+    def collect(self):
+        for metric in (self.tasks, self.latency, self.ttft, self.transfers,
+                       self.transfer_bytes, self.redispatches, self.late_answers):
+            yield metric.family()
+        yield from _node_gauges(self.center)
 
     def exposition(self):
         return generate_latest(self.registry)
@@ -88,28 +135,21 @@ NODE_GAUGES = (
 )
 
 
-class _NodeGauges:
+def _node_gauges(center):
     """The node table as gauges, read at scrape time."""
-
-    def __init__(self, center):
-        self.center = center
-
-    def collect(self):
-        state = GaugeMetricFamily("edgellm_node_state", "1 for the state the node is in, 0 "
-                                  "for the others", labels=["node", "state"])
-        gauges = {key: GaugeMetricFamily(name, text, labels=["node"])
-                  for key, name, text in NODE_GAUGES}
-        center = self.center
-        for view in center.nodes.views():
-            node = view["id"]
-            for name in STATES:
-                state.add_metric([node, name], float(view["state"] == name))
-            figures = {"queue": (view["queue"] or 0) + len(center.queues.get(node, ())),
-                       "busy": view["slots_in_use"] or 0, "slots": view["slots"],
-                       "age": view["heartbeat_age_s"], "cpu": view["cpu_percent"],
-                       "memory": view["memory_percent"], "models": len(view["models_ready"])}
-            for key, value in figures.items():
-                if value is not None:  # no heartbeat yet: no CPU or memory figure
-                    gauges[key].add_metric([node], value)
-        yield state
-        yield from gauges.values()
+    state = GaugeMetricFamily("edgellm_node_state", "1 for the state the node is in, 0 "
+                              "for the others", labels=["node", "state"])
+    gauges = {key: GaugeMetricFamily(name, text, labels=["node"])
+              for key, name, text in NODE_GAUGES}
+    for view in center.nodes.views():
+        node = view["id"]
+        for name in STATES:
+            state.add_metric([node, name], float(view["state"] == name))
+        figures = {"queue": (view["queue"] or 0) + len(center.queues.get(node, ())),
+                   "busy": view["slots_in_use"] or 0, "slots": view["slots"],
+                   "age": view["heartbeat_age_s"], "cpu": view["cpu_percent"],
+                   "memory": view["memory_percent"], "models": len(view["models_ready"])}
+        for key, value in figures.items():
+            if value is not None:  # no heartbeat yet: no CPU or memory figure
+                gauges[key].add_metric([node], value)
+    return [state, *gauges.values()]
