@@ -276,3 +276,23 @@ def test_monitor_bad_workspace_is_one_line(tmp_path, capsys, make):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and str(folder) in err and "Traceback" not in err
     assert ("no such workspace folder" if make == "missing" else "no rank files") in err
+
+
+def test_a_center_may_start_before_the_run_that_makes_its_workspace(tmp_path):
+    folder = tmp_path / "not-yet"
+    with LocalCenter(SMALL, str(tmp_path / "models"), TOKEN, workspace=str(folder),
+                     **FAST) as center:
+        assert httpx.get(f"{center.url}/api/leaderboard").json()["boards"] == []
+        assert httpx.get(f"{center.url}/leaderboard").status_code == 200
+        write_workspace(str(folder))  # the run writes its rank files meanwhile
+        (board,) = httpx.get(f"{center.url}/api/leaderboard").json()["boards"]
+        assert board["job"] == "job-a" and len(board["rows"]) == 3
+
+
+def test_a_center_workspace_that_is_a_file_is_one_line(tmp_path, capsys):
+    taken = tmp_path / "workspace"
+    taken.write_text("not a folder")
+    assert main(["fleet", "up", "--topology", SMALL, "--workspace", str(taken),
+                 "--port", "0"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(taken) in err and "not a folder" in err

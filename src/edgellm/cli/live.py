@@ -58,7 +58,8 @@ def _serve(center, args):
 
 def _check_workspace(args):
     if args.workspace:
-        Workspace(args.workspace)  # a missing folder: one line now, not at the first page
+        # a file there: one line now; a folder not made yet is the run's to make
+        Workspace(args.workspace, may_be_new=True)
 
 
 def center(args):

@@ -302,4 +302,5 @@ def _fleet_clock_options(parser, default_scale=1.0):
     parser.add_argument("--unreachable-after-s", type=_seconds, default=5.0,
                         help="UNREACHABLE after this long (default 5 s)")
     parser.add_argument("--workspace", metavar="DIR",
-                        help="also serve this workspace's leaderboard on the monitor's pages")
+                        help="also serve this workspace's leaderboard on the monitor's pages "
+                             "(it may not exist yet: the first run makes it)")

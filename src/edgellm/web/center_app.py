@@ -28,7 +28,8 @@ def monitored_app(center, workspace=None):
                          lambda: [center.wake(node) for node in center.queues]]
     add_assets(app)
     if workspace:
-        add_workspace_routes(app, workspace, home="./")
+        # the center usually starts before the run that makes its workspace
+        add_workspace_routes(app, workspace, home="./", may_be_new=True)
 
     @app.get("/", include_in_schema=False)
     async def page():

@@ -35,14 +35,20 @@ class Board:
 
 
 class Workspace:
-    """``folder``: a workspace (jobs under it) or one job's folder (``rank/`` in it)."""
+    """``folder``: a workspace (jobs under it) or one job's folder (``rank/`` in it).
+    ``may_be_new``: the folder may not exist yet (a center started before the first run
+    that writes to it); its leaderboard is empty until then."""
 
-    def __init__(self, folder):
+    def __init__(self, folder, may_be_new=False):
         self.folder = os.path.realpath(folder)
-        if not os.path.isdir(self.folder):
+        if os.path.exists(self.folder) and not os.path.isdir(self.folder):
+            raise ConfigError(folder, "not a folder")
+        if not (may_be_new or os.path.isdir(self.folder)):
             raise ConfigError(folder, "no such workspace folder")
 
     def job_folders(self):
+        if not os.path.isdir(self.folder):
+            return []
         if os.path.isdir(os.path.join(self.folder, "rank")):
             return [self.folder]
         return [os.path.join(self.folder, name) for name in sorted(os.listdir(self.folder))

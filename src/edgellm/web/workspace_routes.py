@@ -18,10 +18,10 @@ from edgellm.web.leaderboard import Workspace
 from edgellm.web.pages import case_page, leaderboard_page
 
 
-def add_workspace_routes(app, folder, home=None, at_root=False):
+def add_workspace_routes(app, folder, home=None, at_root=False, may_be_new=False):
     """``home``: a link back (the center's page), or None; ``at_root``: the leaderboard
-    is the app's home page too."""
-    workspace = Workspace(folder)
+    is the app's home page too; ``may_be_new``: see Workspace."""
+    workspace = Workspace(folder, may_be_new)
 
     def missing(case_id):
         return JSONBody({"error": f"no case {case_id!r} in the rank files of "
