@@ -130,7 +130,11 @@ def test_live_placement_is_the_simulations(fleet):
         [(r["node"], r["model"]) for r in simulated]
     assert [r["completion"] for r in answered] == [r["completion"] for r in simulated]
     assert all(r["live"] and r["perf"]["e2e_latency"] > 0 for r in answered)
-    assert live.summary()["answered"] == 30 and live.round_rows()
+    summary = live.summary()
+    assert summary["answered"] == 30 and live.round_rows()
+    # the engines of the nodes that answered: the monitor's leaderboard reads them
+    assert set(summary["engines"]) == {r["node"] for r in answered}
+    assert set(summary["engines"].values()) == {"simulated"}
 
 
 def test_kill_9_mid_round_loses_and_doubles_nothing(fleet):

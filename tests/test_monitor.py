@@ -22,7 +22,7 @@ from edgellm.live.runs import LiveTask
 from edgellm.testing.live_fleet import LocalCenter
 from edgellm.web.broadcast import Broadcast
 from edgellm.web.cache_timeline import CacheTimeline, timeline_of_rounds
-from edgellm.web.leaderboard import Workspace
+from edgellm.web.leaderboard import Workspace, case_simulated
 from edgellm.web.metrics import CenterMetrics
 from edgellm.web.round_stats import RoundStats
 from edgellm.web.workspace_app import workspace_app
@@ -296,3 +296,19 @@ def test_a_center_workspace_that_is_a_file_is_one_line(tmp_path, capsys):
                  "--port", "0"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and str(taken) in err and "not a folder" in err
+
+
+@pytest.mark.parametrize("engines, expected", [
+    ({"orin-nano": "simulated"}, True), ({"orin-nano": "openai", "cloud": "simulated"}, True),
+    ({"orin-nano": "openai", "orin-nx-a": "llama.cpp"}, False), (None, None)])
+def test_a_live_case_is_simulated_by_the_engines_its_fleet_json_names(
+        tmp_path, engines, expected):
+    folder = tmp_path / "case"
+    folder.mkdir()
+    (folder / "config.yaml").write_text(
+        "modules:\n- type: edgemodel\n  hyperparameters:\n    topology: small.yaml\n"
+        "    center_url: http://127.0.0.1:8700\n")
+    (folder / "results.jsonl").write_text(json.dumps({"edge": {"node": "orin-nano"}}) + "\n")
+    summary = {"live": True} if engines is None else {"live": True, "engines": engines}
+    (folder / "fleet.json").write_text(json.dumps(summary))
+    assert case_simulated(str(folder)) is expected

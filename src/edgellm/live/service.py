@@ -235,7 +235,9 @@ def create_app(center):
         if run is None or run.id != run_id:
             return _error(409, _run_gone(center, run_id))
         run.finish_round()
-        result = {"summary": run.summary(), "rounds": run.round_rows(),
+        # the engines of the nodes that answered: the monitor's leaderboard reads them
+        result = {"summary": dict(run.summary(), engines=_engines(center, run)),
+                  "rounds": run.round_rows(),
                   "engines": sorted({r.engine for r in center.nodes.nodes.values()})}
         center.finished[run.id] = result
         center.run = None
@@ -243,6 +245,19 @@ def create_app(center):
         return result
 
     return app
+
+
+def _engines(center, run):
+    """Node -> engine for each node that answered in ``run`` (the center's cloud is
+    simulated; None for a node the center no longer knows)."""
+    engines = {}
+    for task in run.tasks.values():
+        node = task.response.get("node") if task.answered else None
+        if node is not None and node not in engines:
+            record = center.nodes.nodes.get(node)
+            engines[node] = ("simulated" if node == "cloud" else
+                             record.engine if record is not None else None)
+    return dict(sorted(engines.items()))
 
 
 def _run_gone(center, run_id):

@@ -140,18 +140,35 @@ def _case_simulated(config, results, stamp):
                     break
     except (OSError, ValueError, AttributeError, KeyError, TypeError, yaml.YAMLError):
         return None
-    sides = [_side_simulated(modules.get(f"{side}model") or {}) for side in sorted(answered)]
+    folder = os.path.dirname(config)
+    sides = [_side_simulated(modules.get(f"{side}model") or {}, folder)
+             for side in sorted(answered)]
     if any(sides):
         return True
     return None if None in sides else False
 
 
-def _side_simulated(params):
+def _side_simulated(params, folder):
     if "topology" in params:  # the fleet module
         if params.get("center_url"):
-            return None  # the center's engines are not recorded here
+            return _live_engines_simulated(folder)
         return not _has_endpoints(params["topology"])
     return params.get("backend", "simulated") == "simulated"
+
+
+def _live_engines_simulated(folder):
+    """A live run: its fleet.json names the engine of each node that answered (the
+    center's cloud is simulated); None for a run recorded before it did."""
+    try:
+        with open(os.path.join(folder, "fleet.json"), "rb") as handle:
+            engines = orjson.loads(handle.read()).get("engines")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if not isinstance(engines, dict) or not engines:
+        return None
+    if any(engine == "simulated" for engine in engines.values()):
+        return True
+    return None if None in engines.values() else False
 
 
 def _has_endpoints(topology_path):
