@@ -99,9 +99,14 @@ def _shoot(driver, url, path, ready, width=1400):
     while not driver.execute_script(ready) and time.monotonic() < deadline:
         time.sleep(0.1)
     time.sleep(1.0)  # charts finish drawing
-    height = driver.execute_script("return document.documentElement.scrollHeight")
-    driver.set_window_size(width, min(max(height, 600), 2600))
-    time.sleep(0.5)
+    for _ in range(3):  # the window's size includes its frame, and charts redraw to fit
+        height, inner = driver.execute_script(
+            "return [document.documentElement.scrollHeight, window.innerHeight]")
+        if height <= inner:
+            break
+        frame = driver.get_window_size()["height"] - inner
+        driver.set_window_size(width, min(max(height, 600), 2600) + frame)
+        time.sleep(0.5)
     driver.save_screenshot(path)
     errors = console_errors(driver)
     if errors:
