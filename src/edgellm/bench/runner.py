@@ -21,7 +21,6 @@ import math
 import logging
 import multiprocessing
 import os
-import sys
 import time
 import traceback
 from dataclasses import dataclass, field, replace
@@ -38,8 +37,11 @@ from edgellm.bench.config import check_rank_names, read_job
 from edgellm.bench.job_folder import JobFolder
 from edgellm.bench.loader import ModuleLoader, registry_group
 from edgellm.bench.paradigm import JointInference
-from edgellm.bench.rank import Leaderboard, format_table
-from edgellm.bench.workers import run_in_workers, sigint_held
+from edgellm.bench.confidence import leaderboard_view
+from edgellm.bench.rank import Leaderboard
+from edgellm.bench.table import render as render_table
+from edgellm.bench.progress import case_progress
+from edgellm.bench.workers import run_in_workers, sigint_held, worker_slot
 from edgellm.context import RunContext, use_context
 from edgellm.errors import ConfigError
 from edgellm.metrics.responses import forget as forget_results
@@ -71,12 +73,23 @@ class RunReport:
     job: object
     outcomes: list
     selected_rank_file: str = None
+    standings: object = None  # what the table shows (bench.rank.Standings)
     table: str = ""
     interrupted: list = field(default_factory=list)  # the test cases a Ctrl-C stopped
 
     @property
     def failed(self):
         return [o for o in self.outcomes if not o.ok]
+
+
+@dataclass
+class TableOptions:
+    """The printed leaderboard: its width (None: 120), Ianvs' full table (``wide``),
+    the metrics whose intervals it shows besides ``rank.confidence``."""
+
+    width: int = None
+    wide: bool = False
+    confidence: list = field(default_factory=list)
 
 
 def _check_module(cls, m):
@@ -151,8 +164,9 @@ class BenchmarkRunner:
     running side by side would disturb each other's timings."""
 
     def __init__(self, job_path, progress=True, jobs="auto", store=None, store_mode=None,
-                 max_failed_share=None):
+                 max_failed_share=None, table=None):
         self.job_path = job_path
+        self.table = table or TableOptions()  # how the leaderboard is printed
         # a case fails when more than this share of a model's requests failed
         # (None: when all of them did)
         self.max_failed_share = max_failed_share
@@ -337,9 +351,8 @@ class BenchmarkRunner:
     def _with_progress(self, job, case, paradigm, samples):
         counts = {"Edge": 0, "Cloud": 0}
         label = f"[{case.index + 1}/{len(job.test_cases)}] {case.label()}"
-        with tqdm(total=len(samples), desc=label, unit="q", file=sys.stderr, dynamic_ncols=True,
-                  mininterval=0.1, disable=not self.progress,
-                  position=case.index % self._workers if self._workers > 1 else None) as bar:
+        with case_progress(len(samples), label, self.progress,
+                           worker_slot() if self._workers > 1 else None) as bar:
             def on_chunk(chunk):
                 # a fleet's cloud fallback is not "hard" but its answer's tier is cloud
                 cloud = sum(1 for r in chunk if r[0] or (type(r[1]) is dict
@@ -403,8 +416,7 @@ class BenchmarkRunner:
 
     # -- leaderboard -----------------------------------------------------------
 
-    @staticmethod
-    def _rank(report, metric_names, board, folder):
+    def _rank(self, report, metric_names, board, folder):
         ok = [o for o in report.outcomes if o.ok]
         if ok:
             module_types, hp_names = [], []
@@ -414,19 +426,18 @@ class BenchmarkRunner:
             rows = [{"algorithm": o.case.algorithm, **o.metrics,
                      "paradigm": o.case.paradigm_type,
                      **{t: m.name for t, m in o.case.modules.items()},
-                     **o.case.hyperparameter_columns(), "time": o.finished,
-                     "url": o.output_dir} for o in ok]
-            report.selected_rank_file = board.save(
+                     **o.case.hyperparameter_columns(), "simulated": o.simulated,
+                     "time": o.finished, "url": o.output_dir} for o in ok]
+            report.standings = board.save(
                 rows, metric_names, module_types, hp_names,
                 then=lambda: folder.move_into_place(o.output_dir for o in ok))
-            title = f"edgellm leaderboard: {report.job.name}"
-            if any(o.simulated for o in ok):
-                title += " (SIMULATED models: figures come from model profiles, not real inference)"
+            report.selected_rank_file = report.standings.selected_file
             visual = report.job.rank.visualization or {}
             if visual.get("mode", "selected_only") == "selected_only" and \
                     visual.get("method", "print_table") == "print_table":
-                report.table = format_table(report.selected_rank_file, title)
-                for note in (_empty_note(ok, report.job.rank.selected_dataitem.get("metrics")),
-                             _estimated_note(ok)):
-                    if note:
-                        report.table += "\n" + note
+                notes = [n for n in (_empty_note(ok, report.job.rank.selected_dataitem.get(
+                    "metrics")), _estimated_note(ok)) if n]
+                confidence = list(dict.fromkeys([*report.job.rank.confidence,
+                                                 *self.table.confidence]))
+                view = leaderboard_view(report.job.name, report.standings, confidence, notes)
+                report.table = render_table(view, self.table.width, self.table.wide)

@@ -53,6 +53,17 @@ def _train_fraction(value):
     return share
 
 
+def _table_options(parser):
+    parser.add_argument("--wide", action="store_true",
+                        help="print the leaderboard as Ianvs does: every selected column, "
+                             "however wide (default: fit the terminal, 120 columns when the "
+                             "output is not one)")
+    parser.add_argument("--confidence", action="append", default=[], metavar="METRIC",
+                        help="show the 95 %% bootstrap interval of METRIC (half its width, "
+                             "a 'METRIC±' column) on the leaderboard, as rank.confidence "
+                             "in the job does; repeatable")
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="edgellm", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"edgellm {__version__}")
@@ -77,6 +88,7 @@ def build_parser():
                      help="a test case fails (reported, not ranked, exit status 1) when "
                           "more than this share of its edge or cloud model's requests "
                           "failed (default: only when all of them failed)")
+    _table_options(run)
     run.set_defaults(command="run")
 
     store_help = ("response store file (default: env EDGELLM_STORE, else "

@@ -15,6 +15,7 @@ from edgellm.bench.config import read_job
 from edgellm.errors import ConfigError
 from edgellm.metrics.joint_inference import accuracy, cost
 from edgellm.outcomes import OutcomeSet, read_results
+from edgellm.records import joint_result
 
 
 @dataclass
@@ -78,8 +79,7 @@ def _label(row, edge_used=True, varying=None):
 
 def case_point(label, results_path, records, edge_model="", cloud_model=""):
     """The point of one test case from its results.jsonl records."""
-    y_pred = [[r["is_hard"], r["cloud"] if r["is_hard"] else r["edge"], r.get("edge"),
-               r.get("cloud")] for r in records]
+    y_pred = [joint_result(r) for r in records]
     golds = [r.get("gold") for r in records]
     latencies = np.array([(res[1].get("perf") or {}).get("e2e_latency") or np.nan
                           for res in y_pred if res[1] is not None and not res[1].get("error")],
