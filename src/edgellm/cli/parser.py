@@ -147,6 +147,29 @@ def build_parser():
                         "a job's default: <workspace>/<job>/report)")
     report.set_defaults(command="report")
 
+    compare = commands.add_parser(
+        "compare", help="compare the leaderboards of two or more runs, each difference "
+                        "with its 95 % interval and p-value",
+        description="Rows are matched by configuration (algorithm, modules, "
+                    "hyperparameters), each run's latest of each. Intervals: a bootstrap "
+                    "over the queries of each case's results.jsonl; differences from the "
+                    "first run are paired when the cases answered the same queries, and "
+                    "0/1 metrics (Accuracy) also get McNemar's exact test.")
+    compare.add_argument("runs", nargs="+", metavar="RUN",
+                         help="a workspace, a job's folder or rank folder, an all_rank.csv "
+                              "or selected_rank.csv, or a test case's folder")
+    compare.add_argument("--metric", action="append", metavar="NAME",
+                         help="compare this metric (repeatable; default: the job's selected "
+                              "metrics)")
+    compare.add_argument("--json", action="store_true", help="print JSON: every value, "
+                         "interval bounds, difference, p-value")
+    compare.add_argument("--resamples", type=_positive, default=10_000,
+                         help="bootstrap resamples (default 10000)")
+    compare.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    compare.add_argument("--job", metavar="NAME", help="the job, where a workspace holds "
+                         "several")
+    compare.set_defaults(command="compare")
+
     dataset = commands.add_parser("dataset", help="work with task datasets and outcome "
                                                   "matrices")
     dataset_commands = dataset.add_subparsers(dest="dataset_command", required=True)

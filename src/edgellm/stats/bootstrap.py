@@ -242,24 +242,32 @@ class Bootstrap:
         return out
 
     def interval(self, replicates):
-        """The percentile interval at ``level``; None when most resamples have no
-        value."""
-        finite = replicates[np.isfinite(replicates)]
-        if finite.size < 0.5 * replicates.size:
-            return None
-        tail = 100.0 * (1.0 - self.level) / 2.0
-        low, high = np.percentile(finite, [tail, 100.0 - tail])
-        return Interval(float(low), float(high))
+        return percentile_interval(replicates, self.level)
 
     def difference(self, first, second, observed):
-        """``second - first`` from their replicates (paired when drawn with the same
-        weights); ``observed``: the difference on the items as they are."""
-        delta = second - first
-        interval = self.interval(delta)
-        finite = delta[np.isfinite(delta)]
-        if interval is None or not finite.size:
-            return Difference(observed, interval, math.nan)
-        # two-sided: how often the resampled difference falls on either side of 0
-        below = (1 + int(np.count_nonzero(finite <= 0))) / (finite.size + 1)
-        above = (1 + int(np.count_nonzero(finite >= 0))) / (finite.size + 1)
-        return Difference(observed, interval, min(1.0, 2.0 * min(below, above)))
+        return difference(first, second, observed, self.level)
+
+
+def percentile_interval(replicates, level=DEFAULT_LEVEL):
+    """The percentile interval of a statistic's replicates at ``level``; None when
+    most resamples have no value."""
+    finite = replicates[np.isfinite(replicates)]
+    if finite.size == 0 or finite.size < 0.5 * replicates.size:
+        return None
+    tail = 100.0 * (1.0 - level) / 2.0
+    low, high = np.percentile(finite, [tail, 100.0 - tail])
+    return Interval(float(low), float(high))
+
+
+def difference(first, second, observed, level=DEFAULT_LEVEL):
+    """``second - first`` from their replicates (paired when drawn with the same
+    weights); ``observed``: the difference on the items as they are. The p-value is
+    two-sided: twice the share of resampled differences on the far side of 0."""
+    delta = second - first
+    interval = percentile_interval(delta, level)
+    finite = delta[np.isfinite(delta)]
+    if interval is None:
+        return Difference(observed, None, math.nan)
+    below = (1 + int(np.count_nonzero(finite <= 0))) / (finite.size + 1)
+    above = (1 + int(np.count_nonzero(finite >= 0))) / (finite.size + 1)
+    return Difference(observed, interval, min(1.0, 2.0 * min(below, above)))
