@@ -17,7 +17,8 @@ def compare(args):
     if len(args.runs) > len(LABELS):
         raise ConfigError("edgellm compare", f"at most {len(LABELS)} runs at once")
     sources = [read_source(label, path, args.job) for label, path in zip(LABELS, args.runs)]
-    result = compare_sources(sources, args.metric or None, args.resamples, args.seed)
+    result = compare_sources(sources, args.metric or None, args.resamples, args.seed,
+                             ignore=args.ignore)
     if args.json:
         print(json.dumps(to_json(result), indent=2))
     else:

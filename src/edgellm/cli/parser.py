@@ -168,6 +168,10 @@ def build_parser():
     compare.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     compare.add_argument("--job", metavar="NAME", help="the job, where a workspace holds "
                          "several")
+    compare.add_argument("--ignore", action="append", default=[], metavar="COLUMN",
+                         help="leave this configuration column out of the matching, e.g. "
+                              "edgemodel-seed to compare runs that differ only in a seed "
+                              "(repeatable)")
     compare.set_defaults(command="compare")
 
     dataset = commands.add_parser("dataset", help="work with task datasets and outcome "

@@ -14,6 +14,7 @@ import math
 from dataclasses import dataclass, field
 
 from edgellm.bench.case_items import CaseCache
+from edgellm.bench.rank import latest_rows
 from edgellm.compare.matching import differing_settings, match_rows
 from edgellm.errors import ConfigError
 from edgellm.metrics.catalog import item_definition
@@ -69,7 +70,18 @@ def _number(text):
     return None if math.isnan(value) else value
 
 
-def compare_sources(sources, metrics=None, resamples=DEFAULT_RESAMPLES, seed=0, level=0.95):
+def compare_sources(sources, metrics=None, resamples=DEFAULT_RESAMPLES, seed=0, level=0.95,
+                    ignore=()):
+    """``ignore``: configuration columns left out of the matching (a seed, to compare
+    runs that differ only in it)."""
+    known = {c for s in sources for c in s.key_columns}
+    for column in ignore:
+        if column not in known:
+            raise ConfigError("--ignore", f"{column!r} is not a configuration column of these "
+                                          f"runs ({', '.join(sorted(known))})")
+        for s in sources:
+            s.key_columns = [c for c in s.key_columns if c != column]
+            s.rows = latest_rows(s.rows, s.key_columns)  # rows that now share a key
     available = list(dict.fromkeys(m for s in sources for m in s.metrics))
     if metrics:
         for name in metrics:
