@@ -21,6 +21,7 @@ import math
 import logging
 import multiprocessing
 import os
+import sys
 import time
 import traceback
 from dataclasses import dataclass, field, replace
@@ -41,6 +42,7 @@ from edgellm.bench.confidence import leaderboard_view
 from edgellm.bench.rank import Leaderboard
 from edgellm.bench.table import render as render_table
 from edgellm.bench.progress import case_progress
+from edgellm.bench.ray_executor import RayCase, run_on_ray
 from edgellm.bench.workers import run_in_workers, sigint_held, worker_slot
 from edgellm.context import RunContext, use_context
 from edgellm.errors import ConfigError
@@ -164,8 +166,11 @@ class BenchmarkRunner:
     running side by side would disturb each other's timings."""
 
     def __init__(self, job_path, progress=True, jobs="auto", store=None, store_mode=None,
-                 max_failed_share=None, table=None):
+                 max_failed_share=None, table=None, executor="local", address=None):
         self.job_path = job_path
+        # "local": forked worker processes; "ray": one Ray task per test case
+        # (bench.ray_executor), on the cluster at ``address`` or a local Ray
+        self.executor, self.address = executor, address
         self.table = table or TableOptions()  # how the leaderboard is printed
         # a case fails when more than this share of a model's requests failed
         # (None: when all of them did)
@@ -184,14 +189,19 @@ class BenchmarkRunner:
         with use_context(context):
             return self._run(job, context)
 
+    def prepare(self, job, loader):
+        """(metrics, classes, dataset, whether every model is simulated): everything a
+        test case needs, checked (what a Ray worker does again before its case)."""
+        metrics = self._resolve_metrics(job, loader)
+        classes = self._resolve_modules(job, loader)
+        check_rank_names(job)
+        simulated_only = self._check_modules(job, classes)
+        return metrics, classes, load_test_dataset(job.testenv.dataset), simulated_only
+
     def _run(self, job, context):
         loader = ModuleLoader()
         try:
-            metrics = self._resolve_metrics(job, loader)
-            classes = self._resolve_modules(job, loader)
-            check_rank_names(job)
-            simulated_only = self._check_modules(job, classes)
-            dataset = load_test_dataset(job.testenv.dataset)
+            metrics, classes, dataset, simulated_only = self.prepare(job, loader)
             workers = self.jobs
             if workers == "auto":
                 workers = len(os.sched_getaffinity(0)) if simulated_only else 1
@@ -215,25 +225,43 @@ class BenchmarkRunner:
     def _run_cases(self, args):
         """Index -> outcome of the test cases that finished: all of them, or those
         that did before a Ctrl-C (KeyboardInterrupt) stopped the run. ``args``: what
-        ``_run_case`` takes before the index."""
+        ``run_case`` takes before the index."""
         finished, indices = {}, range(len(args[0].test_cases))
 
         def done(index, outcome):
             finished[index] = outcome
             LOG.info("test case %d/%d %s: %s", index + 1, len(indices), outcome.case.label(),
                      "finished" if outcome.ok else "failed")
+            if self.executor == "ray" and self.progress:  # Ray tasks draw no bars
+                print(f"[{index + 1}/{len(indices)}] {outcome.case.label()}: "
+                      f"{'finished' if outcome.ok else 'failed'} on Ray", file=sys.stderr,
+                      flush=True)
 
         try:
-            if self._workers > 1 and "fork" in multiprocessing.get_all_start_methods():
+            if self.executor == "ray":
+                job, context, folder, folders = args[0], args[4], args[5], args[6]
+                run_on_ray(self.address, RayCase(self, context, folder.token, folders),
+                           indices, lambda i, outcome: done(i, self._remote_outcome(
+                               job.test_cases[i], folders[i], outcome)))
+            elif self._workers > 1 and "fork" in multiprocessing.get_all_start_methods():
                 # bars of several processes share the terminal
                 tqdm.set_lock(multiprocessing.get_context("fork").RLock())
-                run_in_workers(self._workers, self._run_case, args, indices, done)
+                run_in_workers(self._workers, self.run_case, args, indices, done)
             else:
                 for index in indices:
-                    done(index, self._run_case(*args, index))
+                    done(index, self.run_case(*args, index))
         except KeyboardInterrupt:
             pass  # the run goes on to rank what finished
         return finished
+
+    @staticmethod
+    def _remote_outcome(case, output_dir, outcome):
+        """A Ray task's outcome; a task that died (its worker lost) is a failed case."""
+        if isinstance(outcome, CaseOutcome):
+            return outcome
+        failed = CaseOutcome(case, output_dir, error=f"Ray task failed: {outcome}")
+        failed.finished = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime())
+        return failed
 
     # -- checks before running -------------------------------------------------
 
@@ -274,7 +302,7 @@ class BenchmarkRunner:
 
     # -- one test case ---------------------------------------------------------
 
-    def _run_case(self, job, classes, dataset, metric_funcs, context, folder, folders, index):
+    def run_case(self, job, classes, dataset, metric_funcs, context, folder, folders, index):
         # A case allocates millions of small dicts and no reference cycles; the cyclic
         # collector would rescan them again and again (it doubled run time). Pause it
         # for the case; the next automatic collection after it frees any cyclic

@@ -88,6 +88,12 @@ def build_parser():
                      help="a test case fails (reported, not ranked, exit status 1) when "
                           "more than this share of its edge or cloud model's requests "
                           "failed (default: only when all of them failed)")
+    run.add_argument("--executor", choices=["local", "ray"], default="local",
+                     help="where test cases run: local worker processes (default) or one "
+                          "Ray task per case (pip install 'edgellm[ray]'; docs/ray.md)")
+    run.add_argument("--address", metavar="ADDRESS",
+                     help="--executor ray: the Ray cluster, e.g. ray://head:10001 (default: "
+                          "env RAY_ADDRESS, else a local Ray started for the run)")
     _table_options(run)
     run.set_defaults(command="run")
 
@@ -114,6 +120,9 @@ def build_parser():
     export = commands.add_parser("export", help="write the response store as JSONL")
     export.add_argument("target", help="a .jsonl file ('edgellm import' reads it back)")
     export.add_argument("--store", metavar="PATH", help=store_help)
+    export.add_argument("-f", "--file", metavar="JOB", help="benchmarkingjob.yaml: export "
+                        "the store of its workspace (<workspace>/responses.sqlite, where "
+                        "'edgellm run -f JOB' keeps it) unless --store says otherwise")
     export.add_argument("--model", help="only the responses of this model identity")
     export.set_defaults(command="export")
 
@@ -145,6 +154,7 @@ def build_parser():
                              "(default 0.5); the share reached on test is reported")
     report.add_argument("--out", metavar="DIR", help="output folder (required with --outcomes; "
                         "a job's default: <workspace>/<job>/report)")
+    _table_options(report)
     report.set_defaults(command="report")
 
     compare = commands.add_parser(
