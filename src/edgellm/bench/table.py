@@ -156,9 +156,7 @@ class _Narrow:
         return columns
 
     def _short_value(self, value):
-        value = str(value)
-        if "://" not in value and "/" in value.strip("/"):
-            value = value.rstrip("/").rsplit("/", 1)[-1]  # a path or an org/model id
+        value = short_setting(value)
         if len(value) <= LONG_VALUE and "://" not in value:
             return value
         if value not in self.refs:
@@ -203,3 +201,12 @@ def _numeric(text):
         return True
     except ValueError:
         return False
+
+
+def short_setting(value):
+    """A setting as a narrow table or a label shows it: the last part of a path or an
+    org/model id (a url stays whole)."""
+    value = str(value)
+    if "://" not in value and "/" in value.strip("/"):
+        value = value.rstrip("/").rsplit("/", 1)[-1]
+    return value

@@ -5,7 +5,7 @@ others' values)."""
 
 from dataclasses import dataclass
 
-from edgellm.bench.table import MODULE_NAMES
+from edgellm.bench.table import MODULE_NAMES, short_setting
 
 
 def configuration_key(row, columns):
@@ -62,24 +62,16 @@ def _label(matches, sources):
         models = [c for c in varying if c.endswith("-model")]
         parts = []
         for column in varying:
-            value = short_value(row.get(column, "")) or "-"
+            value = short_setting(row.get(column, "")) or "-"
             name = column.split("-", 1)[1] if "-" in column else column
             # a model id speaks for itself when it is the only model that varies
             parts.append(value if column in models and len(models) == 1 else f"{name}={value}")
         m.label = algorithm + (f" ({', '.join(parts)})" if parts else "")
 
 
-def short_value(value):
-    """A setting as a label shows it: the last part of a path or model id."""
-    value = str(value)
-    if "://" not in value and "/" in value.strip("/"):
-        value = value.rstrip("/").rsplit("/", 1)[-1]
-    return value
-
-
 def differing_settings(rows, columns):
     """The configuration columns whose values differ between ``rows``, for the line
     that says two compared cases are not the same configuration."""
     names = [c for c in columns if len({r.get(c, "") for r in rows}) > 1]
-    return [f"{MODULE_NAMES.get(c, c)}: " + " / ".join(short_value(r.get(c, "")) or "-"
+    return [f"{MODULE_NAMES.get(c, c)}: " + " / ".join(short_setting(r.get(c, "")) or "-"
                                                        for r in rows) for c in names]

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from edgellm.files import write_bytes
+from edgellm.files import write_files
 from edgellm.metrics.routing_curves import pareto_front
 from edgellm.outcomes import OutcomeSet
 from edgellm.report import html_page, plots
@@ -124,13 +124,7 @@ def write_report(report, folder):
         "accuracy_vs_cost.png": plots.render(report, "cost"),
     }
     contents["index.html"] = html_page.render(report, FILES[1:3])
-    paths = []
-    for name in FILES:
-        path = os.path.join(folder, name)
-        data = contents[name]
-        write_bytes(path, data if isinstance(data, bytes) else data.encode("utf-8"))
-        paths.append(path)
-    return paths
+    return write_files(folder, {name: contents[name] for name in FILES})
 
 
 @dataclass

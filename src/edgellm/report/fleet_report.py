@@ -19,7 +19,7 @@ import numpy as np
 
 from edgellm.bench.case_items import CaseCache
 from edgellm.errors import ConfigError
-from edgellm.files import write_bytes
+from edgellm.files import write_files
 from edgellm.fleet.rounds import PLOTS
 from edgellm.metrics.catalog import METRICS
 from edgellm.metrics.routing_curves import pareto_front
@@ -107,13 +107,7 @@ def write_fleet_report(report, folder):
                 "quality_vs_cost.png": _plot(report, "cost", "Cost (USD)"),
                 "quality_vs_p95.png": _plot(report, "p95_latency", "p95 E2E latency (s)")}
     contents["index.html"] = _page(report, folder)
-    paths = []
-    for name in FILES:
-        path = os.path.join(folder, name)
-        data = contents[name]
-        write_bytes(path, data if isinstance(data, bytes) else data.encode("utf-8"))
-        paths.append(path)
-    return paths
+    return write_files(folder, {name: contents[name] for name in FILES})
 
 
 def _csv(report):
