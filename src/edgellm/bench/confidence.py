@@ -6,6 +6,7 @@ whose folder or results are gone simply has no interval."""
 
 from edgellm.bench.case_items import CaseCache
 from edgellm.bench.table import TableView
+from edgellm.metrics.catalog import item_definition
 from edgellm.stats.bootstrap import Bootstrap
 
 LEADERBOARD_RESAMPLES = 2_000  # at the end of every run: enough for a 95 % interval
@@ -18,6 +19,8 @@ class RowConfidence:
         self.cases = cases or CaseCache()
 
     def _statistic(self, row, metric):
+        if item_definition(metric) is None:  # nothing to resample: read no results
+            return None, None
         case, _ = self.cases.get(row.get("url"))
         if case is None:
             return None, None
