@@ -136,6 +136,9 @@ def test_rows_without_results_show_values_without_intervals(example, capsys):
     (["compare", "workspace", "workspace", "--ignore", "nope"], "--ignore: 'nope'"),
     (["compare", "workspace", "README.md"], "README.md: not a rank file"),
     (["compare", "two-jobs", "workspace"], "several jobs (a, b): give --job"),
+    (["compare", "workspace", "ragged.csv"],
+     "ragged.csv:2: field '(line)': 2 cells, but the header has 3 columns"),
+    (["compare", "workspace", "case-twice"], "case-twice/config.yaml:"),
 ])
 def test_bad_input_is_one_line_exit_2(example, capsys, argv, message):
     assert main(["run", "-f", JOB, "--no-progress"]) == 0
@@ -143,6 +146,10 @@ def test_bad_input_is_one_line_exit_2(example, capsys, argv, message):
     open("README.md", "w").write("not a rank file\n")
     for job in ("a", "b"):
         shutil.copytree("workspace/query-routing/rank", f"two-jobs/{job}/rank")
+    open("ragged.csv", "w").write("algorithm,Accuracy,paradigm\nedge-only,0.5\n")
+    shutil.copytree(glob.glob("workspace/query-routing/edge-only/*")[0], "case-twice")
+    with open("case-twice/config.yaml", "a") as handle:  # a top-level key given twice
+        handle.write("algorithm: {}\n")
     capsys.readouterr()
     assert main(argv) == 2
     err = capsys.readouterr().err

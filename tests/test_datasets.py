@@ -2,12 +2,15 @@
 
 import csv
 import json
+import re
 
 import pytest
 
+from edgellm import rows
 from edgellm.cli import main
 from edgellm.errors import ConfigError
 from edgellm.tasks.datasets import read_items, write_items
+from edgellm.tasks.ianvs_format import load_llm_dataset
 from edgellm.tasks.references import parse_reference
 from edgellm.tasks.scoring import item_score
 
@@ -147,3 +150,108 @@ def test_convert_writes_numpy_style_answer_lists_as_json_lists(tmp_path):
         assert len(scores) == 1, prediction
     # a bracketed plain answer is not a list of answers
     assert parse_reference("question_answering", "[1969]") == ["[1969]"]
+
+
+HEADER = b"task_id,task_type,task_token,reference_value\r\n"
+GOOD = b"".join(b"%d,0,fine text %d,2\r\n" % (i, i) for i in range(3))
+UNFIT = [(b"7,0,caf\xe9 in latin-1,2\r\n", "task_token", "is not UTF-8 text"),
+         (b"8,0,nul\x00byte,2\r\n", "task_token", "holds a NUL byte"),
+         (b"9,0,one,2,too many\r\n", "(line)", "5 cells, but the header has 4 columns"),
+         (b"10,0,too few\r\n", "(line)", "3 cells, but the header has 4 columns")]
+
+
+@pytest.mark.parametrize("row, field, problem", UNFIT,
+                         ids=["not-utf8", "nul-byte", "more-cells", "fewer-cells"])
+def test_rows_that_do_not_fit_or_are_not_text_are_named(tmp_path, row, field, problem):
+    """A row of bytes that are not UTF-8, with a NUL byte, or with more or fewer cells
+    than the header is a bad row, named by its line and column."""
+    source = tmp_path / "t.csv"
+    source.write_bytes(HEADER + GOOD + row + GOOD.replace(b",0,", b",1,"))
+    with pytest.raises(ConfigError, match=rf"t.csv:5: field '{re.escape(field)}': {problem}"):
+        read_items(str(source))
+
+
+def test_rows_that_do_not_fit_are_skipped_and_counted(tmp_path, capsys):
+    source = tmp_path / "t.csv"
+    source.write_bytes(HEADER + GOOD + b"".join(row for row, _, _ in UNFIT))
+    assert main(["dataset", "convert", str(source), str(tmp_path / "out.jsonl"),
+                 "--skip-bad-rows"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("wrote 3 items") and out.endswith("(TC 3); skipped 4 bad rows\n")
+    assert len((tmp_path / "out.jsonl").read_text().splitlines()) == 3
+
+
+def test_a_column_named_twice_is_an_error(tmp_path):
+    source = write_csv(tmp_path / "t.csv", [("0", "0", "a", "b", "2")], header=(
+        "task_id", "task_type", "task_token", "task_token", "reference_value"))
+    with pytest.raises(ConfigError, match=r"t.csv:1: column 'task_token' given twice"):
+        read_items(source)
+
+
+def test_a_header_only_file_says_it_has_no_rows(tmp_path, capsys):
+    source = write_csv(tmp_path / "t.csv", [])
+    for extra in ([], ["--from", "tasks"]):
+        assert main(["dataset", "convert", source, str(tmp_path / "o.jsonl")] + extra) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"edgellm: error: {source}: no rows") and "expected" not in err
+    assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_long_cells_read_and_deep_lists_do_not_recurse(tmp_path, monkeypatch):
+    """A document of 200,000 characters (csv's own limit is 131,072) is a cell like
+    any other; a QA reference nested 50,000 deep is taken as text, not a
+    RecursionError; a cell past edgellm's limit is an error at its line."""
+    document = "word " * 40_000
+    deep = "[" * 50_000 + "]" * 50_000
+    path = write_csv(tmp_path / "t.csv", [("0", "TS", document, "a summary"),
+                                          ("1", "QA", "q?", deep)])
+    items, _ = read_items(path)
+    assert items[0].text == document and items[1].reference == deep
+    monkeypatch.setattr(rows, "MAX_CELL_CHARS", 100_000)
+    with pytest.raises(ConfigError, match=r"t.csv:2: cannot read the row: field larger than "
+                                          r"field limit \(100000\)"):
+        read_items(path)
+
+
+LINE = {"query": "Q?", "response": "A", "level_1_dim": "single-modal", "level_2_dim": "text",
+        "level_3_dim": "knowledge Q&A", "level_4_dim": "general"}
+META = {"dataset": "d", "description": "", "level_1_dim": "", "level_2_dim": ""}
+
+
+def ianvs_folder(tmp_path, *lines):
+    folder = tmp_path / "d"
+    folder.mkdir(exist_ok=True)
+    (folder / "metadata.json").write_text(json.dumps(META))
+    (folder / "data.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    return str(folder / "metadata.json")
+
+
+@pytest.mark.parametrize("key, value, expected", [
+    ("query", 42, "text or a list of chat messages"),
+    ("query", None, "text or a list of chat messages"),
+    ("query", [{"role": "user"}], "text or a list of chat messages"),
+    ("response", 2, "text or a list of answers"),
+    ("response", None, "text or a list of answers"),
+    ("prompt", 7, "text"),
+    ("level_3_dim", ["TC"], "text"),
+])
+def test_dataset_lines_holding_values_of_another_kind_are_named(tmp_path, key, value,
+                                                                 expected):
+    """Each of these failed (or scored wrong) only when a test case ran; now the
+    dataset does not load, naming the line and the key."""
+    path = ianvs_folder(tmp_path, LINE, dict(LINE, **{key: value}))
+    data = str(tmp_path / "d" / "data.jsonl")
+    with pytest.raises(ConfigError, match=rf"{re.escape(data)}:2: key '{key}': expected "
+                                          rf"{re.escape(expected)}( \(.*\))?, got"):
+        load_llm_dataset(path)
+    with pytest.raises(ConfigError, match=rf"data.jsonl:2: field '{key}': expected"):
+        read_items(path)
+
+
+def test_chat_message_queries_answer_lists_and_null_levels_load(tmp_path):
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Q?"}]
+    path = ianvs_folder(tmp_path, dict(LINE, query=messages),
+                        dict(LINE, response=["Canberra", "canberra"], level_3_dim=None))
+    dataset = load_llm_dataset(path)
+    assert dataset.x == [messages, "Q?"] and dataset.y == ["A", ["Canberra", "canberra"]]
+    assert dataset.level_3 == ["knowledge Q&A", None]

@@ -1,6 +1,6 @@
 """Extraction is not fooled by a model that echoes its prompt."""
 
-from edgellm.tasks.extraction import extract_prediction
+from edgellm.tasks.extraction import extract_prediction, parse_entity_pairs
 from edgellm.tasks.registry import prompt_for
 
 TC = {"task_type": "TC", "query": "my cat knocked my coffee over again", "gold": "3"}
@@ -51,3 +51,7 @@ def test_multiple_choice_echo_of_options():
     mc = {"task_type": "multiple_choice", "query": "Question: 2+2?\nA. 3\nB. 4\nC. 5\nD. 22"}
     assert extract_prediction(mc, prompt_for(mc) + " B") == "B"
     assert extract_prediction(mc, "Answer: (C)") == "C"
+
+
+def test_entity_pairs_of_an_answer_nested_very_deep_are_none_found():
+    assert parse_entity_pairs("[" * 100_000 + "]" * 100_000) == []

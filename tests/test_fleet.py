@@ -225,6 +225,23 @@ def test_trace_arrivals_and_their_errors(tmp_path):
     ("sizes_gb: {q4_k_m: 3.0, fp16: 15.0}", "sizes_gb: {q4_k_m: 3.0}, quantization: q2",
      r"key 'models\[1\].quantization': 'q2' is not in sizes_gb"),
     ("cloud: {", "cloud: [{", r"line \d+: invalid YAML"),
+    # NaN passed the '<= 0' checks, infinities and true/false were taken as numbers
+    ("decode_tokens_per_s: 50}", "decode_tokens_per_s: .nan}",
+     r"key 'models\[0\].decode_tokens_per_s': expected a finite number, got nan"),
+    ("memory_gb: 4, speed: 0.5", "memory_gb: .inf, speed: 0.5",
+     r"key 'nodes\[1\].memory_gb': expected a finite number, got inf"),
+    ("rtt_ms: 20}", "rtt_ms: -.inf}", r"key 'nodes\[1\].link.rtt_ms': expected a finite number"),
+    ("rtt_ms: 20}", "rtt_ms: -20}", r"key 'nodes\[1\].link.rtt_ms': must be >= 0, got -20"),
+    ("sizes_gb: {q4_k_m: 1.0}", "sizes_gb: {q4_k_m: .nan}",
+     r"key 'models\[0\].sizes_gb.q4_k_m': expected a positive number, got nan"),
+    ("memory_gb: 4, speed: 0.5", "memory_gb: true, speed: 0.5",
+     r"key 'nodes\[1\].memory_gb': expected int or float, got bool True"),
+    ("slots: 1, link: {bandwidth_mbps: 80,", "slots: true, link: {bandwidth_mbps: 80,",
+     r"key 'nodes\[1\].slots': expected int, got bool True"),
+    ("rate_limit_rps: 2}", "rate_limit_rps: 2, input_per_mtok: .nan}",
+     r"key 'cloud.input_per_mtok': expected a finite number, got nan"),
+    ("decode_tokens_per_s: 10}", "decode_tokens_per_s: 10, params_b: -.inf}",
+     r"key 'models\[1\].params_b': expected a finite number"),
 ])
 def test_bad_topology_names_file_and_key(tmp_path, old, new, message):
     path = tmp_path / "bad.yaml"
@@ -232,6 +249,47 @@ def test_bad_topology_names_file_and_key(tmp_path, old, new, message):
     path.write_text(TOPOLOGY.replace(old, new))
     with pytest.raises(ConfigError, match=f"bad.yaml: {message}"):
         load_topology(str(path))
+
+
+@pytest.mark.parametrize("memory, warned", [
+    ((0.5, 0.5), "nodes fast, slow cannot hold any model of the catalog (the smallest needs "
+                 "1 GB): every task goes to the cloud"),
+    ((4, 0.5), "node slow cannot hold any model of the catalog (the smallest needs 1 GB): "
+               "they serve no task"),
+])
+def test_nodes_that_can_hold_no_model_are_warned_of_once(tmp_path, caplog, memory, warned):
+    """Such a topology ran 100 % cloud with exit 0 and no word about it."""
+    path = tmp_path / "empty.yaml"
+    path.write_text(TOPOLOGY.replace("memory_gb: 4, speed: 2.0", f"memory_gb: {memory[0]}, "
+                                     "speed: 2.0").replace("memory_gb: 4, speed: 0.5",
+                                                           f"memory_gb: {memory[1]}, speed: 0.5")
+                    .replace("models: [small]}", "models: []}"))
+    with caplog.at_level("WARNING", logger="edgellm"):
+        for _ in range(3):
+            load_topology(str(path))
+    assert [r.getMessage() for r in caplog.records] == [f"topology {path}: {warned}"]
+
+
+def test_a_job_on_such_a_topology_says_so_once_before_its_cases(example, capsys):
+    small = f"{FLEET}/topologies/small.yaml"
+    for memory in ("4.5", "3.5"):
+        edit(small, f"memory_gb: {memory}", "memory_gb: 0.5")
+    edit(small, "models: [qwen2.5-1.5b]", "models: []")
+    edit(f"{FLEET}/multi-edge.yaml", '"./examples/edge-llm-distribution/testalgorithms/multi-'
+         'edge-offloading/topologies/large.yaml"', "")
+    edit(f"{FLEET}/multi-edge.yaml", ', "QualityGreedy", "LinUCB", "MLPPredictor"]', "]")
+    edit(f"{FLEET}/multi-edge.yaml", '["Static", "LRU", "LFU", "DemandKnapsack"]', '["Static"]')
+    assert main(["run", "-f", MULTI_JOB, "--no-progress"]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert err == [f"edgellm: warning: topology ./{small}: nodes orin-nx-a, orin-nx-b, "
+                   "orin-nano cannot hold any model of the catalog (the smallest needs 0.92 "
+                   "GB): every task goes to the cloud"]
+
+
+def test_a_fleet_that_fits_gets_no_warning(tiny, caplog):
+    with caplog.at_level("WARNING", logger="edgellm"):
+        load_topology(tiny)
+    assert not caplog.records
 
 
 def test_bad_topology_stops_the_job_before_any_case(example, capsys):

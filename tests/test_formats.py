@@ -48,7 +48,7 @@ def test_each_caller_says_in_one_line_what_it_expected(tmp_path, capsys, monkeyp
         expect_format("tasks.csv", ("outcomes", "outcomes-wide"))
     with pytest.raises(ConfigError, match=r"notes.csv: unknown format: expected a tasks file"):
         expect_format("notes.csv", ("tasks", "mcq", "ianvs"))
-    with pytest.raises(ConfigError, match=r"empty.jsonl: no rows \(expected"):
+    with pytest.raises(ConfigError, match=r"empty.jsonl: no rows: the file is empty$"):
         expect_format("empty.jsonl", ("outcomes",))
     for argv, message in (
             (["import", "tasks.csv", "--store", "s.sqlite"],

@@ -320,3 +320,20 @@ def test_other_bad_arguments_are_one_line_errors(tmp_path, monkeypatch, capsys):
         err = capsys.readouterr().err
         assert err.startswith(f"edgellm: error: {expected}") and err.count("\n") == 1, err
     assert not os.path.exists("out.jsonl") and not os.path.exists("workspace")
+
+
+def test_an_export_whose_write_fails_is_one_line(tmp_path, monkeypatch, capsys):
+    """A disk that fills up (or any OSError) while writing: one line naming the file."""
+    monkeypatch.chdir(tmp_path)
+    write_matrix("m.csv", 2, lambda i: True, lambda i: False)
+    assert main(["import", "m.csv", "--store", "s.sqlite"]) == 0
+    capsys.readouterr()
+
+    def full(path, text):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("edgellm.models.importers.write_text", full)
+    assert main(["export", "out.jsonl", "--store", "s.sqlite"]) == 2
+    assert capsys.readouterr().err == \
+        "edgellm: error: out.jsonl: cannot be written: No space left on device\n"
+    assert not os.path.exists("out.jsonl")

@@ -5,12 +5,14 @@ import csv
 import json
 import logging
 import os
+import pickle
 
 import numpy as np
 import pytest
 import yaml
 
 from conftest import EXAMPLE, JOB, edit
+from edgellm import signing
 from edgellm.errors import ConfigError
 from edgellm.context import RunContext, use_context
 from edgellm.outcomes import OutcomeSet
@@ -597,10 +599,72 @@ def test_fits_from_an_outcome_matrix_file_and_saves_for_reuse(tmp_path, request,
         assert np.array_equal(second.score(samples), scores)
     assert "reusing" in caplog.text
     assert second.fit_report()["calibration"]["train_share"] == pytest.approx(0.5, abs=0.01)
-    assert len(os.listdir(tmp_path / "algo" / "routers")) == 1
+    assert sorted(os.listdir(tmp_path / "algo" / "routers")) == [
+        os.path.basename(saved), os.path.basename(saved) + ".hmac"]  # the file, its signature
     with pytest.raises(ConfigError, match="outcomes.csv: field 'model': no rows for 'nope'"):
         TfidfRouter(train_outcomes=matrix, edge_model="nope", cloud_model="cloud-m").score(
             samples)
+
+
+class _Planted:
+    """What a crafted pickle runs when unpickled: here, it creates a marker file."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return open, (self.marker, "w")
+
+
+def test_a_cached_router_replaced_by_a_crafted_pickle_is_never_unpickled(tmp_path, request,
+                                                                         caplog):
+    """The cached fitted router sits in the workspace, where anyone who can write it
+    can replace it: a file whose signature (made under the user's key, outside the
+    workspace) does not verify is not loaded; the router fits again and routes as
+    before."""
+    matrix = write_matrix(tmp_path / "outcomes.csv", marker_outcomes())
+    context = use_context(RunContext(algorithm_dir=str(tmp_path / "algo")))
+    context.__enter__()
+    request.addfinalizer(lambda: context.__exit__(None, None, None))
+    params = dict(train_outcomes=matrix, edge_model="edge-m", cloud_model="cloud-m")
+    samples = marker_items(50, 7)[0]
+    first = TfidfRouter(**params)
+    routes = first.route_batch(samples)
+    saved = first.fit_report()["saved_to"]
+    marker = tmp_path / "code-ran"
+    with open(saved, "wb") as handle:
+        pickle.dump(_Planted(str(marker)), handle)
+
+    with caplog.at_level(logging.INFO, logger="edgellm.routing"):
+        second = TfidfRouter(**params)
+        assert second.route_batch(samples) == routes
+    assert not marker.exists()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == [f"TfidfRouter: not loading {saved}: its signature does not match "
+                        "(changed since a run of yours wrote it); fitting it again"]
+    assert second.fit_report()["saved_to"] == saved and "reusing" not in caplog.text
+
+    caplog.clear()  # fitted and signed again: the next case reuses it
+    with caplog.at_level(logging.INFO, logger="edgellm.routing"):
+        assert TfidfRouter(**params).route_batch(samples) == routes
+    assert "reusing" in caplog.text and not marker.exists()
+
+    os.remove(saved + ".hmac")  # e.g. written by an edgellm that did not sign
+    with caplog.at_level(logging.WARNING, logger="edgellm.routing"):
+        assert TfidfRouter(**params).route_batch(samples) == routes
+    assert "no signature from a run of yours beside it" in caplog.text
+    key = os.stat(signing.key_path())
+    assert key.st_mode & 0o777 == 0o600 and key.st_size == signing.KEY_BYTES
+
+
+def test_a_router_named_by_model_path_loads_without_a_signature(tmp_path):
+    """The user names that file: it loads as given (docs/routers.md: load only files
+    you trust)."""
+    (train, hard), (test, _) = marker_items(80, 3), marker_items(20, 4)
+    router = TfidfRouter(threshold=0.5).fit(train, hard)
+    path = router.save(tmp_path / "r.joblib")
+    assert not os.path.exists(path + ".hmac")
+    assert TfidfRouter(model_path=path).route_batch(test) == router.route_batch(test)
 
 
 # -- BERT ----------------------------------------------------------------------------------
@@ -756,8 +820,9 @@ def test_tfidf_router_in_an_edgellm_run_job(example, caplog):
     with open("workspace/query-routing/rank/all_rank.csv", newline="") as handle:
         rows = [r for r in csv.DictReader(handle) if r["algorithm"] == "tfidf-router"]
     assert sorted(r["hard_example_mining-threshold"] for r in rows) == ["0.5", "0.9"]
-    saved = os.listdir("workspace/query-routing/tfidf-router/routers")
-    assert len(saved) == 1 and saved[0].startswith("TfidfRouter-")
+    saved = sorted(os.listdir("workspace/query-routing/tfidf-router/routers"))
+    assert len(saved) == 2 and saved[0].startswith("TfidfRouter-")
+    assert saved[1] == saved[0] + ".hmac"  # its signature (edgellm.signing)
     assert "saved to" in caplog.text and "reusing" in caplog.text  # fitted once, reused
 
     # the job sent the hard subjects' queries to the cloud, as the saved router decides

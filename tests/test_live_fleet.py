@@ -100,11 +100,13 @@ def test_heartbeat_loss_not_ready_unreachable_and_back(tmp_path):
         assert center.nodes()["orin-nx-a"]["state"] == "READY"
         silent = time.monotonic()
         center.wait_for(lambda n: n["orin-nx-a"]["state"] == "NOT_READY", 5)
-        assert 0.8 <= time.monotonic() - silent < 2.0
+        # never before the threshold; the upper bound leaves 2 s for a loaded 2-core CI
+        # machine to schedule the center's monitor loop and this test's polling
+        assert 0.8 <= time.monotonic() - silent < 2.8
         assert beat().json()["state"] == "READY"  # heartbeats resume: back
         silent = time.monotonic()
         center.wait_for(lambda n: n["orin-nx-a"]["state"] == "UNREACHABLE", 5)
-        assert 1.5 <= time.monotonic() - silent < 3.0
+        assert 1.5 <= time.monotonic() - silent < 3.5
         assert beat().status_code == 410  # unreachable: it must register again
         again = httpx.post(center.url + "/api/register", json={"node_id": "orin-nx-a"},
                            headers=auth)

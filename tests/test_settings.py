@@ -4,13 +4,18 @@ nearest valid name (exit 2, rank files untouched); lookup by alias with did-you-
 a duplicate alias is an error."""
 
 import os
+import re
 
 import pytest
 
 from conftest import EXAMPLE, JOB, edit
 from edgellm.cli import main
-from edgellm.registry import (Registry, RegistryError, UnknownSetting, accepted_settings,
-                              check_settings)
+from edgellm.models import check_backend
+from edgellm.models.chat import ChatBackend
+from edgellm.models.setting_kinds import check_kinds
+from edgellm.models.simulated import SimulatedLLM
+from edgellm.registry import (Registry, RegistryError, SettingError, UnknownSetting,
+                              accepted_settings, check_settings)
 
 ROUTING = f"{EXAMPLE}/testalgorithms/query-routing"
 FLEET_JOB = f"{EXAMPLE}/benchmarkingjob-multi-edge.yaml"
@@ -168,3 +173,34 @@ def test_the_replay_backend_takes_the_other_backends_settings_and_nothing_else()
     with pytest.raises(ValueError, match="needs a response store"):  # settings were fine
         check_backend("replay", {"model": "m", "store": "none", "base_url": "http://x",
                                  "max_concurrency": 4, "dtype": "auto"})
+
+
+@pytest.mark.parametrize("backend, params, message", [
+    ("simulated", {"seed": "abc"}, "seed must be a whole number, got str 'abc'"),
+    ("simulated", {"seed": None}, "seed must be a whole number, got null"),
+    ("simulated", {"ttft_s": "fast"}, "ttft_s must be a number, got str 'fast'"),
+    ("simulated", {"jitter": float("nan")}, "jitter must be a number, a finite one"),
+    ("simulated", {"accuracy": {"multiple_choice": 1.5}},
+     "accuracy of multiple_choice must be a share in (0, 1), got 1.5"),
+    ("replay", {"max_tokens": "lots"}, "max_tokens must be a whole number, got str 'lots'"),
+    ("replay", {"max_tokens": 0}, "max_tokens must be a whole number >= 1, got int 0"),
+    ("replay", {"temperature": True}, "temperature must be a number, got bool True"),
+    ("replay", {"stop": ["a", 1]}, "stop must be text or a list of texts"),
+    ("openai", {"max_concurrency": 2.5}, "max_concurrency must be a whole number"),
+    ("openai", {"api_key_env": 12345}, "api_key_env must be text, got a value not shown"),
+    ("huggingface", {"logprobs": "yes"}, "logprobs must be true or false, got str 'yes'"),
+    ("vllm", {"gpu_memory_utilization": 1.5}, "gpu_memory_utilization must be a number <= 1"),
+    ("vllm", {"engine_args": "max_num_seqs=4"}, "engine_args must be a mapping"),
+])
+def test_a_backend_setting_of_the_wrong_kind_fails_before_the_run(backend, params, message):
+    """Caught only when a test case ran (every case failing with a ValueError), or never
+    (2.5 concurrent requests became 2): now check_backend names the setting."""
+    with pytest.raises(SettingError, match=re.escape(message)) as err:
+        check_backend(backend, {"model": "gpt-4o-mini", **params})
+    assert err.value.name == next(iter(params)) and "12345" not in str(err.value)
+
+
+def test_settings_of_the_right_kind_and_null_defaults_pass_the_kind_check():
+    check_kinds(ChatBackend, {"model": "m", "seed": None, "stop": "\n", "temperature": 0,
+                              "top_p": 1, "max_tokens": 8, "system_prompt": None}, "chat")
+    check_kinds(SimulatedLLM, {"model": "m", "seed": 3, "ttft_s": 1, "accuracy": {}}, "sim")

@@ -1,6 +1,7 @@
 """Files the library writes and checks: atomic writes (a crash never leaves a
-half-written file behind), locks between processes and SHA-256 digests (what a split,
-a fitted router or a model transfer records to know a file again)."""
+half-written file behind), locks between processes, SHA-256 digests (what a split,
+a fitted router or a model transfer records to know a file again) and the user's
+cache folder."""
 
 import contextlib
 import fcntl
@@ -78,6 +79,16 @@ def file_lock(path, wait=True):
         yield
     finally:
         os.close(fd)  # releases the lock
+
+
+def cache_dir():
+    """Where edgellm keeps what it builds or makes once per user (an exported ONNX
+    model, the key that signs fitted routers): ``$EDGELLM_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/edgellm``, else ``~/.cache/edgellm``."""
+    if os.environ.get("EDGELLM_CACHE_DIR"):
+        return os.environ["EDGELLM_CACHE_DIR"]
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "edgellm")
 
 
 def file_digest(path):

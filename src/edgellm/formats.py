@@ -21,7 +21,7 @@ first row that is a JSON object, or a CSV's first data row).
 import os
 
 from edgellm.errors import ConfigError
-from edgellm.rows import first_row
+from edgellm.rows import BadRow, csv_header, first_row, read_rows, row_error
 
 # what each format is, as an error names it
 FORMATS = {
@@ -80,6 +80,21 @@ def expect_format(path, accepted):
     expected = f"{expected} or {FORMATS[accepted[-1]]}" if expected else FORMATS[accepted[0]]
     if found is not None:
         raise ConfigError(path, f"holds {FORMATS[found].split(' (')[0]}, expected {expected}")
-    if str(path).endswith(ROW_FILES) and not first_row(path):
-        raise ConfigError(path, f"no rows (expected {expected})")
+    if str(path).endswith(ROW_FILES):
+        _no_readable_row(path)
     raise ConfigError(path, f"unknown format: expected {expected}")
+
+
+def _no_readable_row(path):
+    """A row file that tells no format because it has no row that can be read: the
+    error that says so (no rows at all, or its first bad row's)."""
+    first_bad = None
+    for line, row in read_rows(path):
+        if not isinstance(row, BadRow):
+            return  # a readable row of no known format
+        first_bad = first_bad or (line, row)
+    if first_bad:
+        raise row_error(path, *first_bad)
+    if str(path).endswith(".csv") and csv_header(path):
+        raise ConfigError(path, "no rows: the file holds only its header")
+    raise ConfigError(path, "no rows: the file is empty")

@@ -25,13 +25,11 @@ changes nothing.
 
 import os
 
-import orjson
-
 from edgellm.errors import ConfigError
 from edgellm.files import file_digest
 from edgellm.outcomes.split import (
     new_split, part_dataset_files, split_indices, split_matrix, write_split)
-from edgellm.tasks.ianvs_format import LLM_LINE_KEYS, METADATA_KEYS, read_jsonl
+from edgellm.tasks.ianvs_format import LLM_LINE_KEYS, LLM_LINE_VALUES, read_jsonl, read_metadata
 
 SOURCES = ("ianvs", "outcomes", "outcomes-wide")  # what it splits (edgellm.formats names)
 
@@ -69,15 +67,6 @@ def _read_ianvs(path):
         if not os.path.isfile(needed):
             raise ConfigError(needed, "file not found (an Ianvs dataset is a metadata.json "
                                       "with data.jsonl beside it)")
-    try:
-        with open(meta_path, "rb") as handle:
-            meta = orjson.loads(handle.read())
-    except orjson.JSONDecodeError as err:
-        raise ConfigError(meta_path, f"invalid JSON: {err}") from None
-    if not isinstance(meta, dict):
-        raise ConfigError(meta_path, "expected a JSON object")
-    missing = next((k for k in METADATA_KEYS if k not in meta), None)
-    if missing:
-        raise ConfigError(meta_path, f"missing key '{missing}'")
-    records = [record for _, record in read_jsonl(data_path, LLM_LINE_KEYS)]
+    meta = read_metadata(meta_path)
+    records = [record for _, record in read_jsonl(data_path, LLM_LINE_KEYS, LLM_LINE_VALUES)]
     return meta, records, data_path

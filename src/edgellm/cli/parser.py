@@ -8,6 +8,14 @@ from edgellm import __version__
 DESCRIPTION = "edgellm: benchmark LLM inference split between edge nodes and the cloud."
 
 
+class _Parser(argparse.ArgumentParser):
+    """A bad argument is one line, as any other bad input (argparse prints the usage
+    first, over several lines); the subcommands' parsers are of this class too."""
+
+    def error(self, message):
+        self.exit(2, f"edgellm: error: {message} (see '{self.prog} --help')\n")
+
+
 def _positive(value):
     try:
         if int(value) >= 1:
@@ -65,12 +73,12 @@ def _table_options(parser):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="edgellm", description=DESCRIPTION)
+    parser = _Parser(prog="edgellm", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"edgellm {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="also print what the library logs at INFO level (e.g. where a "
                              "fitted router was saved)")
-    commands = parser.add_subparsers(dest="command_name", required=True)
+    commands = parser.add_subparsers(dest="command_name", required=True, metavar="COMMAND")
     run = commands.add_parser("run", help="run an Ianvs benchmarkingjob.yaml without Ianvs")
     run.add_argument("-f", "--file", required=True, help="benchmarkingjob.yaml; paths in it "
                      "resolve against the current directory, as in Ianvs")
@@ -186,7 +194,8 @@ def build_parser():
 
     dataset = commands.add_parser("dataset", help="work with task datasets and outcome "
                                                   "matrices")
-    dataset_commands = dataset.add_subparsers(dest="dataset_command", required=True)
+    dataset_commands = dataset.add_subparsers(dest="dataset_command", required=True,
+                                              metavar="COMMAND")
     convert = dataset_commands.add_parser(
         "convert", help="convert between the tasks CSV/JSONL, Ianvs and mcq formats")
     convert.add_argument("source", help="a .csv/.jsonl file or an Ianvs folder (metadata.json)")

@@ -5,6 +5,7 @@ import os
 from edgellm.bench.confidence import leaderboard_view
 from edgellm.bench.table import render as render_table
 from edgellm.cli.run import terminal_width
+from edgellm.cli.targets import check_target, writing
 from edgellm.errors import ConfigError
 from edgellm.report import job_report, outcomes_report, write_report
 from edgellm.report.job_results import read_rank_rows
@@ -20,8 +21,11 @@ def report(args):
         if args.router:
             raise ConfigError("--router", "only with --outcomes (a job's routers are its "
                                           "test cases)")
+        if args.out:
+            check_target(args.out, folder=True)
         report, folder = job_report(args.file, args.edge_model, args.cloud_model)
         folder = args.out or folder
+        check_target(folder, folder=True)
         rank = read_rank_rows(args.file)
         view = leaderboard_view(rank.job.name, rank.standings(), args.confidence)
         print(render_table(view, terminal_width(), args.wide))
@@ -29,13 +33,15 @@ def report(args):
         for option in ("edge_model", "cloud_model", "out"):
             if not getattr(args, option):
                 raise ConfigError(f"--{option.replace('_', '-')}", "required with --outcomes")
+        check_target(args.out, folder=True)
         report = outcomes_report(args.outcomes, args.edge_model, args.cloud_model,
                                  args.router or [], args.label, args.train_fraction, args.seed,
                                  args.target_share)
         folder = args.out
     if args.outcomes:
         print(figures_table(report.router_rows))
-    paths = write_report(report, folder)
+    with writing(folder):
+        paths = write_report(report, folder)
     print(f"report written to {folder}: {', '.join(os.path.basename(p) for p in paths)}")
     return 0
 

@@ -4,17 +4,16 @@ case's folder. Each source keeps each configuration once, from its latest run; e
 row keeps its ``url``, the case folder whose per-query results give the intervals.
 Bad input is a one-line ``ConfigError`` naming the path."""
 
-import csv
 import json
 import os
 import time
 from dataclasses import dataclass, field
 
-import yaml
-
 from edgellm.bench.case_items import RESULTS
 from edgellm.bench.rank import configuration_columns, latest_rows
 from edgellm.errors import ConfigError
+from edgellm.rows import BadRow, csv_header, read_rows, row_error
+from edgellm.yaml_file import load_yaml
 
 RANK_FILES = ("all_rank.csv", "selected_rank.csv")
 
@@ -80,12 +79,18 @@ def _workspace_source(label, path, job):
 
 
 def _read_csv(path):
+    """(header, rows) of a rank file; a row that does not fit the header, bytes that
+    are not UTF-8 or a NUL byte are one line naming the file and line."""
     try:
-        with open(path, newline="", encoding="utf-8") as handle:
-            reader = csv.DictReader(handle)
-            return list(reader.fieldnames or []), list(reader)
-    except (OSError, UnicodeDecodeError, csv.Error) as err:
-        raise ConfigError(path, f"cannot read the rank file: {err}") from None
+        header = csv_header(path) or []
+        rows = []
+        for line, row in read_rows(path):
+            if isinstance(row, BadRow):
+                raise row_error(path, line, row)
+            rows.append(row)
+    except OSError as err:
+        raise ConfigError(path, f"cannot read the rank file: {err.strerror}") from None
+    return header, rows
 
 
 def _rank_source(label, path, rank_file):
@@ -114,16 +119,24 @@ def _case_source(label, path, folder):
         raise ConfigError(folder, "a test case folder without metrics.json (a failed or "
                                   "unfinished case?)")
     try:
-        with open(metrics_path, encoding="utf-8") as handle:
+        with open(metrics_path, encoding="utf-8-sig") as handle:  # -sig: a BOM is dropped
             metrics = json.load(handle)
-        with open(config_path, encoding="utf-8") as handle:
-            config = yaml.safe_load(handle) or {}
-    except (OSError, ValueError, yaml.YAMLError) as err:
-        raise ConfigError(folder, f"cannot read the test case: {err}") from None
+    except (OSError, ValueError) as err:
+        raise ConfigError(metrics_path, f"cannot read the test case's metrics: {err}") from None
+    except RecursionError:  # json nests by recursion: a crafted file exhausts it
+        raise ConfigError(metrics_path, "cannot read the test case's metrics: nested too "
+                                        "deeply") from None
+    if not isinstance(metrics, dict):
+        raise ConfigError(metrics_path, "not a test case's metrics: expected a JSON object")
+    config = load_yaml(config_path, "test case configuration") or {}
+    if not isinstance(config, dict):
+        raise ConfigError(config_path, "not a test case's configuration: expected a mapping")
     algorithm = config.get("algorithm") or {}
     row = {"algorithm": algorithm.get("name", os.path.basename(os.path.dirname(
         os.path.abspath(folder)))), "paradigm": algorithm.get("paradigm_type", "")}
     for module in config.get("modules") or []:
+        if not isinstance(module, dict) or not module.get("type"):
+            raise ConfigError(config_path, "modules: each module needs a type")
         row[module["type"]] = module.get("name", "")
         for name, value in (module.get("hyperparameters") or {}).items():
             row[f"{module['type']}-{name}"] = str(value)

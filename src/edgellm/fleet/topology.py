@@ -1,9 +1,15 @@
 """The fleet's world, as data: edge nodes, the model catalog and the cloud.
 
 A topology YAML (docs/fleet.md shows one) is read into frozen dataclasses; every
-problem is a one-line ``ConfigError`` naming the file and the key.
+problem is a one-line ``ConfigError`` naming the file and the key. Every number must
+be finite (``.nan`` passed ``<= 0`` checks, ``.inf`` made a node infinitely fast), and
+true/false is no number. A node that can hold no model of the catalog is allowed (a
+fleet may be planned that way) but logged once, as a warning: every task it would
+serve goes to the cloud.
 """
 
+import logging
+import math
 import os
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -13,6 +19,8 @@ from edgellm.models.pricing import price_for
 from edgellm.models.simulated import load_profile
 from edgellm.tasks.registry import get_task_type, task_types
 from edgellm.yaml_file import YamlSection, load_yaml
+
+LOG = logging.getLogger(__name__)
 
 
 class _Quality:
@@ -103,17 +111,26 @@ def _quality(section, profile_name, profile_accuracy):
         except ValueError:
             raise section.error("quality", f"unknown task type {name!r} (known: "
                                            f"{', '.join(task_types())})") from None
-        if not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
             raise section.error(f"quality.{name}", f"expected a number in [0, 1], got {value!r}")
         quality[canonical] = float(value)
     return quality
 
 
-def _positive(section, name, default=None):
+def _number(section, name, default=None, positive=False):
+    """The finite number (>= 0; with ``positive`` > 0) at ``name``; required when no
+    ``default`` is given."""
     value = section.get(name, (int, float), default=default, required=default is None)
-    if value <= 0:
-        raise section.error(name, f"must be positive, got {value!r}")
+    if not math.isfinite(value):
+        raise section.error(name, f"expected a finite number, got {value!r}")
+    if value < 0 or (positive and value == 0):
+        raise section.error(name, f"must be {'positive' if positive else '>= 0'}, "
+                                  f"got {value!r}")
     return float(value)
+
+
+def _positive(section, name, default=None):
+    return _number(section, name, default, positive=True)
 
 
 def _profile(section, key):
@@ -131,7 +148,8 @@ def _catalog_model(section):
     if not sizes:
         raise section.error("sizes_gb", "empty mapping")
     for quant, size in sizes.items():
-        if not isinstance(size, (int, float)) or size <= 0:
+        if isinstance(size, bool) or not isinstance(size, (int, float)) or \
+                not math.isfinite(size) or size <= 0:
             raise section.error(f"sizes_gb.{quant}", f"expected a positive number, got {size!r}")
     quantization = section.get("quantization", str, default=min(sizes, key=sizes.get))
     if quantization not in sizes:
@@ -143,7 +161,7 @@ def _catalog_model(section):
         prefill_tokens_per_s=_positive(section, "prefill_tokens_per_s"),
         decode_tokens_per_s=_positive(section, "decode_tokens_per_s"),
         quality=_quality(section, name, profile.accuracy),
-        params_b=float(section.get("params_b", (int, float), default=0.0)),
+        params_b=_number(section, "params_b", 0.0),
         endpoint_model=section.get("endpoint_model", str))
 
 
@@ -167,16 +185,17 @@ def _node(section, catalog):
         raise section.error("slots", f"must be at least 1, got {slots}")
     return EdgeNode(id=node_id, memory_gb=memory, speed=_positive(section, "speed", 1.0),
                     slots=slots, bandwidth_mbps=_positive(link, "bandwidth_mbps"),
-                    rtt_s=float(link.get("rtt_ms", (int, float), default=0.0)) / 1e3,
+                    rtt_s=_number(link, "rtt_ms", 0.0) / 1e3,
                     models=tuple(models), base_url=section.get("base_url", str),
                     api_key_env=section.get("api_key_env", str))
 
 
 def _cloud(section):
     name, profile = _profile(section, "profile")
-    price = price_for(name, input_per_mtok=section.get("input_per_mtok", (int, float)),
-                      output_per_mtok=section.get("output_per_mtok", (int, float)))
-    return CloudSpec(profile=name, rtt_s=float(section.get("rtt_ms", (int, float), default=0)) / 1e3,
+    prices = {key: _number(section, key, 0.0) if section.get(key) is not None else None
+              for key in ("input_per_mtok", "output_per_mtok")}
+    price = price_for(name, **prices)
+    return CloudSpec(profile=name, rtt_s=_number(section, "rtt_ms", 0.0) / 1e3,
                      prefill_tokens_per_s=_positive(section, "prefill_tokens_per_s",
                                                     profile.prefill_tokens_per_s),
                      decode_tokens_per_s=_positive(section, "decode_tokens_per_s",
@@ -217,7 +236,20 @@ def _load_topology(path, identity):
     catalog = {ident: _catalog_model(s) for ident, s in model_sections.items()}
     nodes = tuple(_node(s, catalog) for s in _unique(root.sections("nodes"), "node").values())
     models = tuple(catalog.values())
-    return Topology(name=root.get("name", str, default=path), path=path, nodes=nodes,
-                    models=models, cloud=_cloud(root.section("cloud")),
-                    reference_device=root.get("reference_device", str, default=""),
-                    model_index={m.id: i for i, m in enumerate(models)})
+    topology = Topology(name=root.get("name", str, default=path), path=path, nodes=nodes,
+                        models=models, cloud=_cloud(root.section("cloud")),
+                        reference_device=root.get("reference_device", str, default=""),
+                        model_index={m.id: i for i, m in enumerate(models)})
+    _warn_of_empty_nodes(topology)  # once per file and process: the read is cached
+    return topology
+
+
+def _warn_of_empty_nodes(topology):
+    smallest = min(m.size_gb for m in topology.models)
+    empty = [n.id for n in topology.nodes if n.memory_gb < smallest]
+    if empty:
+        LOG.warning("topology %s: node%s %s cannot hold any model of the catalog (the "
+                    "smallest needs %g GB): %s", topology.path, "s" if len(empty) > 1 else "",
+                    ", ".join(empty), smallest,
+                    "every task goes to the cloud" if len(empty) == len(topology.nodes)
+                    else "they serve no task")

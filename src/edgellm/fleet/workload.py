@@ -11,6 +11,7 @@ import math
 import numpy as np
 
 from edgellm.errors import ConfigError
+from edgellm.registry import check_settings
 from edgellm.tasks.processor import SampleProcessor
 
 ARRIVALS = ("fixed", "poisson", "trace")
@@ -41,6 +42,17 @@ class RoundWorkload(SampleProcessor):
         self.trace_file = trace_file
         self.seed = int(seed)
 
+    @classmethod
+    def check_config(cls, params, source=None):
+        """Before the first test case: the settings, and a trace file that is there
+        and reads (whether it has enough times for the dataset is known when the case
+        runs). True: a dataset processor runs no model."""
+        check_settings(cls, params)
+        workload = cls(**params)
+        if workload.arrival == "trace":
+            read_trace(workload.trace_file, 0)
+        return True
+
     def arrivals(self, n):
         """Arrival time of each of ``n`` tasks, in seconds from the start."""
         rounds = np.arange(n) // self.tasks_per_round
@@ -61,7 +73,8 @@ class RoundWorkload(SampleProcessor):
 
 
 def read_trace(path, n):
-    """``n`` arrival times from a trace file; errors name the file and line."""
+    """``n`` arrival times from a trace file (0: check all of them, return none);
+    errors name the file and line."""
     try:
         with open(path, newline="") as handle:
             lines = handle.read().splitlines()

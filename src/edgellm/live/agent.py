@@ -96,8 +96,6 @@ class EdgeAgent:
                     if time.monotonic() > deadline:
                         raise RuntimeError(f"no center answers at {self.center_url}") from None
                     await asyncio.sleep(0.25)
-            if hasattr(self.engine, "warm_up"):
-                asyncio.get_running_loop().run_in_executor(None, self.engine.warm_up)
             workers = [self._heartbeats(), self._pull(), self._post_results(),
                        *(self._work() for _ in range(self.node.slots))]
             tasks = [asyncio.create_task(w) for w in workers]

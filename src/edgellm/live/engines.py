@@ -37,16 +37,23 @@ class SimulatedEngine:
         self.zero_time = bool(zero_time)
         self._llms = {}
         self.warm = False
+        self._warming = None           # the warm-up's future, started by the first load
 
     def warm_up(self):
-        """Answer one item of every task type once (in a thread, at start): the scorers'
-        libraries load then, not while a task waits. Answers are cheap after that."""
+        """Answer one item of every task type once: the scorers' libraries (seqeval
+        brings scikit-learn and SciPy: seconds of imports) load then, not while a task
+        waits. Answers are cheap after that."""
         llm = SimulatedLLM(self.topology.models[0].profile, tier="edge", seed=self.seed)
         llm.generate_batch([{"id": i, "query": query, "gold": gold, "task_type": kind}
                             for i, (kind, query, gold) in enumerate(_WARM_UP)])
         self.warm = True
 
     async def load(self, model_id, path):
+        # A model is ready once the engine is warm too: a node that reported READY
+        # models while still importing answered its first tasks seconds late.
+        if self._warming is None:
+            self._warming = asyncio.ensure_future(asyncio.to_thread(self.warm_up))
+        await asyncio.shield(self._warming)
         model = self.topology.model(model_id)
         seconds = 0.0 if self.zero_time else \
             model.size_gb * model.load_s_per_gb / self.node.speed * self.time_scale

@@ -1,5 +1,6 @@
 """LLM backends, looked up by the ``backend`` hyperparameter of an edge or cloud model."""
 
+from edgellm.models.setting_kinds import check_kinds
 from edgellm.registry import Registry, SettingError, check_settings
 
 # Lazy entries: a backend's module (and its optional extra) is imported only when used.
@@ -14,11 +15,13 @@ for _name, _target in (("simulated", "edgellm.models.simulated:SimulatedLLM"),
 
 def check_backend(name, params):
     """Raise ValueError when backend ``name`` cannot run with ``params``: an unknown
-    setting (``UnknownSetting``), a missing API key, vLLM or GPU missing, no such model
-    folder. Called before any test case runs, so a run never fails midway on what
-    could be known at the start."""
+    setting (``UnknownSetting``), a setting of the wrong kind (``seed: "abc"``:
+    edgellm.models.setting_kinds), then the backend's own ``check``: a missing API
+    key, vLLM or GPU missing, no such model folder. Called before any test case
+    runs, so a run never fails midway on what could be known at the start."""
     cls = BACKENDS.get(name)
     check_settings(cls, params, owner=f"backend {name!r}")
+    check_kinds(cls, params, owner=f"backend {name!r}")
     check = getattr(cls, "check", None)
     if callable(check):
         try:

@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass, field
 
 from edgellm.context import STORE_MODES, current_context
 from edgellm.models.pricing import price_for
+from edgellm.models.setting_kinds import (
+    NUMBER, TEXT, TEXTS, WHOLE, above, at_least, at_most)
 from edgellm.models.store import open_store
 from edgellm.records import make_response, token_gap
 from edgellm.tasks.extraction import extract_prediction
@@ -93,6 +95,13 @@ class ChatBackend:
 
     simulated = False
     backend_name = "chat"
+    SETTING_KINDS = {  # checked before the first test case (edgellm.models.setting_kinds)
+        "model": TEXT, "tier": TEXT, "node": TEXT, "model_name": TEXT, "system_prompt": TEXT,
+        "temperature": at_least(NUMBER, 0), "top_p": at_most(above(NUMBER, 0), 1),
+        "max_tokens": at_least(WHOLE, 1), "repetition_penalty": above(NUMBER, 0),
+        "seed": WHOLE, "stop": TEXTS, "store": TEXT, "store_mode": TEXT,
+        "input_per_mtok": at_least(NUMBER, 0), "output_per_mtok": at_least(NUMBER, 0),
+        "cost_per_hour": at_least(NUMBER, 0)}
 
     def __init__(self, model, tier="edge", node=None, model_name=None, system_prompt=None,
                  temperature=0.0, top_p=1.0, max_tokens=256, repetition_penalty=1.0,

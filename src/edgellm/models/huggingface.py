@@ -17,6 +17,7 @@ import re
 import time
 
 from edgellm.models.chat import ChatBackend, Generation
+from edgellm.models.setting_kinds import FLAG, TEXT
 
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("auto", "float32", "float16", "bfloat16")
@@ -102,6 +103,7 @@ class HuggingFaceLLM(ChatBackend):
     of the generated tokens, from the raw logits)."""
 
     backend_name = "huggingface"
+    SETTING_KINDS = {"device": TEXT, "dtype": TEXT, "logprobs": FLAG}
 
     def __init__(self, model, device="auto", dtype="auto", logprobs=True, **params):
         super().__init__(model, **params)

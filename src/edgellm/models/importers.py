@@ -16,6 +16,7 @@ as it was.
 """
 
 import json
+import math
 import os
 
 import orjson
@@ -81,10 +82,12 @@ class IanvsCacheReader:
 
     def read(self, path):
         try:  # the standard library, as Ianvs wrote it (it accepts NaN too)
-            with open(path, encoding="utf-8") as handle:
+            with open(path, encoding="utf-8-sig") as handle:  # -sig: a BOM is dropped
                 data = json.load(handle)
         except (ValueError, UnicodeDecodeError) as err:
             raise ConfigError(path, f"invalid JSON: {err}") from None
+        except RecursionError:  # json nests by recursion: a crafted file exhausts it
+            raise ConfigError(path, "invalid JSON: nested too deeply") from None
         if not isinstance(data, list):
             raise ConfigError(path, "expected a JSON list of {\"config\", \"result\"} "
                                     "objects (Ianvs' cache.json)")
@@ -113,17 +116,24 @@ class IanvsCacheReader:
         for key, default in IANVS_DEFAULTS.items():
             value = config.get(key, default)
             try:
-                values[key] = int(value) if key == "max_tokens" else float(value)
+                number = float(value)  # Ianvs wrote numbers, or their text
             except (TypeError, ValueError):
+                number = math.nan
+            # NaN, Infinity (json reads both) and true/false are no setting
+            if isinstance(value, bool) or not math.isfinite(number):
+                finite = "" if isinstance(value, bool) or math.isnan(number) else "finite "
                 raise ConfigError(path, f"{where}.config.{key}: {value!r} is not a "
-                                        "number") from None
+                                        f"{finite}number")
+            values[key] = int(number) if key == "max_tokens" else number
         return model, SamplingSettings(**values).as_dict()
 
     def _entry(self, identity, settings, result):
         if not isinstance(result, dict):
             raise BadRow("(item)", "expected an object with query and response")
         query = result.get("query")
-        if not isinstance(query, str) or not query:
+        if query is not None and not isinstance(query, str):
+            raise BadRow("query", f"expected text, got {type(query).__name__} {query!r:.40}")
+        if not query:
             raise BadRow("query", "missing or empty")
         response = result.get("response")
         if not isinstance(response, dict) or not isinstance(response.get("completion"), str):
@@ -202,7 +212,8 @@ def _export_entry(row):
 def read_export(path):
     def entry(row, line, index):
         version = row.get("edgellm_store")
-        if not isinstance(version, int) or version > SCHEMA_VERSION:
+        if not isinstance(version, int) or isinstance(version, bool) or \
+                not 1 <= version <= SCHEMA_VERSION:
             raise BadRow("edgellm_store", f"{version!r} is not a store format this "
                                           f"edgellm reads (1..{SCHEMA_VERSION})")
         return _export_entry(row)

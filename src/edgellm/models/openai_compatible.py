@@ -31,7 +31,8 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
 from edgellm.models.chat import ChatBackend, Generation
-from edgellm.models.token_counts import TokenCounter
+from edgellm.models.setting_kinds import (
+    FLAG, NUMBER, TEXT, WHOLE, above, at_least, nullable)
 from edgellm.models.tokens import estimate_tokens
 
 DEFAULT_KEY_ENV = "OPENAI_API_KEY"
@@ -182,6 +183,10 @@ class OpenAICompatibleLLM(ChatBackend):
     """
 
     backend_name = "openai"
+    SETTING_KINDS = {"base_url": TEXT, "api_key_env": nullable(TEXT),
+                     "max_concurrency": at_least(WHOLE, 1), "max_retries": at_least(WHOLE, 0),
+                     "timeout": above(NUMBER, 0), "backoff_base": at_least(NUMBER, 0),
+                     "backoff_max": at_least(NUMBER, 0), "logprobs": FLAG}
 
     def __init__(self, model, base_url=None, api_key_env=DEFAULT_KEY_ENV, max_concurrency=8,
                  max_retries=4, timeout=60.0, backoff_base=0.5, backoff_max=30.0,
@@ -216,6 +221,9 @@ class OpenAICompatibleLLM(ChatBackend):
         # Set once a stream of this backend carried usage: from then on a stream
         # without it was cut after its finish chunk (we always ask include_usage).
         self._usage_promised = False
+        # httpx comes with openai: token_counts is imported with it, not with this
+        # module, which the fleet and the Ianvs modules import for NO_KEY alone.
+        from edgellm.models.token_counts import TokenCounter
         self._counter = TokenCounter(
             self._client.base_url, settings["tokenizer"],
             headers={"Authorization": f"Bearer {key}"} if self._secret else None)

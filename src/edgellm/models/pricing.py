@@ -4,7 +4,7 @@ import os
 from dataclasses import dataclass
 from functools import lru_cache
 
-import yaml
+from edgellm.yaml_file import load_yaml
 
 PRICES_PATH = os.path.join(os.path.dirname(__file__), "prices.yaml")
 
@@ -24,8 +24,7 @@ class Price:
 
 @lru_cache(maxsize=None)
 def _table(path):
-    with open(path, "rb") as handle:
-        return (yaml.safe_load(handle) or {}).get("models", {})
+    return (load_yaml(path, "price table") or {}).get("models", {})
 
 
 def price_for(model, prices_path=None, **overrides):

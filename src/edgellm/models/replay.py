@@ -12,6 +12,7 @@ from edgellm.context import current_context
 from edgellm.models import BACKENDS
 from edgellm.models.chat import ChatBackend, messages_for
 from edgellm.models.pricing import price_for
+from edgellm.models.setting_kinds import MAPPING, TEXT
 from edgellm.models.store import store_path
 from edgellm.records import COUNTERPART
 from edgellm.registry import accepted_settings, check_settings
@@ -37,6 +38,7 @@ class ReplayLLM(ChatBackend):
     ``backend`` only: they do not change outputs. A name no backend takes is an error."""
 
     backend_name = "replay"
+    SETTING_KINDS = {"output_settings": MAPPING, "counterpart_model": TEXT}
 
     def __init__(self, model, store_mode=None, output_settings=None, counterpart_model=None,
                  **params):

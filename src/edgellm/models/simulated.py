@@ -15,16 +15,18 @@ from dataclasses import dataclass, field, fields
 from functools import lru_cache
 
 import numpy as np
-import yaml
 
+from edgellm.errors import ConfigError
 from edgellm.models.pricing import price_for
+from edgellm.models.setting_kinds import MAPPING, NUMBER, TEXT, WHOLE, at_least
 from edgellm.models.tokens import estimate_tokens
 from edgellm.records import make_response
-from edgellm.registry import check_settings
+from edgellm.registry import SettingError, check_settings
 from edgellm.tasks.extraction import extract_prediction
 from edgellm.tasks.multiple_choice import extract_choice, option_letters, parse_options
 from edgellm.tasks.references import parse_reference
 from edgellm.tasks.registry import get_task_type, messages_text
+from edgellm.yaml_file import load_yaml
 
 PROFILES_PATH = os.path.join(os.path.dirname(__file__), "profiles.yaml")
 
@@ -58,8 +60,11 @@ class ModelProfile:
 
 @lru_cache(maxsize=None)
 def _profile_table(path):
-    with open(path, "rb") as handle:
-        data = yaml.safe_load(handle)
+    data = load_yaml(path, "profiles")
+    if not isinstance(data, dict) or not all(isinstance(data.get(k), dict)
+                                             for k in ("defaults", "models")):
+        raise ConfigError(path, "expected a mapping with 'defaults' and 'models' mappings "
+                                "(see edgellm's models/profiles.yaml)")
     return data["defaults"], data["models"]
 
 
@@ -69,6 +74,8 @@ def load_profile(model, profiles_path=PROFILES_PATH, **overrides):
     if model not in models:
         raise ValueError(f"simulated backend has no profile for model {model!r} "
                          f"(known: {', '.join(models)}; add one to {profiles_path})")
+    if not isinstance(models[model], dict):
+        raise ConfigError(profiles_path, f"key 'models.{model}': expected a mapping")
     names = {f.name for f in fields(ModelProfile)}
     merged = {**defaults, **models[model], **overrides, "name": model}
     known = {k: v for k, v in merged.items() if k in names}
@@ -137,6 +144,9 @@ def item_hashes(samples):
     return np.fromiter((hash64(item_key(s)) for s in samples), np.uint64, len(samples))
 
 
+_FIELD_KINDS = {float: NUMBER, int: WHOLE, str: TEXT, dict: MAPPING}
+
+
 class SimulatedLLM:
     """Answers from a profile on a modelled clock; ``generate_batch`` is vectorised.
 
@@ -145,6 +155,13 @@ class SimulatedLLM:
     field (``accuracy``, ``ttft_s``, ``decode_tokens_per_s``...) to override."""
 
     simulated = True
+    SETTING_KINDS = {  # checked before the first test case (edgellm.models.setting_kinds)
+        "model": TEXT, "tier": TEXT, "seed": WHOLE, "node": TEXT, "profiles_path": TEXT,
+        "input_per_mtok": at_least(NUMBER, 0), "output_per_mtok": at_least(NUMBER, 0),
+        "cost_per_hour": at_least(NUMBER, 0),
+        # a profile field overridden: of its field's kind
+        **{f.name: _FIELD_KINDS[f.type] for f in fields(ModelProfile)
+           if f.name not in ("name", "tier", "extra")}}
 
     def __init__(self, model, tier=None, seed=0, node=None, profiles_path=None,
                  input_per_mtok=None, output_per_mtok=None, cost_per_hour=None, **overrides):
@@ -171,12 +188,28 @@ class SimulatedLLM:
         """The profile fields a hyperparameter may override."""
         return [f.name for f in fields(ModelProfile) if f.name not in ("name", "tier", "extra")]
 
-    @staticmethod
-    def check(params):
-        """Fail before the run when the model has no profile."""
+    @classmethod
+    def check(cls, params):
+        """Fail before the run when the model has no profile, the profiles file is not
+        there or an accuracy is not a share in (0, 1)."""
         if "model" not in params:
             raise ValueError("the simulated backend needs a 'model' hyperparameter")
-        load_profile(params["model"], params.get("profiles_path") or PROFILES_PATH)
+        path = params.get("profiles_path")
+        if path and not os.path.isfile(path):
+            raise SettingError("backend 'simulated'", "profiles_path",
+                               f"file not found: {path} (paths resolve against the current "
+                               "directory)")
+        overrides = {k: v for k, v in params.items() if k in cls.extra_settings()}
+        profile = load_profile(params["model"], path or PROFILES_PATH, **overrides)
+        for task_type, accuracy in profile.accuracy.items():
+            if isinstance(accuracy, bool) or not isinstance(accuracy, (int, float)) or \
+                    not 0 < accuracy < 1:
+                problem = f"must be a share in (0, 1), got {accuracy!r}"
+                if "accuracy" in overrides:
+                    raise SettingError("backend 'simulated'", "accuracy",
+                                       f"accuracy of {task_type} {problem}")
+                raise ConfigError(path or PROFILES_PATH, f"key 'models.{params['model']}."
+                                                         f"accuracy.{task_type}': it {problem}")
 
     def _ability(self, task_type):
         p = self.profile

@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 
 from edgellm.models.chat import ChatBackend, Generation
 from edgellm.models.huggingface import model_source_problem
+from edgellm.models.setting_kinds import (
+    FLAG, MAPPING, NUMBER, TEXT, WHOLE, above, at_least, at_most)
 from edgellm.registry import SettingError
 
 # the runner prefixes check() messages with "backend 'vllm': "
@@ -130,6 +132,11 @@ class VLLMBackend(ChatBackend):
     log-probability of the generated tokens)."""
 
     backend_name = "vllm"
+    SETTING_KINDS = {"dtype": TEXT, "quantization": TEXT,
+                     "gpu_memory_utilization": at_most(above(NUMBER, 0), 1),
+                     "max_model_len": at_least(WHOLE, 1),
+                     "tensor_parallel_size": at_least(WHOLE, 1), "enforce_eager": FLAG,
+                     "engine_args": MAPPING, "logprobs": FLAG}
 
     def __init__(self, model, dtype="auto", quantization=None, gpu_memory_utilization=0.9,
                  max_model_len=None, tensor_parallel_size=1, enforce_eager=False,

@@ -51,10 +51,12 @@ def split_part(path):
     if not os.path.isfile(sidecar):
         return None, None
     try:
-        with open(sidecar, encoding="utf-8") as handle:
+        with open(sidecar, encoding="utf-8-sig") as handle:  # -sig: a BOM is dropped
             record = json.load(handle)
     except (OSError, ValueError) as err:
         raise ConfigError(sidecar, f"not a split record: {err}") from None
+    except RecursionError:  # json nests by recursion: a crafted file exhausts it
+        raise ConfigError(sidecar, "not a split record: nested too deeply") from None
     name = os.path.basename(path)
     for part in ("train", "test"):
         entry = record.get(part) if isinstance(record, dict) else None

@@ -83,10 +83,10 @@ from functools import lru_cache
 from statistics import NormalDist
 
 import numpy as np
-import yaml
 
 from edgellm.outcomes.matrix import long_matrix_csv
 from edgellm.outcomes.outcome_set import OutcomeSet
+from edgellm.yaml_file import load_yaml
 
 PROFILE = os.path.join(os.path.dirname(__file__), "mmlu_subjects.yaml")
 EDGE_MODEL = "synthetic/mixtral-8x7b-instruct"
@@ -115,8 +115,7 @@ STARTERS = ("Which of the following", "What is", "Consider", "In", "According to
 
 @lru_cache(maxsize=None)
 def subject_profile():
-    with open(PROFILE, "rb") as handle:
-        return yaml.load(handle, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))["subjects"]
+    return load_yaml(PROFILE, "subject profile")["subjects"]
 
 
 def _normal_cdf(x):

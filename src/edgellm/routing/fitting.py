@@ -5,19 +5,28 @@ router ``fit_outcomes`` (labels from the train part of a seeded split), ``save``
 ``train_outcomes`` is saved as ``<save_dir>/<Class>-<hash>.joblib``, the hash of its
 fitted settings and of the outcome file, and loaded from there by the next test case.
 
+That file sits in the workspace, which is data: whoever can write there could put a
+crafted pickle in its place, and unpickling runs code. So the run that saves it signs
+its bytes (edgellm.signing: an HMAC under the user's own key, kept outside the
+workspace, in a ``.hmac`` sidecar), and a file that does not verify is never
+unpickled: the router fits again, and says so. A file the user names (``model_path``,
+``load``) is loaded as given: load only files you trust (docs/routers.md).
+
 The methods work on the router's own state and hooks (``fit``, ``_check_params``,
 ``_fit_params``, ``_set_threshold``, ``fit_info_``), which ScoringRouter defines.
 """
 
 import hashlib
+import io
 import json
 import logging
 import os
 
 from edgellm.context import current_context
-from edgellm.files import atomic_output, file_digest
+from edgellm.files import file_digest, write_bytes
 from edgellm.outcomes import OutcomeSet, split_part
 from edgellm.routing.labels import training_labels
+from edgellm.signing import sign, verified_bytes
 
 LOG = logging.getLogger(__name__)
 
@@ -79,11 +88,16 @@ class OutcomeFitting:
     def save(self, path):
         """Write the fitted router to ``path`` (joblib; atomically). Load it only from
         sources you trust: joblib files are pickles."""
-        self._ensure_ready()
         path = os.fspath(path)
-        with atomic_output(path) as handle:
-            _joblib().dump(self, handle)
+        write_bytes(path, self._dumped())
         return path
+
+    def _dumped(self):
+        """The fitted router as joblib bytes."""
+        self._ensure_ready()
+        buffer = io.BytesIO()
+        _joblib().dump(self, buffer)
+        return buffer.getvalue()
 
     @classmethod
     def load(cls, path):
@@ -91,8 +105,13 @@ class OutcomeFitting:
         path = os.fspath(path)
         if not os.path.isfile(path):
             raise ValueError(f"{path}: no saved router there")
+        return cls._unpickled(path, path)
+
+    @classmethod
+    def _unpickled(cls, path, source):
+        """The router in ``source`` (a path, or a file of bytes read from ``path``)."""
         try:
-            router = _joblib().load(path)
+            router = _joblib().load(source)
         except Exception as err:  # a truncated or foreign file
             raise ValueError(f"{path}: not a saved router ({type(err).__name__}: {err})") from None
         if not isinstance(router, cls):
@@ -101,8 +120,11 @@ class OutcomeFitting:
             raise ValueError(f"{path}: the router in it was never fitted")
         return router
 
-    def _load_fitted(self, path):
-        saved = type(self).load(path)
+    def _load_fitted(self, path, data=None):
+        """Take the fitted state of the router saved at ``path`` (``data``: its bytes,
+        already read and verified)."""
+        saved = type(self).load(path) if data is None else \
+            type(self)._unpickled(path, io.BytesIO(data))
         for name, value in vars(saved).items():
             if name.endswith("_") and not name.startswith("_"):
                 setattr(self, name, value)
@@ -126,13 +148,19 @@ class OutcomeFitting:
             digest = hashlib.sha256(key.encode()).hexdigest()[:12]
             path = os.path.join(folder, f"{type(self).__name__}-{digest}.joblib")
             if os.path.isfile(path):
-                self._load_fitted(path)
-                LOG.info("%s: reusing the router fitted earlier on %s: %s",
-                         type(self).__name__, outcomes_path, path)
-                return
+                data, problem = verified_bytes(path)
+                if data is not None:
+                    self._load_fitted(path, data)
+                    LOG.info("%s: reusing the router fitted earlier on %s: %s",
+                             type(self).__name__, outcomes_path, path)
+                    return
+                LOG.warning("%s: not loading %s: %s; fitting it again", type(self).__name__,
+                            path, problem)
         self.fit_outcomes(outcomes_path)
         if path:
-            self.save(path)
+            data = self._dumped()
+            write_bytes(path, data)
+            sign(path, data)
             self.fit_info_["saved_to"] = path
             split = self.fit_info_["split"]
             LOG.info("%s: fitted on %d train items of %s (split %s, seed %s); saved to %s",

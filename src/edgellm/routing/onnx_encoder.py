@@ -19,7 +19,7 @@ from importlib import metadata
 
 import numpy as np
 
-from edgellm.files import write_bytes
+from edgellm.files import cache_dir, write_bytes
 
 LOG = logging.getLogger(__name__)
 
@@ -29,15 +29,6 @@ RECIPE = 1
 # 17: the opset of LayerNormalization, which the fusion of BERT's LayerNorm needs
 OPSET = 17
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
-
-
-def cache_dir():
-    """Where edgellm keeps what it builds once per user: ``$EDGELLM_CACHE_DIR``, else
-    ``$XDG_CACHE_HOME/edgellm``, else ``~/.cache/edgellm``."""
-    if os.environ.get("EDGELLM_CACHE_DIR"):
-        return os.environ["EDGELLM_CACHE_DIR"]
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "edgellm")
 
 
 def model_file(layers, quantize):

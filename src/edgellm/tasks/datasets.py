@@ -22,6 +22,7 @@ from edgellm.errors import ConfigError
 from edgellm.files import write_text
 from edgellm.formats import expect_format
 from edgellm.rows import BadRow, csv_text, parse_rows
+from edgellm.tasks.ianvs_format import LLM_LINE_VALUES, value_problem
 from edgellm.tasks.references import answer_list, parse_reference, parse_tags
 from edgellm.tasks.registry import get_task_type
 
@@ -76,17 +77,25 @@ def _mcq_item(row, index):
         raise BadRow("question", "missing or empty")
     choices = row.get("choices")
     if isinstance(choices, str) and choices.startswith("["):
-        choices = json.loads(choices)
+        try:
+            choices = json.loads(choices)
+        except (ValueError, RecursionError):
+            raise BadRow("choices", "not a JSON list of options") from None
     if not choices:
         choices = [row[k] for k in "ABCDEFGHIJ" if row.get(k) not in (None, "")]
+    if not isinstance(choices, list) or not all(isinstance(c, (str, int, float))
+                                                for c in choices):
+        raise BadRow("choices", "expected a list of options")
     if len(choices) < 2:
         raise BadRow("choices", "fewer than two options (give A, B, ... columns or choices)")
+    if len(choices) > 10:
+        raise BadRow("choices", f"{len(choices)} options: at most 10 (A-J)")
     answer = str(row.get("answer", "")).strip()
-    letters = "ABCDEFGHIJ"[:len(choices)]
+    letters = list("ABCDEFGHIJ"[:len(choices)])
     if answer.isdigit() and int(answer) < len(choices):
         answer = letters[int(answer)]
-    if answer not in letters:
-        raise BadRow("answer", f"{answer!r} is not one of {list(letters)} or a 0-based index")
+    if answer not in letters:  # a list: "" or "AB" is no letter of it
+        raise BadRow("answer", f"{answer!r} is not one of {letters} or a 0-based index")
     text = "Question: " + question + "".join(f"\n{k}. {c}" for k, c in zip(letters, choices))
     return TaskItem("multiple_choice", str(row.get("id", index)), text, answer,
                     str(row.get("subject") or ""))
@@ -96,6 +105,11 @@ def _ianvs_item(record, index):
     for key in ("query", "response"):
         if key not in record:
             raise BadRow(key, "missing")
+    problem = value_problem(record, LLM_LINE_VALUES)
+    if problem:
+        raise BadRow(*problem)
+    if not isinstance(record["query"], str):
+        raise BadRow("query", "chat messages: a tasks file holds text queries")
     kind = record.get("task_type")
     if kind in (None, ""):
         try:
@@ -137,7 +151,24 @@ def read_items(path, fmt=None, skip_bad_rows=False):
         seen[key] = line
         return made
 
-    return parse_rows(path, item, skip_bad_rows)
+    items, skipped = parse_rows(path, item, skip_bad_rows)
+    if not items:  # nothing to convert: say why rather than write an empty dataset
+        raise ConfigError(path, f"no readable rows ({skipped} bad rows skipped)" if skipped
+                          else "no rows")
+    return items, skipped
+
+
+def target_of(path, fmt=None):
+    """(format, and the file or with ``ianvs`` the folder) that ``write_items`` writes
+    for a target ``path``; the format is told from the name when not given."""
+    fmt = fmt or ("ianvs" if not path.endswith((".csv", ".jsonl")) else "tasks")
+    if fmt == "tasks" and not path.endswith((".csv", ".jsonl")):
+        raise ConfigError(path, "the tasks format is written to a .csv or .jsonl file")
+    if fmt == "ianvs":
+        return fmt, os.path.dirname(path) if path.endswith("metadata.json") else path
+    if fmt != "tasks":
+        raise ConfigError(path, f"cannot write format {fmt!r} (writable: tasks, ianvs)")
+    return fmt, path
 
 
 def write_items(items, path, fmt=None):
@@ -146,7 +177,7 @@ def write_items(items, path, fmt=None):
     its JSON text (a CSV cell; Ianvs' ``response``, which Ianvs loads into a numpy
     array of strings that cannot hold lists), whatever literal its source used (e.g.
     numpy's "['a' 'b']")."""
-    fmt = fmt or ("ianvs" if not path.endswith((".csv", ".jsonl")) else "tasks")
+    fmt, target = target_of(path, fmt)
     if fmt == "tasks" and path.endswith(".csv"):
         rows = [{"task_id": i.task_id, "task_type": get_task_type(i.task_type).id
                  if get_task_type(i.task_type).id is not None else i.code,
@@ -159,8 +190,8 @@ def write_items(items, path, fmt=None):
             {"task_id": i.task_id, "task_type": i.code, "task_token": i.text,
              "reference_value": _written_reference(i)}, ensure_ascii=False) + "\n"
             for i in items))
-    elif fmt == "ianvs":
-        folder = os.path.dirname(path) if path.endswith("metadata.json") else path
+    else:
+        folder = target
         codes = sorted({i.code for i in items})
         write_text(os.path.join(folder, "metadata.json"), json.dumps({
             "dataset": os.path.basename(os.path.abspath(folder)),
@@ -174,8 +205,6 @@ def write_items(items, path, fmt=None):
              "level_3_dim": i.code, "level_4_dim": i.subject,
              "task_type": i.code, "task_id": i.task_id}, ensure_ascii=False) + "\n"
             for i in items))
-    else:
-        raise ConfigError(path, f"cannot write format {fmt!r} (writable: tasks, ianvs)")
     return len(items)
 
 

@@ -72,7 +72,7 @@ def parse_entity_pairs(text):
                                   str(item.get("type") or item.get("label") or "")))
                 elif isinstance(item, (list, tuple)) and len(item) == 2:
                     pairs.append((str(item[0]), str(item[1])))
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: an answer nested very deep
             pass
     if not pairs:
         for line in re.split(r"[\n;]", text):

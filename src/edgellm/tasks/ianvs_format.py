@@ -6,6 +6,12 @@
   x = prompt + query, y = response.
 - ``test_data: x.jsonl``: lines with question (x) and answer (y).
 
+A query (or question) is text or a list of chat messages; a response (or answer) is
+text or, for question answering, a list of acceptable answers; prompt, level_3_dim
+and level_4_dim are text. A line that holds anything else (``"query": 42``, a number
+as a label, which would score as wrong against the same label as text) is an error
+naming the file, the line and the key, when the dataset loads.
+
 The result mirrors sedna's data source objects (``x``, ``y``, ``level_3``,
 ``level_4``, ...) so dataset processors written for Ianvs work unchanged, but
 holds lists rather than numpy string arrays: a fixed-width array of 140k
@@ -19,7 +25,7 @@ from dataclasses import dataclass, field
 import orjson
 
 from edgellm.errors import ConfigError
-from edgellm.rows import jsonl_text
+from edgellm.rows import jsonl_text, open_jsonl
 
 METADATA_KEYS = ("dataset", "description", "level_1_dim", "level_2_dim")
 LLM_LINE_KEYS = ("query", "response", "level_3_dim", "level_4_dim")
@@ -43,9 +49,54 @@ class TextDataset:
         return len(self.y)
 
 
+def _is_text(value):
+    return isinstance(value, str)
+
+
+def _is_query(value):
+    return isinstance(value, str) or (
+        isinstance(value, list) and bool(value) and all(
+            isinstance(m, dict) and isinstance(m.get("role"), str)
+            and isinstance(m.get("content"), str) for m in value))
+
+
+def _is_answer(value):
+    return isinstance(value, str) or (
+        isinstance(value, list) and bool(value) and all(isinstance(a, str) for a in value))
+
+
+# key -> (check, what it expects, whether null may stand for it)
+_QUERY = (_is_query, "text or a list of chat messages ({role, content})", False)
+_ANSWER = (_is_answer, "text or a list of answers (text)", False)
+_TEXT = (_is_text, "text", True)
+LLM_LINE_VALUES = {"query": _QUERY, "response": _ANSWER, "prompt": _TEXT,
+                   "level_3_dim": _TEXT, "level_4_dim": _TEXT}
+QA_LINE_VALUES = {"question": _QUERY, "answer": _ANSWER}
+
+
+def value_problem(record, values):
+    """(key, what is wrong with its value) for the first value of ``record`` (a dataset
+    line) that ``values`` (LLM_LINE_VALUES or QA_LINE_VALUES) refuses, or None."""
+    for key, (check, expected, nullable) in values.items():
+        if key not in record or (nullable and record[key] is None):
+            continue
+        value = record[key]
+        if not check(value):
+            shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+            shown = "null" if value is None else f"{type(value).__name__} {shown}"
+            return key, f"expected {expected}, got {shown}"
+    return None
+
+
+def line_error(path, number, problem):
+    """The error of line ``number`` of ``path`` for a ``value_problem``."""
+    key, message = problem
+    return ConfigError(f"{path}:{number}", f"key '{key}': {message}")
+
+
 def _open(path):
     try:
-        return open(path, "rb")
+        return open_jsonl(path)
     except OSError as err:
         raise ConfigError(path, f"cannot read: {err.strerror}") from None
 
@@ -66,8 +117,9 @@ def bad_line(path, number, line, required):
                        "unreadable line")
 
 
-def read_jsonl(path, required):
-    """Yield (line number, record) for each non-blank line; name file:line on error."""
+def read_jsonl(path, required, values=None):
+    """Yield (line number, record) for each non-blank line, its ``values`` checked
+    (edgellm's value_problem); name file:line on error."""
     loads = orjson.loads
     with _open(path) as handle:
         for number, line in enumerate(handle, 1):
@@ -80,16 +132,17 @@ def read_jsonl(path, required):
                 if error is None:
                     continue
                 raise error from None
+            problem = values and value_problem(record, values)
+            if problem:
+                raise line_error(path, number, problem)
             yield number, record
 
 
-def load_llm_dataset(metadata_path):
-    """Ianvs' LLM format: metadata.json + sibling data.jsonl."""
+def read_metadata(metadata_path):
+    """The object of an Ianvs metadata.json, with its METADATA_KEYS checked."""
     try:
-        with open(metadata_path, "rb") as handle:
+        with _open(metadata_path) as handle:
             meta = orjson.loads(handle.read())
-    except OSError as err:
-        raise ConfigError(metadata_path, f"cannot read: {err.strerror}") from None
     except orjson.JSONDecodeError as err:
         raise ConfigError(metadata_path, f"invalid JSON: {err}") from None
     if not isinstance(meta, dict):
@@ -97,6 +150,12 @@ def load_llm_dataset(metadata_path):
     for key in METADATA_KEYS:
         if key not in meta:
             raise ConfigError(metadata_path, f"missing key '{key}'")
+    return meta
+
+
+def load_llm_dataset(metadata_path):
+    """Ianvs' LLM format: metadata.json + sibling data.jsonl."""
+    meta = read_metadata(metadata_path)
     data_path = os.path.join(os.path.dirname(metadata_path), "data.jsonl")
     if not os.path.isfile(data_path):
         raise ConfigError(data_path, "file not found (data.jsonl must sit beside metadata.json)")
@@ -122,6 +181,14 @@ def load_llm_dataset(metadata_path):
                 raise error from None
             get = rec.get
             prompt = get("prompt")
+            if not (type(query) is str and type(answer) is str and type(level) is str
+                    and type(subject) is str and (prompt is None or type(prompt) is str)):
+                problem = value_problem(rec, LLM_LINE_VALUES)  # lists may be fine
+                if problem:
+                    raise line_error(data_path, number, problem)
+                if prompt and type(query) is not str:
+                    raise ConfigError(f"{data_path}:{number}", "key 'prompt': a prompt "
+                                      "goes before a text query, not chat messages")
             x(prompt + query if prompt else query)
             y(answer)
             level_3(shared(level, level) if type(level) is str else level)
@@ -142,7 +209,7 @@ def dataset_files(folder, meta, records):
 def load_qa_jsonl(path):
     """Ianvs' plain JSONL format: question/answer lines."""
     ds = TextDataset([], [], source=path)
-    for _, rec in read_jsonl(path, ("question", "answer")):
+    for _, rec in read_jsonl(path, ("question", "answer"), QA_LINE_VALUES):
         ds.x.append(rec["question"])
         ds.y.append(rec["answer"])
     return ds

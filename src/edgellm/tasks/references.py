@@ -29,7 +29,7 @@ def answer_list(raw):
         return None
     try:
         parsed = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: a list nested very deep
         parsed = None
     if isinstance(parsed, list) and parsed and all(isinstance(a, str) for a in parsed):
         return parsed

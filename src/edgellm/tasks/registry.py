@@ -4,9 +4,8 @@ import os
 from dataclasses import dataclass
 from functools import lru_cache
 
-import yaml
-
 from edgellm.registry import Registry
+from edgellm.yaml_file import load_yaml
 
 TASK_TYPES_PATH = os.path.join(os.path.dirname(__file__), "task_types.yaml")
 
@@ -31,8 +30,7 @@ class TaskType:
 @lru_cache(maxsize=None)
 def task_types():
     """name -> TaskType, in file order."""
-    with open(TASK_TYPES_PATH, "rb") as handle:
-        data = yaml.safe_load(handle)
+    data = load_yaml(TASK_TYPES_PATH, "task types")
     return {name: TaskType(name=name, code=spec["code"], prompt=spec["prompt"],
                            primary_metric=spec["primary_metric"],
                            answer_marker=spec["answer_marker"], id=spec.get("id"),
