@@ -128,6 +128,20 @@ def test_rows_without_results_show_values_without_intervals(example, capsys):
     assert len(report["notes"]) == 1 and "B: no intervals" in report["notes"][0]
 
 
+def test_the_job_every_workspace_holds(example, capsys):
+    """A workspace where several jobs ran is compared by the one job the other holds."""
+    assert main(["run", "-f", JOB, "--no-progress"]) == 0
+    for job in ("query-routing", "extra"):
+        shutil.copytree("workspace/query-routing/rank", f"several/{job}/rank")
+    capsys.readouterr()
+    assert main(["compare", "several", "workspace", "--metric", "Accuracy",
+                 "--resamples", "200"]) == 0
+    out = capsys.readouterr().out
+    assert "A: several/query-routing/rank/all_rank.csv (10 configurations)" in out
+    assert main(["compare", "several", "several"]) == 2  # two jobs in both: which one?
+    assert "several jobs (extra, query-routing): give --job" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("argv, message", [
     (["compare", "workspace", "missing"], "missing: no such file or folder"),
     (["compare", "workspace", "empty"], "empty: no rank files"),

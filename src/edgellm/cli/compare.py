@@ -3,7 +3,7 @@
 import json
 
 from edgellm.compare.comparison import compare_sources
-from edgellm.compare.sources import read_source
+from edgellm.compare.sources import common_job, read_source
 from edgellm.compare.table import render_text, to_json
 from edgellm.errors import ConfigError
 
@@ -16,7 +16,8 @@ def compare(args):
                                              "folders, rank files or test case folders)")
     if len(args.runs) > len(LABELS):
         raise ConfigError("edgellm compare", f"at most {len(LABELS)} runs at once")
-    sources = [read_source(label, path, args.job) for label, path in zip(LABELS, args.runs)]
+    job = args.job or common_job(args.runs)
+    sources = [read_source(label, path, job) for label, path in zip(LABELS, args.runs)]
     result = compare_sources(sources, args.metric or None, args.resamples, args.seed,
                              ignore=args.ignore)
     if args.json:

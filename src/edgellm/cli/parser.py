@@ -185,7 +185,7 @@ def build_parser():
                          help="bootstrap resamples (default 10000)")
     compare.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     compare.add_argument("--job", metavar="NAME", help="the job, where a workspace holds "
-                         "several")
+                         "several (default: the one job every workspace given holds)")
     compare.add_argument("--ignore", action="append", default=[], metavar="COLUMN",
                          help="leave this configuration column out of the matching, e.g. "
                               "edgemodel-seed to compare runs that differ only in a seed "

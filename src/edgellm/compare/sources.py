@@ -61,9 +61,29 @@ def _rank_file(folder):
                  if os.path.isfile(os.path.join(folder, name))), None)
 
 
-def _workspace_source(label, path, job):
-    jobs = sorted(name for name in os.listdir(path)
+def workspace_jobs(path):
+    """The jobs with rank files in ``path`` when it is a workspace; None when it is
+    anything else (a rank file or folder, a case folder, nothing)."""
+    if not os.path.isdir(path) or _is_case(path) or _rank_file(path) or \
+            _rank_file(os.path.join(path, "rank")):
+        return None
+    return sorted(name for name in os.listdir(path)
                   if _rank_file(os.path.join(path, name, "rank")))
+
+
+def common_job(paths):
+    """The one job every workspace among ``paths`` holds, where one of them holds
+    several (``edgellm compare workspace other`` after several jobs ran in
+    ./workspace); None when that does not settle it."""
+    found = [jobs for jobs in map(workspace_jobs, paths) if jobs is not None]
+    if not any(len(jobs) > 1 for jobs in found):
+        return None
+    common = set.intersection(*map(set, found))
+    return common.pop() if len(common) == 1 else None
+
+
+def _workspace_source(label, path, job):
+    jobs = workspace_jobs(path)
     if job is not None:
         if job not in jobs:
             raise ConfigError(path, f"no job {job!r} with rank files here "
