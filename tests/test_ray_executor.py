@@ -63,3 +63,13 @@ def test_ray_gives_the_local_runs_results(example, local_ray, capsys):
 def test_address_needs_the_ray_executor(example, capsys):
     assert main(["run", "-f", JOB, "--address", "ray://127.0.0.1:10001"]) == 2
     assert "--address: only with --executor ray" in capsys.readouterr().err
+
+
+def test_an_address_nothing_answers_at_is_one_line(example, capsys, monkeypatch):
+    # as if no Ray ran in this process (the module's local Ray may): the address is
+    # checked before ray.init, which would retry it for minutes
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    assert main(["run", "-f", JOB, "--executor", "ray", "--address", "127.0.0.1:1"]) == 2
+    err = capsys.readouterr().err
+    assert "--address: no Ray cluster answers at 127.0.0.1:1" in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err

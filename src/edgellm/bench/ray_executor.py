@@ -16,6 +16,7 @@ optional extra: ``pip install 'edgellm[ray]'``.
 
 import logging
 import os
+import socket
 
 import edgellm
 from edgellm.bench.config import read_job
@@ -25,6 +26,7 @@ from edgellm.context import use_context
 from edgellm.errors import ConfigError
 
 CANCEL_WAIT_S = 10.0  # after a Ctrl-C: how long cancelled tasks get to stop
+CONNECT_TIMEOUT_S = 5.0  # reaching a cluster's address before Ray is asked to
 
 
 class RayCase:
@@ -72,6 +74,22 @@ def _ray():
     return ray
 
 
+def _check_reachable(address):
+    """A cluster's ``host:port`` (or ``ray://host:port``) that accepts no connection is
+    one line: Ray itself retries it for minutes, logging warnings. "auto", "local"
+    and no address are left to Ray."""
+    target = address[len("ray://"):] if address.startswith("ray://") else address
+    host, sep, port = target.rpartition(":")
+    if not sep or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)),
+                                 CONNECT_TIMEOUT_S).close()
+    except OSError as err:
+        raise ConfigError("--address", f"no Ray cluster answers at {address}: "
+                                       f"{err.strerror or err}") from None
+
+
 def run_on_ray(address, task, indices, on_result):
     """``task(index)`` for each index as Ray tasks; ``on_result(index, outcome)`` as each
     ends (a task that raised or whose worker died: the exception as the outcome). On a
@@ -80,6 +98,7 @@ def run_on_ray(address, task, indices, on_result):
     ray = _ray()
     started = not ray.is_initialized()
     if started:
+        _check_reachable(address or os.environ.get("RAY_ADDRESS", ""))
         # the workers of a local Ray import this edgellm, wherever it comes from
         source = os.path.dirname(os.path.dirname(os.path.abspath(edgellm.__file__)))
         path = os.pathsep.join(p for p in (source, os.environ.get("PYTHONPATH")) if p)
