@@ -92,6 +92,17 @@ def _train_fraction(value):
     return share
 
 
+def _table_options(parser):
+    parser.add_argument("--wide", action="store_true",
+                        help="print the leaderboard as Ianvs does: every selected column, "
+                             "however wide (default: fit the terminal, 120 columns when the "
+                             "output is not one)")
+    parser.add_argument("--confidence", action="append", default=[], metavar="METRIC",
+                        help="show the 95 %% bootstrap interval of METRIC (half its width, "
+                             "a 'METRIC±' column) on the leaderboard, as rank.confidence "
+                             "in the job does; repeatable")
+
+
 def build_parser():
     parser = _Parser(prog="edgellm", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"edgellm {__version__}")
@@ -116,6 +127,13 @@ def build_parser():
                      help="a test case fails (reported, not ranked, exit status 1) when "
                           "more than this share of its edge or cloud model's requests "
                           "failed (default: only when all of them failed)")
+    run.add_argument("--executor", choices=["local", "ray"], default="local",
+                     help="where test cases run: local worker processes (default) or one "
+                          "Ray task per case (pip install 'edgellm[ray]'; docs/ray.md)")
+    run.add_argument("--address", metavar="ADDRESS",
+                     help="--executor ray: the Ray cluster, e.g. ray://head:10001 (default: "
+                          "env RAY_ADDRESS, else a local Ray started for the run)")
+    _table_options(run)
     run.set_defaults(command="run")
 
     store_help = ("response store file (default: env EDGELLM_STORE, else "
@@ -141,6 +159,9 @@ def build_parser():
     export = commands.add_parser("export", help="write the response store as JSONL")
     export.add_argument("target", help="a .jsonl file ('edgellm import' reads it back)")
     export.add_argument("--store", metavar="PATH", help=store_help)
+    export.add_argument("-f", "--file", metavar="JOB", help="benchmarkingjob.yaml: export "
+                        "the store of its workspace (<workspace>/responses.sqlite, where "
+                        "'edgellm run -f JOB' keeps it) unless --store says otherwise")
     export.add_argument("--model", help="only the responses of this model identity")
     export.set_defaults(command="export")
 
@@ -180,7 +201,35 @@ def build_parser():
                              "(default 0.5); the share reached on test is reported")
     report.add_argument("--out", metavar="DIR", help="output folder (required with --outcomes; "
                         "a job's default: <workspace>/<job>/report)")
+    _table_options(report)
     report.set_defaults(command="report")
+
+    compare = commands.add_parser(
+        "compare", help="compare the leaderboards of two or more runs, each difference "
+                        "with its 95 % interval and p-value",
+        description="Rows are matched by configuration (algorithm, modules, "
+                    "hyperparameters), each run's latest of each. Intervals: a bootstrap "
+                    "over the queries of each case's results.jsonl; differences from the "
+                    "first run are paired when the cases answered the same queries, and "
+                    "0/1 metrics (Accuracy) also get McNemar's exact test.")
+    compare.add_argument("runs", nargs="+", metavar="RUN",
+                         help="a workspace, a job's folder or rank folder, an all_rank.csv "
+                              "or selected_rank.csv, or a test case's folder")
+    compare.add_argument("--metric", action="append", metavar="NAME",
+                         help="compare this metric (repeatable; default: the job's selected "
+                              "metrics)")
+    compare.add_argument("--json", action="store_true", help="print JSON: every value, "
+                         "interval bounds, difference, p-value")
+    compare.add_argument("--resamples", type=_positive, default=10_000,
+                         help="bootstrap resamples (default 10000)")
+    compare.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    compare.add_argument("--job", metavar="NAME", help="the job, where a workspace holds "
+                         "several (default: the one job every workspace given holds)")
+    compare.add_argument("--ignore", action="append", default=[], metavar="COLUMN",
+                         help="leave this configuration column out of the matching, e.g. "
+                              "edgemodel-seed to compare runs that differ only in a seed "
+                              "(repeatable)")
+    compare.set_defaults(command="compare")
 
     dataset = commands.add_parser("dataset", help="work with task datasets and outcome "
                                                   "matrices")
@@ -284,8 +333,13 @@ def add_live_commands(commands):
                            "(default none: a local server needs none)")
     edge.add_argument("--models-dir", metavar="DIR",
                       help="where the node keeps its model files (default ./edgellm-models-<id>)")
-    edge.add_argument("--host", default="127.0.0.1", help="address of the agent's own page")
-    edge.add_argument("--port", type=_port, default=0, help="its port (default: a free one)")
+    edge.add_argument("--monitor-host", default="127.0.0.1", metavar="HOST",
+                      help="address of the node's own page (default 127.0.0.1: this "
+                           "machine only)")
+    edge.add_argument("--monitor-port", type=_port, default=0, metavar="PORT",
+                      help="its port (default 0: a free one; the center's page links to it)")
+    edge.add_argument("--no-monitor", dest="monitor_port", action="store_const", const=None,
+                      help="serve no page for this node")
     edge.add_argument("--seed", type=int, default=0, help="simulated engine's seed")
     edge.add_argument("--zero-time", action="store_true",
                       help="simulated engine: answer at once, no modelled time (dispatch "
@@ -306,6 +360,20 @@ def add_live_commands(commands):
                     help="the center's model folder (default: placeholders in a temporary one)")
     up.set_defaults(command="fleet up")
 
+    monitor = commands.add_parser(
+        "monitor", help="serve a workspace's leaderboard and its cases' pages (the rounds "
+                        "of finished fleet runs) in the browser, without a live center",
+        description="The leaderboard of every job in the workspace (its rank files) as a "
+                    "sortable, filterable table; each row links to its case: config, "
+                    "metrics, first results, plots and, for a fleet case, its rounds "
+                    "(docs/monitor.md).")
+    monitor.add_argument("--workspace", required=True, metavar="DIR",
+                         help="a workspace (the jobs' folders under it) or one job's folder")
+    monitor.add_argument("--host", default="127.0.0.1",
+                         help="address to serve on (default 127.0.0.1: this machine only)")
+    monitor.add_argument("--port", type=_port, default=8701, help="port (default 8701)")
+    monitor.set_defaults(command="monitor")
+
 
 def _fleet_clock_options(parser, default_scale=1.0):
     parser.add_argument("--topology", required=True, help="the fleet's topology YAML")
@@ -321,3 +389,6 @@ def _fleet_clock_options(parser, default_scale=1.0):
                         help="NOT_READY after this long without a heartbeat (default 3 s)")
     parser.add_argument("--unreachable-after-s", type=_seconds, default=5.0,
                         help="UNREACHABLE after this long (default 5 s)")
+    parser.add_argument("--workspace", metavar="DIR",
+                        help="also serve this workspace's leaderboard on the monitor's pages "
+                             "(it may not exist yet: the first run makes it)")
