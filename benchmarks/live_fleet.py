@@ -15,10 +15,13 @@ real agents (``edgellm edge`` child processes):
    run: seconds until it is UNREACHABLE, tasks lost and answered twice;
 6. sim-to-live: the multi-edge example's workload on the small topology with RoundRobin
    and Static caching: the same node and model per task as in the simulation, and the
-   p50/p95 end-to-end latency of both with their relative difference.
+   p50/p95 end-to-end latency of both with their relative difference;
+7. monitor: the dispatch of part 1 with no page open on the center's event stream and
+   with three (each reading every event, as a browser does): tasks/s and the center's
+   CPU per task (its process's user + system time), best of three runs each.
 
     python benchmarks/live_fleet.py [--parts dispatch latency heartbeats transfer
-                                     failover agreement] [--agreement-items 160]
+                                     failover agreement monitor] [--agreement-items 160]
 
 Targets (issue 15): >= 2,000 tasks/s; p99 added <= 5 ms at 200 tasks/s; heartbeats of 100
 agents < 5 % of one core; >= 500 MB/s; UNREACHABLE within 5 s, 0 lost, 0 twice; placement
@@ -283,8 +286,58 @@ def agreement(folder, items=160, scale=0.25):
     return out
 
 
+class _Page(threading.Thread):
+    """A page of the center's monitor: reads its event stream until ``stop()``."""
+
+    def __init__(self, url):
+        super().__init__(daemon=True)
+        self.url, self.bytes, self._done = url, 0, threading.Event()
+        self.start()
+
+    def run(self):
+        with httpx.stream("GET", self.url + "/api/monitor/stream", timeout=60) as stream:
+            for chunk in stream.iter_raw():
+                self.bytes += len(chunk)
+                if self._done.is_set():
+                    return
+
+    def stop(self):
+        self._done.set()
+        self.join(20)
+
+
+def monitor(folder, n=10000, pages=3, repeats=3):
+    fleet = Fleet(LARGE, folder, ("--time-scale", "1"), ("--zero-time",))
+    center = psutil.Process(fleet.center.pid)
+    runs = {0: [], pages: []}
+    try:
+        for _ in range(repeats):
+            for open_pages in (0, pages):
+                readers = [_Page(fleet.center.url) for _ in range(open_pages)]
+                time.sleep(0.5)  # the pages have their snapshots
+                samples = [dict(s, round=0, arrival_s=0.0) for s in workload(n)]
+                live = LiveFleet(fleet.topology, fleet.center.url, offloader="RoundRobin",
+                                 caching="Static", caching_every=10**6, slo_s=None)
+                cpu = sum(center.cpu_times()[:2])
+                started = time.perf_counter()
+                live.serve_batch(samples)
+                seconds = time.perf_counter() - started
+                cpu = sum(center.cpu_times()[:2]) - cpu
+                live.finish_round()
+                for reader in readers:
+                    reader.stop()
+                runs[open_pages].append((n / seconds, cpu / n * 1e6,
+                                         sum(r.bytes for r in readers)))
+    finally:
+        fleet.stop()
+    best = {k: (max(r[0] for r in v), min(r[1] for r in v), max(r[2] for r in v))
+            for k, v in runs.items()}
+    return {"tasks": n, "pages": pages, "off": best[0], "on": best[pages]}
+
+
 PARTS = {"dispatch": dispatch, "latency": added_latency, "heartbeats": heartbeats,
-         "transfer": transfer, "failover": failover, "agreement": agreement}
+         "transfer": transfer, "failover": failover, "agreement": agreement,
+         "monitor": monitor}
 
 
 def main():
@@ -325,6 +378,12 @@ def _line(name, f):
                 f"{f['redispatched']} re-dispatched, {f['lost']} lost, "
                 f"{f['answered_twice']} answered twice, {f['late_answers_dropped']} late "
                 f"answers dropped, of {f['tasks']} tasks")
+    if name == "monitor":
+        (off_rate, off_cpu, _), (on_rate, on_cpu, sent) = f["off"], f["on"]
+        return (f"no page open: {off_rate:,.0f} tasks/s, center {off_cpu:.0f} us CPU/task; "
+                f"{f['pages']} pages on the event stream: {on_rate:,.0f} tasks/s, "
+                f"{on_cpu:.0f} us CPU/task ({on_cpu / off_cpu - 1:+.0%}), {sent / 1e3:,.0f} kB "
+                f"pushed ({f['tasks']:,} tasks, best of 3)")
     p50, p95 = f["p50"], f["p95"]
     return (f"placement {f['same_placement']}/{f['tasks']} identical; e2e p50 sim "
             f"{p50[0]:.3f} s live {p50[1]:.3f} s ({p50[2]:+.1%}), p95 sim {p95[0]:.3f} s "

@@ -22,6 +22,7 @@ import numpy as np
 
 from edgellm.live.llama_cpp_engine import LlamaServer, llama_cpp_available
 from edgellm.models import create_backend
+from edgellm.models.chat import messages_for
 from edgellm.testing.tiny_gguf import build_tiny_gguf
 
 SIZE = dict(vocab_size=2048, hidden_size=512, layers=8, heads=8, kv_heads=4)
@@ -67,7 +68,7 @@ def main(argv=None):
             four, four_s = run(server.base_url, samples(args.requests, 1000),
                                args.max_tokens, 4, store)
             body = {"model": "tiny", "max_tokens": args.max_tokens, "temperature": 0.0,
-                    "messages": [{"role": "user", "content": samples(1, 0)[0]["query"]}]}
+                    "messages": messages_for(samples(1, 0)[0])}  # what the backend sent
             plain = httpx.post(server.base_url + "/chat/completions", json=body,
                                timeout=120).json()
         replayed, replay_s = run("http://127.0.0.1:9/v1", samples(args.requests, 0),
@@ -94,8 +95,9 @@ def main(argv=None):
               f"{tokens / seconds:6.1f} tokens/s")
     ratio = (sum(r["usage"]["completion_tokens"] for r in four) / four_s) / \
         (sum(r["usage"]["completion_tokens"] for r in one) / one_s)
-    print(f"concurrency 4 / 1 throughput: {ratio:.2f} (llama-cpp-python serves one request "
-          f"at a time)")
+    print(f"concurrency 4 / 1 throughput: {ratio:.2f} (llama-cpp-python generates one "
+          f"answer at a time; four at once keep it busy while the client reads and counts "
+          f"the last answer and sends the next)")
     same = [a["completion"] for a in one] == [b["completion"] for b in replayed]
     print(f"store replay: {len(replayed)} responses in {replay_s * 1e3:.0f} ms, identical "
           f"completions {same}, all replayed {all(r['replayed'] for r in replayed)}")

@@ -181,3 +181,22 @@ def test_routing_curves_job_routes_test_items_and_ranks_by_apgr(example, capsys)
         fitted = json.load(handle)
     assert fitted["routed_train_items"] == 0 and fitted["train_items"] == 400
     assert (fitted["split"]["seed"], fitted["split"]["fraction"]) == (0, 0.5)
+
+    # AutoRouter: its router.json says what it chose on the train part, and the
+    # leaderboard's figures are those of the saved router on the test part
+    auto = by_name["auto-router"]
+    assert len(auto) == 2 and auto[0]["APGR"] == auto[1]["APGR"]
+    with open(os.path.join(auto[0]["url"], "router.json")) as handle:
+        chosen = json.load(handle)
+    selection = chosen["selection"]
+    assert selection["train_items"] == 400 and selection["folds"] == 5
+    assert selection["cv_apgr"] == max(c["cv_apgr"] for c in selection["candidates"]
+                                       if c["cv_apgr"] is not None)
+    assert chosen["label"] == selection["chosen"]["params"]["label"]
+    assert chosen["routed_train_items"] == 0
+    saved = [name for name in os.listdir("workspace/routing-curves/auto-router/routers")
+             if name.endswith(".joblib")]  # beside it: its signature, .joblib.hmac
+    assert len(saved) == 1  # fitted once, reused by the second cloud share
+    auto_router = ScoringRouter.load(f"workspace/routing-curves/auto-router/routers/{saved[0]}")
+    offline = evaluate_scores("auto", None, auto_router.score(test.samples()), test).metrics
+    assert float(auto[0]["APGR"]) == round(offline["APGR"], 4)

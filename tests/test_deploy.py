@@ -39,6 +39,9 @@ def test_the_center_runs_as_one_deployment_behind_its_service():
     assert service["spec"]["ports"][0]["targetPort"] == "http" and port == 8700
     assert service["spec"]["selector"] == deployment["spec"]["template"]["metadata"]["labels"]
     assert center["readinessProbe"]["httpGet"]["path"] == "/healthz"
+    scrape = deployment["spec"]["template"]["metadata"]["annotations"]  # docs/monitor.md
+    assert scrape["prometheus.io/scrape"] == "true" and scrape["prometheus.io/path"] == "/metrics"
+    assert int(scrape["prometheus.io/port"]) == port
     assert token_from_secret(center["env"]) == {"name": "edgellm-join-token", "key": "token"}
 
 

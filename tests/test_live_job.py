@@ -14,6 +14,7 @@ from edgellm.cli import main
 from edgellm.fleet.topology import load_topology
 from edgellm.testing.live_fleet import LocalCenter, free_port, spawn_agent, stop_agents
 from edgellm.testing.openai_server import LoopbackOpenAIServer
+from edgellm.web.leaderboard import Workspace
 
 TOKEN = "test-join-token-for-the-live-job"
 TOPOLOGY = f"{EXAMPLE}/testalgorithms/multi-edge-offloading/topologies/small.yaml"
@@ -69,6 +70,10 @@ def test_the_live_job_runs_end_to_end(example, live_fleet, capsys):
     with open(os.path.join(folder, "fleet.json")) as handle:
         summary = json.load(handle)
     assert summary["live"] and summary["answered"] == 24
+    # the monitor's leaderboard tells this live case's simulated engines from fleet.json
+    assert set(summary["engines"].values()) == {"simulated"}
+    (board,) = Workspace("workspace").boards()
+    assert [r["simulated"] for r in board.rows] == [True]
     assert os.path.isfile(os.path.join(folder, "rounds.csv"))
     with open(os.path.join(folder, "results.jsonl")) as handle:
         records = [json.loads(line) for line in handle]

@@ -403,6 +403,8 @@ def test_a_job_runs_on_the_server_then_replays_from_the_store(example, job_env, 
         assert main(["run", "-f", job, "--no-progress"]) == 0
         assert srv.request_count == N_ITEMS
         (row,) = ranked()
+        # real inference: the row says so, and the table carries no SIMULATED label
+        assert row["simulated"] == "False" and "SIMULATED" not in capsys.readouterr().out
         first = records(row)
         assert len(first) == N_ITEMS and all(r["is_hard"] for r in first)
         for record in first:

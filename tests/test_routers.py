@@ -118,7 +118,7 @@ def test_every_shipped_router_is_registered_lazily_and_the_example_registers_the
     names = ROUTERS.names()
     assert {"EdgeOnly", "CloudOnly", "RandomRouter", "OracleRouter", "TfidfRouter",
             "MetadataRouter", "EmbeddingRouter", "EmbeddingKnnRouter", "BERTRouter",
-            "CascadeRouter"} == set(names)
+            "CascadeRouter", "AutoRouter"} == set(names)
     for name in names:
         cls = ROUTERS.get(name)
         assert cls.__name__ == name and issubclass(cls, Router)

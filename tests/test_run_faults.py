@@ -54,6 +54,12 @@ def edgellm(job, *args, **popen):
                             stderr=subprocess.PIPE, text=True, **popen)
 
 
+def _sigint_default():
+    # as from a terminal: a test suite started in the background (``cmd &`` without job
+    # control) ignores SIGINT, and its children would inherit that and run to the end
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class VerboseRun:
     """``edgellm -v run`` in a new process group, its log lines read as they come
     (a case is done when the run says so: after its last file is written, a worker
@@ -63,7 +69,8 @@ class VerboseRun:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "edgellm", "-v", "run", "-f", job, "--no-progress", *args],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-            start_new_session=True, env={**os.environ, **(env or {})})
+            start_new_session=True, env={**os.environ, **(env or {})},
+            preexec_fn=_sigint_default)
         self.lines = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()

@@ -69,7 +69,10 @@ def test_example_job_end_to_end(example, capsys):
                                  "Cloud Prompt Tokens", "Cloud Completion Tokens",
                                  "Edge Prompt Tokens", "Edge Completion Tokens", "TTFT P99",
                                  "E2E Latency P99", "paradigm", "hard_example_mining",
-                                 "edgemodel-model", "cloudmodel-model", "time", "url"]
+                                 "edgemodel-model", "cloudmodel-model", "simulated", "time",
+                                 "url"]
+    # edgellm's own column: the simulated backend answered every row of this job
+    assert {r["simulated"] for r in all_rows} == {"True"}
 
 
 def test_same_job_twice_gives_identical_metrics_and_rows_accumulate(example, capsys):

@@ -26,6 +26,18 @@ def write_bytes(path, data):
         handle.write(data)
 
 
+def write_files(folder, contents):
+    """Write each ``{name: text or bytes}`` into ``folder``, atomically one by one, in
+    the mapping's order (what a report renders first and writes after); returns the
+    paths."""
+    paths = []
+    for name, data in contents.items():
+        path = os.path.join(folder, name)
+        write_bytes(path, data if isinstance(data, bytes) else data.encode("utf-8"))
+        paths.append(path)
+    return paths
+
+
 class atomic_output:
     """``with atomic_output(path) as handle:`` a binary file handle on a temporary
     sibling of ``path``, renamed onto ``path`` when the block ends without an error

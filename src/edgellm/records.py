@@ -95,6 +95,15 @@ class Response(TypedDict, total=False):
 JointResult = list
 
 
+def joint_result(record):
+    """The ``JointResult`` of one record of a case's results.jsonl (``edgellm run``
+    writes is_hard, edge and cloud; the answer is the cloud's when the query was hard,
+    as sedna's joint inference has it)."""
+    hard = bool(record["is_hard"])
+    edge, cloud = record.get("edge"), record.get("cloud")
+    return [hard, cloud if hard else edge, edge, cloud]
+
+
 def token_gap(itl, completion_tokens):
     """TPOT as vLLM's serving benchmark has it: a request with fewer than two output
     tokens has no time between tokens (None, left out of means and percentiles), not 0."""

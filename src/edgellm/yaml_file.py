@@ -13,6 +13,7 @@ the composer recurses once per level, and a libyaml built without its own nestin
 overflows the C stack (a segfault, not an error) on a line of 100,000 "[".
 """
 
+import io
 import os
 
 import yaml
@@ -35,19 +36,29 @@ def load_yaml(path, what):
     if not os.path.isfile(path):
         raise ConfigError(path, f"{what} file not found (paths resolve against the "
                                 f"current directory {os.getcwd()})")
+    with open(path, "rb") as handle:
+        return _load(path, handle)
+
+
+def load_yaml_text(text, where):
+    """Parse YAML given as text (a command-line value) with the same checks as
+    ``load_yaml``; errors are ConfigErrors naming ``where``."""
+    return _load(where, io.BytesIO(text.encode("utf-8")))
+
+
+def _load(path, handle):
     try:
-        with open(path, "rb") as handle:
-            _check_nesting(path, handle)
-            handle.seek(0)
-            loader = _Loader(handle)
-            try:
-                node = loader.get_single_node()
-                if node is None:  # an empty file
-                    return None
-                _check_nodes(path, node)
-                return loader.construct_document(node)
-            finally:
-                loader.dispose()
+        _check_nesting(path, handle)
+        handle.seek(0)
+        loader = _Loader(handle)
+        try:
+            node = loader.get_single_node()
+            if node is None:  # an empty document
+                return None
+            _check_nodes(path, node)
+            return loader.construct_document(node)
+        finally:
+            loader.dispose()
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark else ""

@@ -123,6 +123,8 @@ class RankSpec:
     visualization: dict
     selected_dataitem: dict
     save_mode: str
+    # ours, which Ianvs ignores: metrics whose 95 % interval the printed table shows
+    confidence: list = field(default_factory=list)
 
 
 @dataclass
@@ -178,6 +180,10 @@ def check_rank_names(job):
         if metric not in metrics:
             raise section.error(f"sort_by[{i}]", f"{metric!r} is not a metric of the testenv "
                                                  f"({', '.join(metrics)})")
+    for i, metric in enumerate(rank.confidence):
+        if metric not in metrics:
+            raise section.error(f"confidence[{i}]", f"{metric!r} is not a metric of the "
+                                                    f"testenv ({', '.join(metrics)})")
     known = {"metrics": metrics,
              "modules": list(dict.fromkeys(t for case in cases for t in case.modules)),
              "hyperparameters": list(dict.fromkeys(
@@ -324,4 +330,5 @@ def read_rank(path, rank):
     save_mode = rank.get("save_mode", str, default="selected_and_all")
     if save_mode not in SAVE_MODES:
         raise rank.error("save_mode", f"{save_mode!r} is not one of {list(SAVE_MODES)}")
-    return RankSpec(sort_by, visualization, items, save_mode)
+    confidence = rank.get("confidence", list, default=[])
+    return RankSpec(sort_by, visualization, items, save_mode, confidence)

@@ -36,6 +36,17 @@ def _plural(count, noun):
     return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
+class PartialNames:
+    """Where a run's test case writes while it is not done: ``<folder>.<run token>
+    .partial`` (what a worker elsewhere, a Ray task, needs of the run's JobFolder)."""
+
+    def __init__(self, token):
+        self.token = token
+
+    def partial(self, folder):
+        return f"{folder}.{self.token}{_PARTIAL}"
+
+
 class JobFolder:
     """``with JobFolder(job, board):`` the run's claim on the job's output folder.
     Entering checks that the workspace is writable (a one-line ``ConfigError``
@@ -86,7 +97,7 @@ class JobFolder:
 
     def partial(self, folder):
         """Where the case of ``folder`` writes while it is not done."""
-        return f"{folder}.{self.token}{_PARTIAL}"
+        return PartialNames(self.token).partial(folder)
 
     def move_into_place(self, folders):
         for folder in folders:

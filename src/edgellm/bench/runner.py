@@ -38,8 +38,12 @@ from edgellm.bench.config import check_rank_names, read_job
 from edgellm.bench.job_folder import JobFolder
 from edgellm.bench.loader import ModuleLoader, registry_group
 from edgellm.bench.paradigm import JointInference
-from edgellm.bench.rank import Leaderboard, format_table
-from edgellm.bench.workers import run_in_workers, sigint_held
+from edgellm.bench.confidence import leaderboard_view
+from edgellm.bench.rank import Leaderboard
+from edgellm.bench.table import render as render_table
+from edgellm.bench.progress import case_progress
+from edgellm.bench.ray_executor import RayCase, run_on_ray
+from edgellm.bench.workers import run_in_workers, sigint_held, worker_slot
 from edgellm.context import RunContext, use_context
 from edgellm.errors import ConfigError
 from edgellm.metrics.responses import forget as forget_results
@@ -71,12 +75,23 @@ class RunReport:
     job: object
     outcomes: list
     selected_rank_file: str = None
+    standings: object = None  # what the table shows (bench.rank.Standings)
     table: str = ""
     interrupted: list = field(default_factory=list)  # the test cases a Ctrl-C stopped
 
     @property
     def failed(self):
         return [o for o in self.outcomes if not o.ok]
+
+
+@dataclass
+class TableOptions:
+    """The printed leaderboard: its width (None: 120), Ianvs' full table (``wide``),
+    the metrics whose intervals it shows besides ``rank.confidence``."""
+
+    width: int = None
+    wide: bool = False
+    confidence: list = field(default_factory=list)
 
 
 def _check_module(cls, m):
@@ -151,8 +166,12 @@ class BenchmarkRunner:
     running side by side would disturb each other's timings."""
 
     def __init__(self, job_path, progress=True, jobs="auto", store=None, store_mode=None,
-                 max_failed_share=None):
+                 max_failed_share=None, table=None, executor="local", address=None):
         self.job_path = job_path
+        # "local": forked worker processes; "ray": one Ray task per test case
+        # (bench.ray_executor), on the cluster at ``address`` or a local Ray
+        self.executor, self.address = executor, address
+        self.table = table or TableOptions()  # how the leaderboard is printed
         # a case fails when more than this share of a model's requests failed
         # (None: when all of them did)
         self.max_failed_share = max_failed_share
@@ -170,14 +189,19 @@ class BenchmarkRunner:
         with use_context(context):
             return self._run(job, context)
 
+    def prepare(self, job, loader):
+        """(metrics, classes, dataset, whether every model is simulated): everything a
+        test case needs, checked (what a Ray worker does again before its case)."""
+        metrics = self._resolve_metrics(job, loader)
+        classes = self._resolve_modules(job, loader)
+        check_rank_names(job)
+        simulated_only = self._check_modules(job, classes)
+        return metrics, classes, load_test_dataset(job.testenv.dataset), simulated_only
+
     def _run(self, job, context):
         loader = ModuleLoader()
         try:
-            metrics = self._resolve_metrics(job, loader)
-            classes = self._resolve_modules(job, loader)
-            check_rank_names(job)
-            simulated_only = self._check_modules(job, classes)
-            dataset = load_test_dataset(job.testenv.dataset)
+            metrics, classes, dataset, simulated_only = self.prepare(job, loader)
             workers = self.jobs
             if workers == "auto":
                 workers = len(os.sched_getaffinity(0)) if simulated_only else 1
@@ -201,25 +225,43 @@ class BenchmarkRunner:
     def _run_cases(self, args):
         """Index -> outcome of the test cases that finished: all of them, or those
         that did before a Ctrl-C (KeyboardInterrupt) stopped the run. ``args``: what
-        ``_run_case`` takes before the index."""
+        ``run_case`` takes before the index."""
         finished, indices = {}, range(len(args[0].test_cases))
 
         def done(index, outcome):
             finished[index] = outcome
             LOG.info("test case %d/%d %s: %s", index + 1, len(indices), outcome.case.label(),
                      "finished" if outcome.ok else "failed")
+            if self.executor == "ray" and self.progress:  # Ray tasks draw no bars
+                print(f"[{index + 1}/{len(indices)}] {outcome.case.label()}: "
+                      f"{'finished' if outcome.ok else 'failed'} on Ray", file=sys.stderr,
+                      flush=True)
 
         try:
-            if self._workers > 1 and "fork" in multiprocessing.get_all_start_methods():
+            if self.executor == "ray":
+                job, context, folder, folders = args[0], args[4], args[5], args[6]
+                run_on_ray(self.address, RayCase(self, context, folder.token, folders),
+                           indices, lambda i, outcome: done(i, self._remote_outcome(
+                               job.test_cases[i], folders[i], outcome)))
+            elif self._workers > 1 and "fork" in multiprocessing.get_all_start_methods():
                 # bars of several processes share the terminal
                 tqdm.set_lock(multiprocessing.get_context("fork").RLock())
-                run_in_workers(self._workers, self._run_case, args, indices, done)
+                run_in_workers(self._workers, self.run_case, args, indices, done)
             else:
                 for index in indices:
-                    done(index, self._run_case(*args, index))
+                    done(index, self.run_case(*args, index))
         except KeyboardInterrupt:
             pass  # the run goes on to rank what finished
         return finished
+
+    @staticmethod
+    def _remote_outcome(case, output_dir, outcome):
+        """A Ray task's outcome; a task that died (its worker lost) is a failed case."""
+        if isinstance(outcome, CaseOutcome):
+            return outcome
+        failed = CaseOutcome(case, output_dir, error=f"Ray task failed: {outcome}")
+        failed.finished = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime())
+        return failed
 
     # -- checks before running -------------------------------------------------
 
@@ -260,7 +302,7 @@ class BenchmarkRunner:
 
     # -- one test case ---------------------------------------------------------
 
-    def _run_case(self, job, classes, dataset, metric_funcs, context, folder, folders, index):
+    def run_case(self, job, classes, dataset, metric_funcs, context, folder, folders, index):
         # A case allocates millions of small dicts and no reference cycles; the cyclic
         # collector would rescan them again and again (it doubled run time). Pause it
         # for the case; the next automatic collection after it frees any cyclic
@@ -337,9 +379,8 @@ class BenchmarkRunner:
     def _with_progress(self, job, case, paradigm, samples):
         counts = {"Edge": 0, "Cloud": 0}
         label = f"[{case.index + 1}/{len(job.test_cases)}] {case.label()}"
-        with tqdm(total=len(samples), desc=label, unit="q", file=sys.stderr, dynamic_ncols=True,
-                  mininterval=0.1, disable=not self.progress,
-                  position=case.index % self._workers if self._workers > 1 else None) as bar:
+        with case_progress(len(samples), label, self.progress,
+                           worker_slot() if self._workers > 1 else None) as bar:
             def on_chunk(chunk):
                 # a fleet's cloud fallback is not "hard" but its answer's tier is cloud
                 cloud = sum(1 for r in chunk if r[0] or (type(r[1]) is dict
@@ -403,8 +444,7 @@ class BenchmarkRunner:
 
     # -- leaderboard -----------------------------------------------------------
 
-    @staticmethod
-    def _rank(report, metric_names, board, folder):
+    def _rank(self, report, metric_names, board, folder):
         ok = [o for o in report.outcomes if o.ok]
         if ok:
             module_types, hp_names = [], []
@@ -414,19 +454,18 @@ class BenchmarkRunner:
             rows = [{"algorithm": o.case.algorithm, **o.metrics,
                      "paradigm": o.case.paradigm_type,
                      **{t: m.name for t, m in o.case.modules.items()},
-                     **o.case.hyperparameter_columns(), "time": o.finished,
-                     "url": o.output_dir} for o in ok]
-            report.selected_rank_file = board.save(
+                     **o.case.hyperparameter_columns(), "simulated": o.simulated,
+                     "time": o.finished, "url": o.output_dir} for o in ok]
+            report.standings = board.save(
                 rows, metric_names, module_types, hp_names,
                 then=lambda: folder.move_into_place(o.output_dir for o in ok))
-            title = f"edgellm leaderboard: {report.job.name}"
-            if any(o.simulated for o in ok):
-                title += " (SIMULATED models: figures come from model profiles, not real inference)"
+            report.selected_rank_file = report.standings.selected_file
             visual = report.job.rank.visualization or {}
             if visual.get("mode", "selected_only") == "selected_only" and \
                     visual.get("method", "print_table") == "print_table":
-                report.table = format_table(report.selected_rank_file, title)
-                for note in (_empty_note(ok, report.job.rank.selected_dataitem.get("metrics")),
-                             _estimated_note(ok)):
-                    if note:
-                        report.table += "\n" + note
+                notes = [n for n in (_empty_note(ok, report.job.rank.selected_dataitem.get(
+                    "metrics")), _estimated_note(ok)) if n]
+                confidence = list(dict.fromkeys([*report.job.rank.confidence,
+                                                 *self.table.confidence]))
+                view = leaderboard_view(report.job.name, report.standings, confidence, notes)
+                report.table = render_table(view, self.table.width, self.table.wide)

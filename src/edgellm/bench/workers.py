@@ -21,6 +21,13 @@ _WATCHDOG_PERIOD_S = 0.5
 # What forked workers run, set just before they are forked (fork shares it for free;
 # pickling a dataset to each worker would cost more than the cases).
 _TASK = None
+# This worker's slot, 0..count-1 (its progress bar's line); None in the parent
+_SLOT = None
+
+
+def worker_slot():
+    """The slot of the worker process this runs in (0 outside workers)."""
+    return _SLOT or 0
 
 
 def run_in_workers(count, func, args, indices, on_result):
@@ -33,7 +40,8 @@ def run_in_workers(count, func, args, indices, on_result):
     _TASK = (func, args)
     fork = multiprocessing.get_context("fork")
     try:
-        pool = fork.Pool(count, initializer=_start_worker, initargs=(os.getpid(),))
+        slots = fork.Value("i", 0)
+        pool = fork.Pool(count, initializer=_start_worker, initargs=(os.getpid(), slots))
         try:
             for index, result in pool.imap_unordered(_call, indices, chunksize=1):
                 on_result(index, result)
@@ -50,9 +58,14 @@ def _call(index):
     return index, func(*args, index)
 
 
-def _start_worker(parent):
+def _start_worker(parent, slots):
+    global _SLOT
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
     die_with_parent(parent)
+    with slots.get_lock():
+        _SLOT = slots.value
+        slots.value += 1
 
 
 def die_with_parent(parent, use_prctl=True):

@@ -19,13 +19,18 @@ for _name, _target in (("run", "edgellm.cli.run:run"),
                        ("import", "edgellm.cli.store:import_responses"),
                        ("export", "edgellm.cli.store:export_responses"),
                        ("report", "edgellm.cli.report:report"),
+                       ("compare", "edgellm.cli.compare:compare"),
                        ("dataset convert", "edgellm.cli.datasets:convert"),
                        ("dataset split", "edgellm.cli.datasets:split"),
                        ("dataset synthesize", "edgellm.cli.datasets:synthesize"),
                        ("center", "edgellm.cli.live:center"),
                        ("edge", "edgellm.cli.live:edge"),
                        ("fleet up", "edgellm.cli.live:fleet_up"),
+<<<<<<< HEAD
                        ("calibrate", "edgellm.cli.calibrate:calibrate")):
+=======
+                       ("monitor", "edgellm.cli.monitor:monitor")):
+>>>>>>> main
     COMMANDS.register(_name, _target)
 
 
@@ -48,7 +53,8 @@ def _configure_logging(verbose):
 
 
 # what an optional extra brings, for the one line a command without it ends with
-EXTRAS = {"fastapi": "live", "uvicorn": "live", "httpx": "live", "psutil": "live"}
+EXTRAS = {"fastapi": "live", "uvicorn": "live", "httpx": "live", "psutil": "live",
+          "prometheus_client": "live", "starlette": "live"}
 
 
 def _handler(name):

@@ -11,14 +11,19 @@ import sys
 import tempfile
 import time
 
-import uvicorn
-
 from edgellm.errors import ConfigError
 from edgellm.fleet.topology import load_topology
 from edgellm.live.agent import EdgeAgent
 from edgellm.live.center import Center
+<<<<<<< HEAD
 from edgellm.live.llama_cpp_engine import llama_cpp_available
 from edgellm.live.service import create_app
+=======
+from edgellm.web.center_app import monitored_app
+from edgellm.web.edge_page import edge_app
+from edgellm.web.leaderboard import Workspace
+from edgellm.web.server import Server, start_in_loop
+>>>>>>> main
 
 TOKEN_ENV = "EDGELLM_JOIN_TOKEN"
 
@@ -42,7 +47,7 @@ def _center(args, models_dir, token, placeholders):
                           str(err)) from None
 
 
-def _check_port(host, port):
+def check_port(host, port):
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
         try:
@@ -51,20 +56,26 @@ def _check_port(host, port):
             raise ConfigError(f"{host}:{port}", f"cannot serve there: {err.strerror}") from None
 
 
-def _serve(center, host, port):
-    server = uvicorn.Server(uvicorn.Config(create_app(center), host=host, port=port,
-                                           log_level="warning", access_log=False))
-    server.run()
+def _serve(center, args):
+    """The center's API and its monitor (pages, /metrics) until Ctrl-C."""
+    Server(monitored_app(center, args.workspace), args.host, args.port).run()
+
+
+def _check_workspace(args):
+    if args.workspace:
+        # a file there: one line now; a folder not made yet is the run's to make
+        Workspace(args.workspace, may_be_new=True)
 
 
 def center(args):
     token = _token()
-    _check_port(args.host, args.port)
+    check_port(args.host, args.port)
+    _check_workspace(args)
     hub = _center(args, args.models_dir, token, args.placeholders)
     print(f"edgellm center for {hub.topology.name} at http://{args.host}:{args.port} "
-          f"({len(hub.topology.nodes)} nodes expected; time scale {hub.time_scale:g})",
-          flush=True)
-    _serve(hub, args.host, args.port)
+          f"({len(hub.topology.nodes)} nodes expected; time scale {hub.time_scale:g}); "
+          f"its monitor at / and Prometheus metrics at /metrics", flush=True)
+    _serve(hub, args)
     return 0
 
 
@@ -73,15 +84,32 @@ def edge(args):
                       models_dir=args.models_dir, seed=args.seed,
                       engine_settings=_engine_settings(args))
     try:
+<<<<<<< HEAD
         asyncio.run(_until_terminated(agent))
+=======
+        asyncio.run(_edge(agent, args))
+>>>>>>> main
     except RuntimeError as err:
         raise ConfigError(args.center, str(err)) from None
     return 0
 
 
+<<<<<<< HEAD
 async def _until_terminated(agent):
     """Run the agent; SIGTERM stops it cleanly (its engine's servers stop with it)."""
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, agent.stop)
+=======
+async def _edge(agent, args):
+    """The agent, and its own page beside it (announced to the center when it registers)."""
+    if args.monitor_port is not None:
+        try:
+            _, _, agent.monitor_url = await start_in_loop(
+                edge_app(agent), args.monitor_host, args.monitor_port)
+        except OSError as err:
+            raise ConfigError(f"{args.monitor_host}:{args.monitor_port}",
+                              f"cannot serve the node's page there: {err.strerror}") from None
+        print(f"edgellm edge {agent.node_id}: its page at {agent.monitor_url}", flush=True)
+>>>>>>> main
     await agent.run()
 
 
@@ -107,7 +135,8 @@ def fleet_up(args):
     """The center here, one simulated agent per topology node as child processes."""
     topology = load_topology(args.topology)
     token = _token(required=False) or secrets.token_urlsafe(24)
-    _check_port(args.host, args.port)
+    check_port(args.host, args.port)
+    _check_workspace(args)
     scratch = tempfile.mkdtemp(prefix="edgellm-fleet-")
     models_dir = args.models_dir or os.path.join(scratch, "center-models")
     hub = _center(args, models_dir, token, placeholders=True)
@@ -119,12 +148,12 @@ def fleet_up(args):
                    "--node-id", node.id, "--models-dir", os.path.join(scratch, node.id)]
         agents.append((node.id, subprocess.Popen(command, env=env)))
     print(f"edgellm fleet up: center {url} ({topology.name}, time scale "
-          f"{hub.time_scale:g})", flush=True)
+          f"{hub.time_scale:g}); its monitor at {url}/", flush=True)
     for node_id, process in agents:
         print(f"  agent {node_id}: pid {process.pid}", flush=True)
     print("Ctrl-C stops them all", flush=True)
     try:
-        _serve(hub, args.host, args.port)
+        _serve(hub, args)
     finally:
         for _, process in agents:
             process.send_signal(signal.SIGTERM)

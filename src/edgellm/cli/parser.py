@@ -4,6 +4,8 @@ import argparse
 import os
 
 from edgellm import __version__
+from edgellm.errors import ConfigError
+from edgellm.yaml_file import load_yaml_text
 
 DESCRIPTION = "edgellm: benchmark LLM inference split between edge nodes and the cloud."
 
@@ -36,11 +38,40 @@ def _jobs(value):
 
 
 def _router_spec(value):
-    """--router NAME[=MODEL_PATH] -> (name, class name, path or None)."""
+    """--router NAME[=MODEL_PATH] -> [name, class name, path or None, settings]."""
     name, _, path = value.partition("=")
     if not name:
         raise argparse.ArgumentTypeError(f"expected NAME or NAME=MODEL_PATH, got {value!r}")
-    return (name if not path else f"{name} ({os.path.basename(path)})", name, path or None)
+    return [name if not path else f"{name} ({os.path.basename(path)})", name, path or None, {}]
+
+
+def _router_setting(value):
+    """--router-setting KEY=VALUE -> (key, value), the value read as a YAML scalar or
+    list (0.03, true, none, ["subject"]), as a job's YAML would give it."""
+    key, equals, text = value.partition("=")
+    if not key or not equals:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE (e.g. C=0.03), got {value!r}")
+    key = key.strip()
+    try:  # the checks of a job file's YAML (nesting, aliases)
+        return key, load_yaml_text(text, key)
+    except ConfigError as err:
+        problem = str(err)[len(err.source) + 2:]
+        raise argparse.ArgumentTypeError(f"{key}: {text[:80]!r} is not a YAML value "
+                                         f"({problem})") from None
+
+
+class _RouterSettingAction(argparse.Action):
+    """Each --router-setting belongs to the --router before it; given before any
+    --router, to the default router (AutoRouter, used when no --router is given)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        key, value = values
+        routers = getattr(namespace, "router", None)
+        if routers:
+            routers[-1][3][key] = value
+        else:
+            namespace.default_router_settings = dict(
+                getattr(namespace, "default_router_settings", None) or {}, **{key: value})
 
 
 def _share(value):
@@ -59,6 +90,17 @@ def _train_fraction(value):
         raise argparse.ArgumentTypeError(f"expected a fraction strictly between 0 and 1, "
                                          f"got {value!r}")
     return share
+
+
+def _table_options(parser):
+    parser.add_argument("--wide", action="store_true",
+                        help="print the leaderboard as Ianvs does: every selected column, "
+                             "however wide (default: fit the terminal, 120 columns when the "
+                             "output is not one)")
+    parser.add_argument("--confidence", action="append", default=[], metavar="METRIC",
+                        help="show the 95 %% bootstrap interval of METRIC (half its width, "
+                             "a 'METRIC±' column) on the leaderboard, as rank.confidence "
+                             "in the job does; repeatable")
 
 
 def build_parser():
@@ -85,6 +127,13 @@ def build_parser():
                      help="a test case fails (reported, not ranked, exit status 1) when "
                           "more than this share of its edge or cloud model's requests "
                           "failed (default: only when all of them failed)")
+    run.add_argument("--executor", choices=["local", "ray"], default="local",
+                     help="where test cases run: local worker processes (default) or one "
+                          "Ray task per case (pip install 'edgellm[ray]'; docs/ray.md)")
+    run.add_argument("--address", metavar="ADDRESS",
+                     help="--executor ray: the Ray cluster, e.g. ray://head:10001 (default: "
+                          "env RAY_ADDRESS, else a local Ray started for the run)")
+    _table_options(run)
     run.set_defaults(command="run")
 
     store_help = ("response store file (default: env EDGELLM_STORE, else "
@@ -110,6 +159,9 @@ def build_parser():
     export = commands.add_parser("export", help="write the response store as JSONL")
     export.add_argument("target", help="a .jsonl file ('edgellm import' reads it back)")
     export.add_argument("--store", metavar="PATH", help=store_help)
+    export.add_argument("-f", "--file", metavar="JOB", help="benchmarkingjob.yaml: export "
+                        "the store of its workspace (<workspace>/responses.sqlite, where "
+                        "'edgellm run -f JOB' keeps it) unless --store says otherwise")
     export.add_argument("--model", help="only the responses of this model identity")
     export.set_defaults(command="export")
 
@@ -129,10 +181,18 @@ def build_parser():
     report.add_argument("--cloud-model", help="the cloud (strong) model's name, likewise")
     report.add_argument("--router", action="append", type=_router_spec, metavar="NAME[=PATH]",
                         help="a learned router of edgellm.routing.ROUTERS (e.g. TfidfRouter), "
-                             "fitted on the train split, or loaded from PATH; repeatable")
-    report.add_argument("--label", default="cloud_right_edge_wrong",
+                             "fitted on the train split, or loaded from PATH; repeatable "
+                             "(default: AutoRouter, which chooses among them on the train "
+                             "split)")
+    report.add_argument("--router-setting", action=_RouterSettingAction, type=_router_setting,
+                        metavar="KEY=VALUE", dest="default_router_settings",
+                        help="a setting of the --router before it (of AutoRouter when no "
+                             "--router is given), the value as YAML: C=0.03, "
+                             "metadata='[\"subject\"]'; repeatable")
+    report.add_argument("--label", default=None,
                         choices=["edge_wrong", "cloud_right_edge_wrong", "expected_gain"],
-                        help="training label of the routers (default: %(default)s)")
+                        help="training label of the routers (default: cloud_right_edge_wrong; "
+                             "AutoRouter chooses its own, among this one only when given)")
     report.add_argument("--train-fraction", type=_train_fraction, default=0.5,
                         help="share of the items the routers train on (default 0.5)")
     report.add_argument("--seed", type=int, default=0, help="seed of the split (default 0)")
@@ -141,7 +201,35 @@ def build_parser():
                              "(default 0.5); the share reached on test is reported")
     report.add_argument("--out", metavar="DIR", help="output folder (required with --outcomes; "
                         "a job's default: <workspace>/<job>/report)")
+    _table_options(report)
     report.set_defaults(command="report")
+
+    compare = commands.add_parser(
+        "compare", help="compare the leaderboards of two or more runs, each difference "
+                        "with its 95 % interval and p-value",
+        description="Rows are matched by configuration (algorithm, modules, "
+                    "hyperparameters), each run's latest of each. Intervals: a bootstrap "
+                    "over the queries of each case's results.jsonl; differences from the "
+                    "first run are paired when the cases answered the same queries, and "
+                    "0/1 metrics (Accuracy) also get McNemar's exact test.")
+    compare.add_argument("runs", nargs="+", metavar="RUN",
+                         help="a workspace, a job's folder or rank folder, an all_rank.csv "
+                              "or selected_rank.csv, or a test case's folder")
+    compare.add_argument("--metric", action="append", metavar="NAME",
+                         help="compare this metric (repeatable; default: the job's selected "
+                              "metrics)")
+    compare.add_argument("--json", action="store_true", help="print JSON: every value, "
+                         "interval bounds, difference, p-value")
+    compare.add_argument("--resamples", type=_positive, default=10_000,
+                         help="bootstrap resamples (default 10000)")
+    compare.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    compare.add_argument("--job", metavar="NAME", help="the job, where a workspace holds "
+                         "several (default: the one job every workspace given holds)")
+    compare.add_argument("--ignore", action="append", default=[], metavar="COLUMN",
+                         help="leave this configuration column out of the matching, e.g. "
+                              "edgemodel-seed to compare runs that differ only in a seed "
+                              "(repeatable)")
+    compare.set_defaults(command="compare")
 
     dataset = commands.add_parser("dataset", help="work with task datasets and outcome "
                                                   "matrices")
@@ -303,8 +391,13 @@ def add_live_commands(commands):
                            "half the cores for decoding and all for prompts)")
     edge.add_argument("--models-dir", metavar="DIR",
                       help="where the node keeps its model files (default ./edgellm-models-<id>)")
-    edge.add_argument("--host", default="127.0.0.1", help="address of the agent's own page")
-    edge.add_argument("--port", type=_port, default=0, help="its port (default: a free one)")
+    edge.add_argument("--monitor-host", default="127.0.0.1", metavar="HOST",
+                      help="address of the node's own page (default 127.0.0.1: this "
+                           "machine only)")
+    edge.add_argument("--monitor-port", type=_port, default=0, metavar="PORT",
+                      help="its port (default 0: a free one; the center's page links to it)")
+    edge.add_argument("--no-monitor", dest="monitor_port", action="store_const", const=None,
+                      help="serve no page for this node")
     edge.add_argument("--seed", type=int, default=0, help="simulated engine's seed")
     edge.add_argument("--zero-time", action="store_true",
                       help="simulated engine: answer at once, no modelled time (dispatch "
@@ -325,6 +418,20 @@ def add_live_commands(commands):
                     help="the center's model folder (default: placeholders in a temporary one)")
     up.set_defaults(command="fleet up")
 
+    monitor = commands.add_parser(
+        "monitor", help="serve a workspace's leaderboard and its cases' pages (the rounds "
+                        "of finished fleet runs) in the browser, without a live center",
+        description="The leaderboard of every job in the workspace (its rank files) as a "
+                    "sortable, filterable table; each row links to its case: config, "
+                    "metrics, first results, plots and, for a fleet case, its rounds "
+                    "(docs/monitor.md).")
+    monitor.add_argument("--workspace", required=True, metavar="DIR",
+                         help="a workspace (the jobs' folders under it) or one job's folder")
+    monitor.add_argument("--host", default="127.0.0.1",
+                         help="address to serve on (default 127.0.0.1: this machine only)")
+    monitor.add_argument("--port", type=_port, default=8701, help="port (default 8701)")
+    monitor.set_defaults(command="monitor")
+
 
 def _fleet_clock_options(parser, default_scale=1.0):
     parser.add_argument("--topology", required=True, help="the fleet's topology YAML")
@@ -340,3 +447,6 @@ def _fleet_clock_options(parser, default_scale=1.0):
                         help="NOT_READY after this long without a heartbeat (default 3 s)")
     parser.add_argument("--unreachable-after-s", type=_seconds, default=5.0,
                         help="UNREACHABLE after this long (default 5 s)")
+    parser.add_argument("--workspace", metavar="DIR",
+                        help="also serve this workspace's leaderboard on the monitor's pages "
+                             "(it may not exist yet: the first run makes it)")

@@ -2,10 +2,11 @@
 
 import os
 
+from edgellm.bench.config import read_job
 from edgellm.cli.targets import check_target, writing
 from edgellm.errors import ConfigError
 from edgellm.models.importers import export_store, read_entries
-from edgellm.models.store import open_store, store_path
+from edgellm.models.store import STORE_FILE, open_store, store_path
 
 
 def import_responses(args):
@@ -23,10 +24,13 @@ def import_responses(args):
 
 
 def export_responses(args):
-    if not os.path.isfile(store_path(args.store)):
-        raise ConfigError(store_path(args.store), "no response store here")
+    chosen = args.store
+    if args.file and not chosen:  # the job's own store: <its workspace>/responses.sqlite
+        chosen = os.path.join(read_job(args.file).workspace, STORE_FILE)
+    if not os.path.isfile(store_path(chosen)):
+        raise ConfigError(store_path(chosen), "no response store here")
     check_target(args.target)  # before the store is opened: a bad target writes nothing
-    store = open_store(args.store)
+    store = open_store(chosen)
     try:
         with writing(args.target):
             count = export_store(store, args.target, args.model)

@@ -120,7 +120,7 @@ class FleetEdgeModel:
         folder = _case_folder()
         frame = round_frame(sim.round_rows())   # built once for the CSV and the plots
         write_round_log(frame, folder)
-        plot_rounds(frame, folder)
+        plot_rounds(frame, folder, self._caption(sim))
         write_text(os.path.join(folder, "fleet.json"),
                    orjson.dumps(sim.summary(), option=orjson.OPT_INDENT_2).decode())
         for backend in sim.endpoints.values():
@@ -128,6 +128,17 @@ class FleetEdgeModel:
             if callable(close):
                 close()
         log.info("fleet round log written to %s", folder)
+
+
+    def _caption(self, sim):
+        """Which case a round plot shows: offloader, caching policy, topology (name and
+        file), and SIMULATED where the simulator answered."""
+        topology = self.params["topology"]
+        name = getattr(getattr(sim, "topology", None), "name", None) or ""
+        caption = (f"offloader {self.params['offloader']}, caching {self.params['caching']}, "
+                   f"topology {name} ({os.path.basename(str(topology))})")
+        simulated = bool(getattr(sim, "simulated", not sim.endpoints))  # as ``simulated``
+        return caption + (" - SIMULATED" if simulated else "")
 
 
 def _case_folder():

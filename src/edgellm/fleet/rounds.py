@@ -57,9 +57,11 @@ def write_round_log(rows, folder):
     return path
 
 
-def plot_rounds(rows_or_csv, folder):
+def plot_rounds(rows_or_csv, folder, caption=None):
     """Draw latency_per_round.png, tasks_per_node.png and cache_contents.png into
-    ``folder`` from the round log (rows or a rounds.csv); returns their paths."""
+    ``folder`` from the round log (rows or a rounds.csv); returns their paths.
+    ``caption``: a line above each plot naming the case (offloader, caching policy,
+    topology), so that a plot found on its own says what it shows."""
     # heavy (matplotlib, about 0.7 s to import): only a finished fleet case plots
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -75,6 +77,8 @@ def plot_rounds(rows_or_csv, folder):
         else:
             draw(frame, ax, figure)
         ax.set_xlabel("round")
+        if caption:
+            figure.suptitle(caption, fontsize=9)
         buffer = io.BytesIO()
         figure.savefig(buffer, format="png", bbox_inches="tight")
         path = os.path.join(folder, name)

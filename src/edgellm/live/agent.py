@@ -16,6 +16,7 @@ out, times ``time_scale``), as the fleet's clock model does.
 import asyncio
 import collections
 import contextlib
+import itertools
 import logging
 import os
 import shutil
@@ -55,7 +56,14 @@ class EdgeAgent:
         self.busy = 0
         self.queue = asyncio.Queue()
         self.results = asyncio.Queue()
-        self.recent = []             # the last finished tasks, for the agent's own page
+        # what the agent's own page shows (edgellm.web.edge_page), bounded
+        self.monitor_url = ""        # that page, announced to the center at registration
+        self.current = {}            # task id -> the task being served
+        self.recent = collections.deque(maxlen=100)    # the last finished tasks
+        self.load = collections.deque(maxlen=3600)     # (time, CPU %, memory %) per heartbeat
+        self.transfers = collections.deque(maxlen=50)  # this node's model transfers
+        self.watchers = []           # called with a kind on each change; from any thread
+        self._finished = itertools.count(1)
         self._sync = None
         self._stop = asyncio.Event()
 
@@ -67,7 +75,7 @@ class EdgeAgent:
     async def register(self, http):
         response = await http.post("/api/register", headers=self._auth(self.join_token), json={
             "node_id": self.node_id, "engine": self.engine_name, "pid": os.getpid(),
-            "address": f"pid {os.getpid()}"})
+            "address": f"pid {os.getpid()}", "monitor_url": self.monitor_url})
         if response.status_code != 200:
             raise RuntimeError(f"{self.center_url} refused the registration of "
                                f"{self.node_id}: HTTP {response.status_code} "
@@ -113,6 +121,10 @@ class EdgeAgent:
     def stop(self):
         self._stop.set()
 
+    def _changed(self, kind):
+        for watcher in self.watchers:
+            watcher(kind)
+
     async def _call(self, method, path, **kwargs):
         """A request with the node token; a 410 (the center forgot this node) leads
         to a new registration and one more try."""
@@ -125,14 +137,23 @@ class EdgeAgent:
     async def _heartbeats(self):
         psutil.cpu_percent(None)  # the first reading is meaningless: prime it
         while True:
+            cpu, memory = psutil.cpu_percent(None), psutil.virtual_memory().percent
+            self.load.append((time.time(), cpu, memory))
+            self._changed("load")
             with contextlib.suppress(httpx.HTTPError):
                 response = await self._call("POST", "/api/heartbeat", json={
                     "node_id": self.node_id, "slots_busy": self.busy,
+<<<<<<< HEAD
                     "queue": self.queue.qsize(), "cpu_percent": psutil.cpu_percent(None),
                     "memory_percent": psutil.virtual_memory().percent,
                     # a dropped model still answering its last tasks is gone for the center
                     "models_ready": [m for m, e in self.ready.items()
                                      if e.is_set() and m in self.target],
+=======
+                    "queue": self.queue.qsize(), "cpu_percent": cpu,
+                    "memory_percent": memory,
+                    "models_ready": [m for m, e in self.ready.items() if e.is_set()],
+>>>>>>> main
                     "models_loading": dict(self.loading)})
                 if response.status_code == 200:
                     self.set_target(response.json()["target"])
@@ -182,6 +203,9 @@ class EdgeAgent:
         model, error = task["model"], None
         event = self.ready.get(model)
         taken = time.monotonic()
+        self.current[task["task_id"]] = {"model": model, "since": time.time(),
+                                         "task_type": task["sample"].get("task_type")}
+        self._changed("task")
         if event is None or not event.is_set():
             self.set_target(self.target)  # a task for a model not (yet) here waits for it
             event = self.ready.get(model)
@@ -218,8 +242,14 @@ class EdgeAgent:
                                     "total_tokens": task["prompt_tokens"]})
         self.results.put_nowait({"task_id": task["task_id"], "attempt": task["attempt"],
                                  "answer": answer, "perf": perf, "error": error})
-        self.recent = (self.recent + [{"model": model, "task_type": task["sample"].get(
-            "task_type"), "e2e_s": done - received, "error": error}])[-50:]
+        self.current.pop(task["task_id"], None)
+        # gold and prediction stay so that the page can score what it shows, when it shows it
+        self.recent.append({"seq": next(self._finished), "at": time.time(), "model": model,
+                            "task_type": task["sample"].get("task_type"),
+                            "e2e_s": done - received, "error": error,
+                            "gold": task["sample"].get("gold"),
+                            "prediction": answer.get("prediction")})
+        self._changed("task")
 
     async def _post_results(self):
         while True:
@@ -264,10 +294,15 @@ class EdgeAgent:
     async def _install(self, model):
         info = self.manifest[model]
         self.loading[model] = {"bytes": 0, "total": info["size"], "state": "transfer"}
+        record = {"model": model, "state": "transfer", "bytes": 0, "total": info["size"],
+                  "started": time.time(), "sha256": info["sha256"]}
+        self.transfers.append(record)
+        self._changed("transfer")
         await self._report({"model": model, "state": "started", "total": info["size"]})
 
-        def progress(done, total):
-            self.loading[model]["bytes"] = done
+        def progress(done, total):  # in the download's thread
+            self.loading[model]["bytes"] = record["bytes"] = done
+            self._changed("transfer")
 
         try:
             with httpx.Client(base_url=self.center_url, timeout=60) as client:
@@ -279,8 +314,11 @@ class EdgeAgent:
         except TransferError as err:
             self.loading.pop(model, None)
             self.ready.pop(model, None)
+            record.update(state="failed", error=str(err))
+            self._changed("transfer")
             await self._report({"model": model, "state": "failed", "error": str(err)})
             return
+<<<<<<< HEAD
         self.loading[model]["state"] = "load"
         try:
             load_s = await self.engine.load(model, result.path)
@@ -297,10 +335,20 @@ class EdgeAgent:
             self.engine.unload(model)
             if os.path.exists(result.path):
                 (shutil.rmtree if os.path.isdir(result.path) else os.unlink)(result.path)
+=======
+        self.loading[model]["state"] = record["state"] = "load"
+        self._changed("transfer")
+        await self.engine.load(model, result.path)
+        if model not in self.target:  # evicted meanwhile
+            self.loading.pop(model, None)
+            record["state"] = "evicted"
+>>>>>>> main
             return
         self.files[model] = result.path
         self.loading.pop(model, None)
         self.ready[model].set()
+        record.update(state="done", seconds=result.seconds, retries=result.retries)
+        self._changed("transfer")
         await self._report({"model": model, "state": "done", "bytes": result.size,
                             "seconds": result.seconds, "retries": result.retries,
                             "sha256": info["sha256"], "load_s": load_s})

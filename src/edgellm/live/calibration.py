@@ -30,6 +30,7 @@ import httpx
 import numpy as np
 
 from edgellm.errors import ConfigError
+from edgellm.live.llama_cpp_engine import LlamaServer, llama_cpp_available
 from edgellm.models import create_backend
 from edgellm.models.chat import timing_of
 
@@ -255,8 +256,6 @@ def measure(base_url, model, requests=3, concurrency=(1, 2, 4), prompt_words=(8,
 def measure_load(model_file, alias, runs=3):
     """Seconds from spawning llama-cpp-python's server on ``model_file`` to its first
     answer, ``runs`` times."""
-    from edgellm.live.llama_cpp_engine import LlamaServer, llama_cpp_available
-
     problem = llama_cpp_available()
     if problem:
         raise ConfigError("--model-file", f"timing a load needs llama-cpp-python's server: "

@@ -51,6 +51,10 @@ class Center:
         self._next_run = 1
         self._changed = None           # set when something a waiting reader wants happened
         self.started = time.time()
+        # what a monitor (edgellm.web) is told beside the event log, called on the loop:
+        # each answered task (task, response) and each heartbeat's report (record)
+        self.on_answer = []
+        self.on_heartbeat = []
 
     # -- loops -------------------------------------------------------------------------
 
@@ -98,6 +102,11 @@ class Center:
             await asyncio.sleep(wait)
 
     # -- nodes ---------------------------------------------------------------------------
+
+    def heartbeat(self, record, report):
+        self.nodes.heartbeat(record, report)
+        for listener in self.on_heartbeat:
+            listener(record)
 
     def models_of(self, node_id):
         record = self.nodes.nodes.get(node_id)
@@ -212,8 +221,7 @@ class Center:
         finish, response = run.cloud_answer(task, answer, start)
         await asyncio.sleep(run.real_until(finish))
         if self.run is run and not task.answered and attempt == task.attempt:
-            run.record(task, response)
-            self.notify()
+            self._record(run, task, response)
 
     def accept_result(self, record, result):
         """A node's result; False when it is dropped (late, or for another run)."""
@@ -226,9 +234,14 @@ class Center:
             self.events.add("late_answer", f"task {task.key}: a late answer from {record.id} "
                                            f"was dropped", node=record.id)
             return False
-        run.record(task, response)
-        self.notify()
+        self._record(run, task, response)
         return True
+
+    def _record(self, run, task, response):
+        run.record(task, response)
+        for listener in self.on_answer:
+            listener(task, response)
+        self.notify()
 
     def plan_caches(self, run):
         """Carry out a caching round: each node's target models, and when the center
@@ -268,7 +281,7 @@ class Center:
         model = report.get("model")
         if state == "started":
             self.events.add("transfer_start", f"{record.id} fetches {model}", node=record.id,
-                            model=model)
+                            model=model, total=report.get("total"))
         elif state == "done":
             self.eta[record.id].pop(model, None)
             size_gb = self.topology.model(model).size_gb if model in \
@@ -284,13 +297,16 @@ class Center:
             self.events.add("transfer_done", f"{record.id} installed {model} "
                                              f"(sha256 {str(report.get('sha256'))[:12]}, "
                                              f"{transfer['retries']} retries{loaded})",
-                            node=record.id, model=model)
+                            node=record.id, model=model, bytes=transfer["bytes"],
+                            sha256=transfer["sha256"], retries=transfer["retries"],
+                            **({"load_s": transfer["load_s"]} if "load_s" in transfer else {}))
             if run is not None and run.provisioned:
                 run.note_transfer(transfer)
         elif state == "failed":
+            expected = self.store.get(model) if isinstance(model, str) else None
             self.events.add("transfer_failed", f"{record.id} could not fetch {model}: "
                                                f"{report.get('error')}", node=record.id,
-                            model=model)
+                            model=model, sha256=expected.sha256 if expected else None)
 
 
 def _wire_sample(sample):

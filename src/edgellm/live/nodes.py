@@ -30,6 +30,7 @@ class NodeRecord:
     engine: str = "simulated"
     address: str = ""
     pid: int = None               # the agent's process id, when it runs on this host
+    monitor_url: str = ""         # the agent's own page (http/https only), "" when none
     state: str = READY
     registered_at: float = field(default_factory=time.monotonic)
     last_heartbeat: float = field(default_factory=time.monotonic)
@@ -52,6 +53,7 @@ class NodeRecord:
         return {"id": self.id, "state": self.state,
                 "heartbeat_age_s": round(now - self.last_heartbeat, 3),
                 "engine": self.engine, "address": self.address, "pid": self.pid,
+                "monitor_url": self.monitor_url,
                 "slots": self.slots, "slots_in_use": self.slots_busy, "queue": self.queue,
                 "cpu_percent": self.cpu_percent, "memory_percent": self.memory_percent,
                 "models_ready": list(self.models_ready),
@@ -76,7 +78,7 @@ class NodeTable:
         self.unreachable_after_s = float(unreachable_after_s)
         self.nodes = {}               # node id -> NodeRecord
 
-    def register(self, node_id, engine="simulated", address="", pid=None):
+    def register(self, node_id, engine="simulated", address="", pid=None, monitor_url=""):
         """A new node token for ``node_id`` (a topology node); a node that registers
         again (it was UNREACHABLE, or restarted) replaces its old record and token."""
         token = secrets.token_urlsafe(32)
@@ -84,6 +86,7 @@ class NodeTable:
         spec = self.topology.nodes[self.index[node_id]]
         record = NodeRecord(id=node_id, index=self.index[node_id], token_sha256=token_digest(token),
                             engine=engine, address=address, pid=pid, slots=spec.slots,
+                            monitor_url=monitor_url,
                             target=list(old.target) if old else list(spec.models),
                             failures=old.failures if old else 0)
         self.nodes[node_id] = record

@@ -32,7 +32,7 @@ MAX_BODY = 16 << 20  # bytes: a round of tasks fits many times over; anything la
 RUN_SETTINGS = ("offloader", "caching", "caching_every", "slo_s", "seed")
 
 
-class _JSON(Response):
+class JSONBody(Response):
     """JSON by orjson: fast, and a NaN (a round without tasks on a node) becomes null
     instead of an error."""
 
@@ -50,7 +50,7 @@ class _BodyLimit(BaseHTTPMiddleware):
     async def dispatch(self, request, call_next):
         length = request.headers.get("content-length")
         if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
-            return _JSON({"error": f"request body over {MAX_BODY} bytes"}, 413)
+            return JSONBody({"error": f"request body over {MAX_BODY} bytes"}, 413)
         return await call_next(request)
 
 
@@ -59,8 +59,15 @@ def _bearer(request):
     return value[7:].strip() if value.lower().startswith("bearer ") else ""
 
 
+def _page_url(value):
+    """A node's own page, linked from the center's: http(s) only (a ``javascript:``
+    URL must never become a link)."""
+    value = str(value or "")
+    return value if value.startswith(("http://", "https://")) and len(value) < 300 else ""
+
+
 def _error(status, message):
-    return _JSON({"error": message}, status)
+    return JSONBody({"error": message}, status)
 
 
 def create_app(center):
@@ -72,7 +79,7 @@ def create_app(center):
             loop.cancel()
 
     app = FastAPI(title="edgellm center", docs_url=None, redoc_url=None,
-                  default_response_class=_JSON, lifespan=lifespan)
+                  default_response_class=JSONBody, lifespan=lifespan)
     app.add_middleware(_BodyLimit)
     app.state.center = center
 
@@ -95,7 +102,8 @@ def create_app(center):
             return _error(404, f"node {node_id!r} is not in the center's topology "
                                f"({', '.join(center.nodes.index)})")
         record, token = center.nodes.register(node_id, str(body.get("engine", "simulated")),
-                                              str(body.get("address", "")), body.get("pid"))
+                                              str(body.get("address", "")), body.get("pid"),
+                                              _page_url(body.get("monitor_url")))
         spec = center.topology.nodes[record.index]
         return {"node_id": node_id, "node_token": token, "heartbeat_s": center.nodes.heartbeat_s,
                 "time_scale": center.time_scale, "target": record.target,
@@ -112,7 +120,7 @@ def create_app(center):
         if record is None or record.state == UNREACHABLE:
             return _error(410, "unknown node or token, or the node was UNREACHABLE: "
                                "register again")
-        center.nodes.heartbeat(record, body)
+        center.heartbeat(record, body)
         return {"state": record.state, "target": record.target}
 
     @app.get("/api/tasks")
@@ -227,7 +235,9 @@ def create_app(center):
         if run is None or run.id != run_id:
             return _error(409, _run_gone(center, run_id))
         run.finish_round()
-        result = {"summary": run.summary(), "rounds": run.round_rows(),
+        # the engines of the nodes that answered: the monitor's leaderboard reads them
+        result = {"summary": dict(run.summary(), engines=_engines(center, run)),
+                  "rounds": run.round_rows(),
                   "engines": sorted({r.engine for r in center.nodes.nodes.values()})}
         center.finished[run.id] = result
         center.run = None
@@ -235,6 +245,19 @@ def create_app(center):
         return result
 
     return app
+
+
+def _engines(center, run):
+    """Node -> engine for each node that answered in ``run`` (the center's cloud is
+    simulated; None for a node the center no longer knows)."""
+    engines = {}
+    for task in run.tasks.values():
+        node = task.response.get("node") if task.answered else None
+        if node is not None and node not in engines:
+            record = center.nodes.nodes.get(node)
+            engines[node] = ("simulated" if node == "cloud" else
+                             record.engine if record is not None else None)
+    return dict(sorted(engines.items()))
 
 
 def _run_gone(center, run_id):

@@ -50,20 +50,27 @@ def by_task_type(y_true, y_pred):
     return groups if golds is y_true else _by_task_type(y_true, y_pred)
 
 
+def task_item(gold, res):
+    """(task type, prediction, reference, recorded score or None) of one answered
+    query: what the task metrics score (the per-item values too)."""
+    task = res.get("task_type") or "multiple_choice"
+    prediction = res.get("prediction")
+    if prediction is None and res.get("completion"):
+        prediction = extract_prediction({"task_type": task, "query": ""}, res["completion"])
+    return task, prediction, parse_reference(task, gold), res.get("score")
+
+
 def _by_task_type(y_true, y_pred):
     groups = {}
     for gold, result in zip(y_true, y_pred):
         res = result[1]
         if res is None or res.get("error"):
             continue
-        task = res.get("task_type") or "multiple_choice"
-        prediction = res.get("prediction")
-        if prediction is None and res.get("completion"):
-            prediction = extract_prediction({"task_type": task, "query": ""}, res["completion"])
-        predictions, references, recorded = groups.setdefault(task, ([], [], []))
+        task, prediction, reference, recorded = task_item(gold, res)
+        predictions, references, scores = groups.setdefault(task, ([], [], []))
         predictions.append(prediction)
-        references.append(parse_reference(task, gold))
-        recorded.append(res.get("score"))
+        references.append(reference)
+        scores.append(recorded)
     return groups
 
 
@@ -88,16 +95,21 @@ def _mc_accuracy(y_true, y_pred):
             continue
         if (res.get("task_type") or "multiple_choice") != "multiple_choice":
             return None
-        recorded = res.get("score")
-        if recorded is not None:
-            right += recorded
-        else:
-            prediction = res.get("prediction")
-            if prediction is None:
-                prediction = extract_choice(res.get("completion"))
-            right += prediction == gold or is_correct(prediction, gold)
+        right += mc_item(gold, res)
         total += 1
     return round(100.0 * right / total, 2) if total else math.nan
+
+
+def mc_item(gold, res):
+    """One answered multiple-choice query's score: its recorded score, else 1 when
+    the option letter matches the gold one (Accuracy's per-item value)."""
+    recorded = res.get("score")
+    if recorded is not None:
+        return recorded
+    prediction = res.get("prediction")
+    if prediction is None:
+        prediction = extract_choice(res.get("completion"))
+    return float(prediction == gold or is_correct(prediction, gold))
 
 
 def accuracy(y_true, y_pred):
@@ -126,7 +138,7 @@ def _task_metric(code, key, label):
     return metric
 
 
-def _on_edge(result):
+def on_edge(result):
     """Whether the answering response came from the edge: its tier, else not hard."""
     tier = result[1].get("tier") if result[1] is not None else None
     return tier == "edge" if tier else not result[0]
@@ -135,7 +147,7 @@ def _on_edge(result):
 def edge_ratio(y_true, y_pred):
     """Edge Ratio (%): queries answered on the edge (the answer's tier is "edge";
     without a tier, the router kept it: not hard)."""
-    return round(100.0 * (1 - sum(not _on_edge(r) for r in y_pred) / len(y_pred)), 2)
+    return round(100.0 * (1 - sum(not on_edge(r) for r in y_pred) / len(y_pred)), 2)
 
 
 def time_to_first_token(y_true, y_pred):

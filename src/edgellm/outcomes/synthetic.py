@@ -100,6 +100,13 @@ CUE_STRENGTH = 0.32
 LENGTH_SIGMA = 0.5
 LENGTH_DIFFICULTY = 0.05
 CLOUD_PRICE_PER_MTOK = (10.0, 30.0)  # gpt-4-1106-preview, input / output
+# difficulty "gap" (not the default; the module docstring): the weak model's latent is
+# GAP_SHARED z + GAP_WEIGHT g + own noise, g the weak model's own difficulty, shown by
+# GAP_CUES words at Poisson(CUE_RATE e^(CUE_STRENGTH g)). Fixed before any router ran
+# on it: about half of the weak model's variance from g, the rest shared or its own
+DIFFICULTIES = ("shared", "gap")
+GAP_SHARED = math.sqrt(0.3)
+GAP_WEIGHT = math.sqrt(0.35)
 
 FUNCTION_WORDS = ("the of a to and in is which that following for an be by with as are "
                   "this on what was from it has or at if would most its their his her "
@@ -109,6 +116,9 @@ HARD_CUES = ("except not least necessarily primarily unless whereas although imp
              "respectively ambiguous exception nonetheless").split()
 EASY_CUES = ("simple basic common usually typical example called known main used define "
              "refers name best simply directly").split()
+GAP_CUES = ("derive evaluate prove approximate deduce combine convert sequence steps "
+            "remaining stepwise thereafter subsequently intermediate cumulative iterate "
+            "reconcile recompute nested successive").split()
 STARTERS = ("Which of the following", "What is", "Consider", "In", "According to",
             "Suppose", "The", "A", "Why")
 
@@ -135,7 +145,8 @@ def _counts(items):
 class SyntheticMatrix:
     """The generated matrix, one entry per item; ``difficulty`` (z) and the cue word
     counts (``hard_cues``, ``easy_cues``; ``cues`` is hard minus easy) are kept to
-    measure how much a router could learn."""
+    measure how much a router could learn (with difficulty "gap" also ``gap`` and
+    ``gap_cues``)."""
 
     subjects: list
     queries: list
@@ -151,6 +162,9 @@ class SyntheticMatrix:
     latency: np.ndarray  # (items, 2)
     cost: np.ndarray  # (items, 2)
     seed: int
+    difficulty_model: str = "shared"  # generate's difficulty: "shared" or "gap"
+    gap: np.ndarray = None  # difficulty "gap": the weak model's own difficulty g
+    gap_cues: np.ndarray = None  # ... and the count of GAP_CUES words showing it
 
     def __len__(self):
         return len(self.queries)
@@ -166,13 +180,15 @@ class SyntheticMatrix:
             edge_model=EDGE_MODEL, cloud_model=CLOUD_MODEL,
             source=f"synthetic MMLU-shaped matrix ({len(self)} items, seed {self.seed})")
 
-    def to_csv(self):
-        """The matrix as a long outcome-matrix CSV (two rows per item)."""
+    def to_csv(self, subject=True):
+        """The matrix as a long outcome-matrix CSV (two rows per item); ``subject``
+        false: without the subject column (the text still carries it, imperfectly)."""
         rows = []
-        for i, (query, subject) in enumerate(zip(self.queries, self.subjects)):
+        for i, (query, name) in enumerate(zip(self.queries, self.subjects)):
             for tier, (model, correct) in enumerate(((EDGE_MODEL, self.weak_correct[i]),
                                                      (CLOUD_MODEL, self.strong_correct[i]))):
-                rows.append({"item_id": i, "query": query, "subject": subject, "model": model,
+                rows.append({"item_id": i, "query": query,
+                             **({"subject": name} if subject else {}), "model": model,
                              "correct": int(correct), "prompt_tokens": self.prompt_tokens[i],
                              "completion_tokens": self.completion_tokens[i, tier],
                              "e2e_latency": f"{self.latency[i, tier]:.4f}",
@@ -180,10 +196,16 @@ class SyntheticMatrix:
         return long_matrix_csv(rows)
 
 
-def generate(items=14000, seed=0):
-    """The matrix of ``items`` questions drawn with ``seed`` (module docstring)."""
+def generate(items=14000, seed=0, difficulty="shared"):
+    """The matrix of ``items`` questions drawn with ``seed`` (module docstring).
+    ``difficulty``: "shared" (default: one difficulty both models share) or "gap"
+    (the weak model also fails on a difficulty of its own, shown by other words); the
+    default draws exactly what it always drew."""
     if items < 1:
         raise ValueError(f"items must be >= 1, got {items}")
+    if difficulty not in DIFFICULTIES:
+        raise ValueError(f"difficulty must be one of {', '.join(DIFFICULTIES)}, "
+                         f"got {difficulty!r}")
     rng = np.random.default_rng(seed)
     profile = subject_profile()
     names = list(profile)
@@ -194,11 +216,23 @@ def generate(items=14000, seed=0):
 
     z = rng.standard_normal(items)
     shared, own = np.sqrt(RHO) * z, np.sqrt(1 - RHO)
-    weak_correct = shared + own * rng.standard_normal(items) < weak_cut
+    weak_noise = rng.standard_normal(items)
+    weak_correct = shared + own * weak_noise < weak_cut
     strong_correct = shared + own * rng.standard_normal(items) < strong_cut
     weak_p_wrong = 1.0 - _normal_cdf((weak_cut - shared) / own)
+    gap = gap_cues = None
+    if difficulty == "gap":  # drawn apart, so that the default's draws stay as they were
+        gap_rng = np.random.default_rng([seed, 1])
+        gap = gap_rng.standard_normal(items)
+        weak_latent = GAP_SHARED * z + GAP_WEIGHT * gap
+        weak_own = math.sqrt(1.0 - GAP_SHARED ** 2 - GAP_WEIGHT ** 2)
+        weak_correct = weak_latent + weak_own * weak_noise < weak_cut
+        weak_p_wrong = 1.0 - _normal_cdf((weak_cut - weak_latent) / weak_own)
+        gap_cues = gap_rng.poisson(CUE_RATE * np.exp(CUE_STRENGTH * gap))
+        gap_words = gap_rng.integers(len(GAP_CUES), size=gap_cues.sum())
 
-    queries, hard, easy = _queries(rng, names, subject, z)
+    queries, hard, easy = _queries(rng, names, subject, z,
+                                   None if gap is None else (gap_cues, gap_words))
     prompt_tokens = np.array([len(q) // 4 for q in queries], dtype=np.int64)
     completion = 1 + rng.poisson(3.0, size=(items, 2))
     latency = np.column_stack([
@@ -211,20 +245,22 @@ def generate(items=14000, seed=0):
                             (prompt_tokens * price_in + completion[:, 1] * price_out) / 1e6])
     return SyntheticMatrix([names[s] for s in subject], queries, weak_correct, strong_correct,
                          z, weak_p_wrong, hard - easy, hard, easy, prompt_tokens, completion,
-                         latency, cost, seed)
+                         latency, cost, seed, difficulty, gap, gap_cues)
 
 
-def _queries(rng, names, subject, z):
+def _queries(rng, names, subject, z, gap_cues=None):
     """Question texts (stem + four options) and their hard and easy cue counts.
     Words are drawn as codes into one word list (subject vocabularies, then function
-    words, hard cues, easy cues) and turned into text once at the end."""
+    words, hard cues, easy cues, gap cues) and turned into text once at the end.
+    ``gap_cues``: (count per item, GAP_CUES indices) put into the stems too."""
     profile = subject_profile()
     n, vocab_size = len(subject), len(profile[names[0]]["vocab"])
     word_list = [w for s in names for w in profile[s]["vocab"]]
     function_base = len(word_list)
     hard_base = function_base + len(FUNCTION_WORDS)
     easy_base = hard_base + len(HARD_CUES)
-    word_list += [*FUNCTION_WORDS, *HARD_CUES, *EASY_CUES]
+    gap_base = easy_base + len(EASY_CUES)
+    word_list += [*FUNCTION_WORDS, *HARD_CUES, *EASY_CUES, *GAP_CUES]
 
     median = np.array([profile[s]["words"] for s in names])[subject]
     length = np.maximum(8, np.rint(median * np.exp(LENGTH_SIGMA * rng.standard_normal(n)
@@ -251,6 +287,10 @@ def _queries(rng, names, subject, z):
                             easy_base + rng.integers(len(EASY_CUES), size=easy.sum())])
     segment = np.concatenate([segment, 5 * np.repeat(np.arange(n), hard),
                               5 * np.repeat(np.arange(n), easy)])
+    if gap_cues is not None:
+        counts, picks = gap_cues
+        codes = np.concatenate([codes, gap_base + picks])
+        segment = np.concatenate([segment, 5 * np.repeat(np.arange(n), counts)])
     order = np.argsort(segment + rng.random(len(codes)))  # shuffled within each segment
     words = np.array(word_list, dtype=object)[codes[order]].tolist()
     bounds = np.concatenate([[0], np.cumsum(np.bincount(segment, minlength=5 * n))]).tolist()
@@ -269,27 +309,46 @@ def bayes_gain(matrix):
     """The best score a text router could learn, for the ceiling of routing_quality.py:
     E[strong right - weak right | subject, hard and easy cue counts] under the
     generator's own parameters (each subject's two accuracies, RHO, the cue rates),
-    integrating the difficulty z over its posterior given the cue counts. The length
-    signal (LENGTH_DIFFICULTY) is left out, so a router could beat it by a hair."""
+    integrating the difficulty z over its posterior given the cue counts (difficulty
+    "gap": and the weak model's own difficulty g over its posterior given the gap cue
+    count). The length signal (LENGTH_DIFFICULTY) is left out, so a router could beat
+    it by a hair."""
     profile = subject_profile()
-    z = np.linspace(-6.0, 6.0, 601)
-    log_prior = -0.5 * z ** 2
-    rate_hard, rate_easy = CUE_RATE * np.exp(CUE_STRENGTH * z), CUE_RATE * np.exp(-CUE_STRENGTH * z)
+    gap = matrix.difficulty_model == "gap"
+    z = np.linspace(-6.0, 6.0, 121 if gap else 601)
+
+    def posterior(counts_and_signs):
+        # Poisson likelihoods up to factors that do not depend on the latent
+        log_post = -0.5 * z ** 2
+        for count, sign in counts_and_signs:
+            rate = CUE_RATE * np.exp(sign * CUE_STRENGTH * z)
+            log_post = log_post + count * np.log(rate) - rate
+        post = np.exp(log_post - log_post.max())
+        return post / post.sum()
+
     normal = NormalDist()
-    shared, own = np.sqrt(RHO) * z, np.sqrt(1 - RHO)
+    cut = {(s, m): normal.inv_cdf(profile[s][m]) for s in set(matrix.subjects)
+           for m in ("weak", "strong")}
+    strong = {s: _normal_cdf((cut[s, "strong"] - np.sqrt(RHO) * z) / np.sqrt(1 - RHO))
+              for s in set(matrix.subjects)}
+    if gap:  # P(weak right | z, g) on the grid, per subject
+        own = math.sqrt(1.0 - GAP_SHARED ** 2 - GAP_WEIGHT ** 2)
+        weak = {s: _normal_cdf((cut[s, "weak"] - GAP_SHARED * z[:, None]
+                                - GAP_WEIGHT * z[None, :]) / own)
+                for s in set(matrix.subjects)}
+    else:
+        weak = {s: _normal_cdf((cut[s, "weak"] - np.sqrt(RHO) * z) / np.sqrt(1 - RHO))
+                for s in set(matrix.subjects)}
+    gap_cues = matrix.gap_cues.tolist() if gap else [0] * len(matrix)
     gain, memo = np.empty(len(matrix)), {}
     for i, key in enumerate(zip(matrix.subjects, matrix.hard_cues.tolist(),
-                                matrix.easy_cues.tolist())):
+                                matrix.easy_cues.tolist(), gap_cues)):
         if key not in memo:
-            subject, hard, easy = key
-            # Poisson likelihoods up to factors that do not depend on z
-            log_post = (log_prior + hard * np.log(rate_hard) - rate_hard
-                        + easy * np.log(rate_easy) - rate_easy)
-            post = np.exp(log_post - log_post.max())
-            post /= post.sum()
-            right = [_normal_cdf((normal.inv_cdf(profile[subject][m]) - shared) / own)
-                     for m in ("weak", "strong")]
-            memo[key] = float(post @ (right[1] - right[0]))
+            subject, hard, easy, gap_count = key
+            post = posterior([(hard, 1.0), (easy, -1.0)])
+            weak_right = post @ weak[subject] @ posterior([(gap_count, 1.0)]) if gap \
+                else post @ weak[subject]
+            memo[key] = float(post @ strong[subject] - weak_right)
         gain[i] = memo[key]
     return gain
 

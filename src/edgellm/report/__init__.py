@@ -21,12 +21,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from edgellm.files import write_bytes
+from edgellm.files import write_files
 from edgellm.metrics.routing_curves import pareto_front
 from edgellm.outcomes import OutcomeSet
 from edgellm.report import html_page, plots
-from edgellm.report.job_results import read_job_results
-from edgellm.report.router_curves import baselines, evaluate_routers
+from edgellm.report.fleet_report import FleetReport, fleet_report, write_fleet_report
+from edgellm.report.job_results import read_job_results, read_rank_rows
+from edgellm.report.router_curves import DEFAULT_LABEL, baselines, evaluate_routers
 
 FILES = ("curves.csv", "accuracy_vs_share.png", "accuracy_vs_cost.png", "index.html")
 
@@ -55,6 +56,13 @@ class Report:
     points: list = field(default_factory=list)  # a job's test cases (CasePoint)
     leaderboard: tuple = None  # (header, rows)
     notes: list = field(default_factory=list)
+    simulated: bool = False  # figures from simulated models: every page and plot says so
+    # the random and oracle curves of the job's other edge models: Baseline
+    other_baselines: list = field(default_factory=list)
+
+    @property
+    def heading(self):
+        return f"{self.title} (SIMULATED)" if self.simulated else self.title
 
     def _candidates(self):
         """Points that can be on the Pareto front: the test cases and every point of
@@ -92,6 +100,10 @@ class Report:
             offset += len(curve.threshold)
         for curve in (self.random, self.oracle):
             writer.writerows({**row, "pareto": ""} for row in curve.rows())
+        for baseline in self.other_baselines:
+            for curve in (baseline.random, baseline.oracle):
+                writer.writerows({**row, "curve": f"{row['curve']} ({baseline.edge_model})",
+                                  "pareto": ""} for row in curve.rows())
         gap = self.cloud_accuracy - self.edge_accuracy
         for i, p in enumerate(self.points):
             writer.writerow({"curve": p.label, "kind": "case", "threshold": "",
@@ -104,52 +116,83 @@ class Report:
 
 def write_report(report, folder):
     """Render every file, then write them; returns their paths."""
+    if isinstance(report, FleetReport):
+        return write_fleet_report(report, folder)
     contents = {
         "curves.csv": report.curves_csv(),
         "accuracy_vs_share.png": plots.render(report, "share"),
         "accuracy_vs_cost.png": plots.render(report, "cost"),
     }
     contents["index.html"] = html_page.render(report, FILES[1:3])
-    paths = []
-    for name in FILES:
-        path = os.path.join(folder, name)
-        data = contents[name]
-        write_bytes(path, data if isinstance(data, bytes) else data.encode("utf-8"))
-        paths.append(path)
-    return paths
+    return write_files(folder, {name: contents[name] for name in FILES})
+
+
+@dataclass
+class Baseline:
+    """The random and oracle curves of one edge model with the job's cloud model."""
+
+    edge_model: str
+    edge_accuracy: float
+    random: object
+    oracle: object
+    rows: list
 
 
 def job_report(job_path, edge_model=None, cloud_model=None):
     """(report, folder) of a job that has run: its test cases as points, the random
-    and oracle baselines from its edge-only and cloud-only cases."""
-    results = read_job_results(job_path, edge_model, cloud_model)
+    and oracle baselines of each edge model from its edge-only and cloud-only cases.
+    A fleet job (its edge model a topology of nodes) gets the fleet's report."""
+    rank = read_rank_rows(job_path)
+    if rank.fleet:
+        return fleet_report(rank), os.path.join(rank.job.output_dir, "report")
+    results = read_job_results(job_path, edge_model, cloud_model, rank)
     outcomes = results.baseline
     random, oracle = baselines(outcomes)
-    notes = [f"Points: the {len(results.points)} test cases of {results.rank_file}; random "
-             f"and oracle: {outcomes.edge_model} / {outcomes.cloud_model} on the job's "
-             f"{len(outcomes)} queries ({outcomes.source})."]
+    others = []
+    for other in results.other_baselines:
+        other_random, other_oracle = baselines(other)
+        rows = [_row(other_random), _row(other_oracle)]
+        for row in rows:
+            row["router"] = f"{row['router']} ({other.edge_model})"
+        others.append(Baseline(other.edge_model, other.edge_accuracy, other_random.curve,
+                               other_oracle.curve, rows))
+    notes = [f"Points: the {len(results.points)} test cases of {results.rank_file} (each "
+             f"configuration once, from its latest run); random and oracle: "
+             f"{outcomes.edge_model} / {outcomes.cloud_model} on the job's "
+             f"{len(outcomes)} queries ({outcomes.source})"
+             + (f", and the same for {', '.join(o.edge_model for o in others)}."
+                if others else ".")]
+    if results.simulated:
+        notes.insert(0, "SIMULATED: these figures come from simulated models' profiles, "
+                        "not real inference.")
     if results.missing:
         notes.append(f"{results.missing} leaderboard rows left out: their results folders "
                      f"are gone.")
     report = Report(f"job {results.name}", job_path, outcomes.edge_model, outcomes.cloud_model,
                     outcomes.edge_accuracy, outcomes.cloud_accuracy, random.curve, oracle.curve,
-                    router_rows=[_row(random), _row(oracle)], points=results.points,
-                    leaderboard=results.leaderboard, notes=notes)
+                    router_rows=[_row(random), _row(oracle)] + [r for o in others
+                                                                for r in o.rows],
+                    points=results.points, leaderboard=results.leaderboard, notes=notes,
+                    simulated=results.simulated, other_baselines=others)
     return report, os.path.join(results.output_dir, "report")
 
 
-def outcomes_report(path, edge_model, cloud_model, routers=(), label="cloud_right_edge_wrong",
+def outcomes_report(path, edge_model, cloud_model, routers=(), label=None,
                     train_fraction=0.5, seed=0, target_share=0.5):
     """The report of learned routers on an outcome matrix: fitted on its train split,
-    drawn on its test split, with the random and oracle baselines."""
+    drawn on its test split, with the random and oracle baselines. ``routers`` as
+    ``evaluate_routers`` takes them; AutoRouter's choice goes into the notes and the
+    table (``chosen``, ``CV APGR``)."""
     outcomes = OutcomeSet.from_matrix(path, edge_model, cloud_model)
     result = evaluate_routers(outcomes, routers, label, train_fraction, seed, target_share)
     test, split = result.test, result.split
     notes = [f"{len(outcomes)} items of {path}, split {split['train_items']} train / "
              f"{split['test_items']} test (fraction {split['fraction']}, seed {split['seed']}); "
-             f"routers fitted on train with label {label!r}, every curve drawn on test."]
+             f"routers fitted on train with label {label or DEFAULT_LABEL!r} unless they "
+             f"choose their own, every curve drawn on test."]
     if not routers:
         notes.append("No --router given: the baselines only.")
+    notes += [choice_note(e) for e in result.routers if e.selection]
     rows = [_row(e, target_share) for e in result.routers] + [_row(result.random),
                                                                _row(result.oracle)]
     return Report(f"{os.path.basename(path)}", path, edge_model, cloud_model,
@@ -158,8 +201,27 @@ def outcomes_report(path, edge_model, cloud_model, routers=(), label="cloud_righ
                   router_rows=rows, notes=notes)
 
 
+def chosen_text(selection):
+    """``Router(setting=value, ...)`` of a selection's chosen configuration."""
+    chosen = selection["chosen"]
+    settings = ", ".join(f"{k}={v}" for k, v in chosen["params"].items())
+    return f"{chosen['router']}({settings})"
+
+
+def choice_note(evaluation):
+    """One line: what a selecting router chose on train, and its cross-validated APGR."""
+    selection = evaluation.selection
+    return (f"{evaluation.name} chose {chosen_text(selection)} among "
+            f"{len(selection['candidates'])} configurations by {selection['folds']}-fold "
+            f"cross-validated APGR on the train items only ({selection['cv_apgr']:.4f}; "
+            f"selection {selection['seconds']:.1f} s).")
+
+
 def _row(evaluation, target_share=None):
     row = {"router": evaluation.name, **evaluation.metrics}
+    if getattr(evaluation, "selection", None):
+        row.update({"chosen": chosen_text(evaluation.selection),
+                    "CV APGR": evaluation.selection["cv_apgr"]})
     if evaluation.calibration is not None:
         c = evaluation.calibration
         row.update({f"threshold @ {target_share:.0%} train share": c.threshold,

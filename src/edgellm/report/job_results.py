@@ -7,14 +7,16 @@ that did on the cloud, for the same pair of models)."""
 import csv
 import os
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from edgellm.bench.config import read_job
+from edgellm.bench.rank import SIMULATED, Standings, configuration_columns, latest_rows
 from edgellm.errors import ConfigError
 from edgellm.metrics.joint_inference import accuracy, cost
 from edgellm.outcomes import OutcomeSet, read_results
+from edgellm.records import joint_result
 
 
 @dataclass
@@ -38,6 +40,8 @@ class JobResults:
     points: list
     baseline: OutcomeSet
     missing: int  # leaderboard rows whose results folder is gone
+    other_baselines: list = field(default_factory=list)  # OutcomeSets of other edge models
+    simulated: bool = False
 
 
 def _read_csv(path):
@@ -78,8 +82,7 @@ def _label(row, edge_used=True, varying=None):
 
 def case_point(label, results_path, records, edge_model="", cloud_model=""):
     """The point of one test case from its results.jsonl records."""
-    y_pred = [[r["is_hard"], r["cloud"] if r["is_hard"] else r["edge"], r.get("edge"),
-               r.get("cloud")] for r in records]
+    y_pred = [joint_result(r) for r in records]
     golds = [r.get("gold") for r in records]
     latencies = np.array([(res[1].get("perf") or {}).get("e2e_latency") or np.nan
                           for res in y_pred if res[1] is not None and not res[1].get("error")],
@@ -91,8 +94,38 @@ def case_point(label, results_path, records, edge_model="", cloud_model=""):
                      edge_model, cloud_model, results_path)
 
 
-def read_job_results(job_path, edge_model=None, cloud_model=None):
-    """The job's points and baseline outcomes; one-line errors naming the file."""
+@dataclass
+class RankRows:
+    """A job's rank rows as the report reads them: each configuration once, from its
+    latest run (rows accumulate across runs; an older run's would count twice)."""
+
+    job: object
+    rank_file: str
+    rows: list
+    leaderboard: tuple  # (header, rows) of selected_rank.csv, latest runs only
+
+    @property
+    def simulated(self):
+        """Whether any row's figures come from simulated models."""
+        return any(r.get(SIMULATED) == "True" for r in self.rows)
+
+    @property
+    def fleet(self):
+        """Whether the job's edge model is a fleet of nodes (a topology)."""
+        return any(r.get("edgemodel-topology") for r in self.rows)
+
+
+    def standings(self):
+        """The rows as the printed leaderboard takes them (``bench.rank.Standings``)."""
+        header = self.leaderboard[0]
+        metrics = header[header.index("algorithm") + 1:header.index("paradigm")] \
+            if "algorithm" in header and "paradigm" in header else []
+        sort = [m for m, _ in self.job.rank.sort_by if m in metrics]
+        return Standings(self.rank_file, [c for c in header if c != "rank"], self.rows,
+                         metrics, sort)
+
+
+def read_rank_rows(job_path):
     job = read_job(job_path)
     rank_dir = os.path.join(job.output_dir, "rank")
     rank_file = next((p for p in (os.path.join(rank_dir, "all_rank.csv"),
@@ -101,9 +134,23 @@ def read_job_results(job_path, edge_model=None, cloud_model=None):
     if rank_file is None:
         raise ConfigError(job_path, f"no rank file in {rank_dir}: run the job first "
                                     f"(edgellm run -f {job_path})")
-    _, rows = _read_csv(rank_file)
+    header, rows = _read_csv(rank_file)
+    if "algorithm" not in header:
+        raise ConfigError(rank_file, "not a rank file: no column 'algorithm'")
+    rows = latest_rows(rows, configuration_columns(header, [m.name for m in job.testenv.metrics]))
     selected = os.path.join(rank_dir, "selected_rank.csv")
-    leaderboard = _read_csv(selected) if os.path.isfile(selected) else _read_csv(rank_file)
+    selected_header = _read_csv(selected)[0] if os.path.isfile(selected) else header
+    # the selected columns of the latest rows, in rank order (as the printed table)
+    leaderboard = [{**{c: r.get(c, "") for c in selected_header}, "rank": str(i)}
+                   for i, r in enumerate(rows, 1)]
+    return RankRows(job, rank_file, rows, (selected_header, leaderboard))
+
+
+def read_job_results(job_path, edge_model=None, cloud_model=None, rank=None):
+    """The job's points and baseline outcomes (one set per edge model); one-line
+    errors naming the file."""
+    rank = rank or read_rank_rows(job_path)
+    job, rank_file, rows, leaderboard = rank.job, rank.rank_file, rank.rows, rank.leaderboard
 
     points, records_of, missing = [], {}, 0
     varying = varying_router_settings(rows)
@@ -121,27 +168,39 @@ def read_job_results(job_path, edge_model=None, cloud_model=None):
     if not points:
         raise ConfigError(rank_file, "column 'url': no test case results found (results "
                                      "folders missing: run the job again)")
-    baseline = _baseline(job_path, points, records_of, edge_model, cloud_model)
-    return JobResults(job.name, job.output_dir, rank_file, leaderboard, points, baseline, missing)
+    baselines = _baselines(job_path, points, records_of, edge_model, cloud_model)
+    return JobResults(job.name, job.output_dir, rank_file, leaderboard, points, baselines[0],
+                      missing, baselines[1:], rank.simulated)
 
 
 def _complete_on(records, side):
     return all(r.get(side) is not None for r in records)
 
 
-def _baseline(job_path, points, records_of, edge_model, cloud_model):
+def _baselines(job_path, points, records_of, edge_model, cloud_model):
     """Both models' outcomes on every query, from a case that answered all of them on
-    the edge and one on the cloud; the model pair most cases use unless given."""
+    the edge and one on the cloud: for the model pair given or the one most cases use
+    first, then for every other edge model with such a case and the same cloud model
+    (its own random and oracle curves)."""
     if not edge_model or not cloud_model:
         pairs = Counter((p.edge_model, p.cloud_model) for p in points)
         common_edge, common_cloud = pairs.most_common(1)[0][0]
         edge_model, cloud_model = edge_model or common_edge, cloud_model or common_cloud
+    first = _baseline(job_path, points, records_of, edge_model, cloud_model, required=True)
+    others = [_baseline(job_path, points, records_of, model, cloud_model)
+              for model in dict.fromkeys(p.edge_model for p in points) if model != edge_model]
+    return [first, *(o for o in others if o is not None)]
+
+
+def _baseline(job_path, points, records_of, edge_model, cloud_model, required=False):
     edge = next((p for p in points if p.edge_model == edge_model
                  and _complete_on(records_of[p.results], "edge")), None)
     cloud = next((p for p in points if p.cloud_model == cloud_model
                   and _complete_on(records_of[p.results], "cloud")), None)
     for found, tier, model in ((edge, "edge", edge_model), (cloud, "cloud", cloud_model)):
         if found is None:
+            if not required:
+                return None
             raise ConfigError(job_path, f"key 'test_object.algorithms': no test case answered "
                                         f"every query on the {tier} model {model!r}; the random "
                                         f"and oracle baselines need one (add an {tier}-only "

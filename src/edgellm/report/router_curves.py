@@ -10,9 +10,13 @@ import numpy as np
 from edgellm.errors import ConfigError
 from edgellm.metrics.routing_curves import (
     aiq_cost_range, calibrate_threshold, curve_metrics, oracle_curve, random_curve, sweep)
+from edgellm.registry import UnknownSetting, check_settings
 from edgellm.routing import ROUTERS
 from edgellm.routing.labels import training_labels as labels_for
 from edgellm.routing.scoring import ScoringRouter
+
+DEFAULT_LABEL = "cloud_right_edge_wrong"
+DEFAULT_ROUTER = "AutoRouter"  # edgellm report --outcomes without --router
 
 
 @dataclass
@@ -23,6 +27,7 @@ class RouterEvaluation:
     calibration: object = None  # threshold for the target share, its train/test share
     fit_seconds: float = float("nan")
     score_seconds: float = float("nan")
+    selection: dict = None  # AutoRouter's: what it chose and the cross-validated APGR
 
 
 @dataclass
@@ -69,7 +74,28 @@ def fit_and_evaluate(name, router, train, test, label, target_share=0.5):
     train_scores = np.asarray(router.score(train.samples()), dtype=np.float64)
     evaluation = evaluate_scores(name, train_scores, test_scores, test, target_share)
     evaluation.fit_seconds, evaluation.score_seconds = fitted - start, scored - fitted
+    report = getattr(router, "fit_report", None)
+    if callable(report):
+        evaluation.selection = report().get("selection")
     return evaluation
+
+
+def build_router(cls, class_name, settings, label):
+    """``cls`` with ``settings`` (--router-setting; an unknown one is an error naming
+    the nearest) and, unless they give one, the training label: ``label`` (--label,
+    default cloud_right_edge_wrong); AutoRouter chooses its label itself, among
+    ``label`` only where one is given."""
+    settings = dict(settings or {})
+    try:
+        check_settings(cls, settings, owner=class_name)
+    except UnknownSetting as err:
+        raise ConfigError("--router-setting", str(err)) from None
+    if class_name == DEFAULT_ROUTER:
+        if label is not None and "labels" not in settings:
+            settings["labels"] = [label]
+    else:
+        settings.setdefault("label", label or DEFAULT_LABEL)
+    return cls(**settings)
 
 
 def baselines(test):
@@ -81,22 +107,28 @@ def baselines(test):
             RouterEvaluation("oracle", oracle, curve_metrics(oracle, cost_range)))
 
 
-def evaluate_routers(outcomes, routers, label="cloud_right_edge_wrong", train_fraction=0.5,
-                     seed=0, target_share=0.5):
-    """``routers``: [(name, class name, model path or None)]. A router with a model
-    path is loaded (``cls.load(path)``) instead of fitted. Bad names and routers that
-    cannot run are one-line errors naming ``--router``."""
+def evaluate_routers(outcomes, routers, label=None, train_fraction=0.5, seed=0,
+                     target_share=0.5):
+    """``routers``: [(name, class name, model path or None[, settings])]. A router with
+    a model path is loaded (``cls.load(path)``) instead of fitted; the others are built
+    with their settings (``build_router``) and fitted on train with their own label.
+    Bad names, settings and routers that cannot run are one-line errors naming
+    ``--router`` or ``--router-setting``."""
     train, test = outcomes.split(train_fraction, seed)
     if len(train) < 2 or len(test) < 2:
         raise ConfigError(outcomes.source, f"{len(outcomes)} items are too few to split into "
                                            f"train and test (fraction {train_fraction})")
     result = CurveSet(test, split={k: v for k, v in train.split_info.items() if k != "part"})
     available = learned_router_classes()
-    for name, class_name, model_path in routers:
+    for name, class_name, model_path, *rest in routers:
+        settings = rest[0] if rest else {}
         cls = available.get(class_name)
         if cls is None:
             raise ConfigError("--router", f"unknown learned router {class_name!r} "
                                           f"(known: {', '.join(sorted(available))})")
+        if model_path and settings:
+            raise ConfigError("--router-setting", f"{name}: a saved router keeps the settings "
+                                                  f"it was fitted with")
         try:
             if model_path:
                 router = cls.load(model_path)
@@ -105,8 +137,9 @@ def evaluate_routers(outcomes, routers, label="cloud_right_edge_wrong", train_fr
                 result.routers.append(evaluate_scores(name, train_scores, scores, test,
                                                       target_share))
             else:
-                result.routers.append(fit_and_evaluate(name, cls(label=label), train, test,
-                                                       label, target_share))
+                router = build_router(cls, class_name, settings, label)
+                result.routers.append(fit_and_evaluate(name, router, train, test,
+                                                       router.label, target_share))
         except (ValueError, ImportError, OSError) as err:
             raise ConfigError("--router", f"{class_name}: {err}") from None
     result.random, result.oracle = baselines(test)

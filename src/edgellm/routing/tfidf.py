@@ -57,6 +57,8 @@ class TfidfRouter(ScoringRouter):
     CV_SETTINGS = ("C", "metadata_weight", "class_weight", "sublinear_tf", "binary", "use_idf",
                    "norm", "reweight", "reweight_power", "min_df", "max_features",
                    "ngram_range")
+    VECTORIZER_SETTINGS = ("max_features", "ngram_range", "min_df", "sublinear_tf", "binary",
+                           "use_idf", "norm")
 
     def __init__(self, max_features=100000, ngram_range=(1, 1), min_df=1, C=0.1,
                  class_weight=None, metadata=None, metadata_weight=1.0, sublinear_tf=True,
@@ -130,9 +132,9 @@ class TfidfRouter(ScoringRouter):
         # the weight it was fitted with (cross-validation may have chosen it)
         return columns * float(getattr(self, "metadata_weight_", self.metadata_weight))
 
-    def _words(self, texts, fit=False):
+    def _words(self, texts):
         """The word features, each column scaled by its reweighting factor."""
-        features = (self.vectorizer_.fit_transform if fit else self.vectorizer_.transform)(texts)
+        features = self.vectorizer_.transform(texts)
         scale = getattr(self, "word_scale_", None)
         if scale is not None:
             features = features @ _column_scaling(scale)
@@ -236,9 +238,14 @@ class TfidfRouter(ScoringRouter):
                    for (params, _), loss in zip(candidates, losses)]
         return dict(candidates[int(np.argmin(losses))][0]), results
 
-    def _features(self, samples):
-        """(word features, metadata columns or None) of ``samples``, as fitted."""
-        return self._words(query_texts(samples)), self._metadata_columns(samples)
+    def _features(self, samples, raw_words=None):
+        """(word features, metadata columns or None) of ``samples``, as fitted;
+        ``raw_words``: their unscaled TF-IDF rows where already computed."""
+        if raw_words is None:
+            return self._words(query_texts(samples)), self._metadata_columns(samples)
+        scale = getattr(self, "word_scale_", None)
+        words = raw_words @ _column_scaling(scale) if scale is not None else raw_words
+        return words, self._metadata_columns(samples)
 
     def _probabilities(self, samples):
         """Predicted probabilities of the labels: P(hard), or for expected_gain an
@@ -247,34 +254,50 @@ class TfidfRouter(ScoringRouter):
             return np.column_stack(self.classifier_.p_right(*self._features(samples)))
         return self._score(samples)  # P(hard) is the score
 
-    def _fit_once(self, samples, y):
+    def vectorizer_settings(self):
+        """The settings that shape the word features alone: routers that agree on them
+        can share one fitted vectorizer (``new_vectorizer``; AutoRouter's folds do)."""
+        return {name: getattr(self, name) for name in self.VECTORIZER_SETTINGS}
+
+    def new_vectorizer(self):
+        """An unfitted ``TfidfVectorizer`` of this router's settings."""
         # heavy (scikit-learn, ~1.7 s): only learned routers need it
         from sklearn.feature_extraction.text import TfidfVectorizer
 
-        texts = query_texts(samples)
-        self.metadata_weight_ = float(self.metadata_weight)
-        self.vectorizer_ = TfidfVectorizer(
+        return TfidfVectorizer(
             max_features=int(self.max_features), ngram_range=tuple(self.ngram_range),
             min_df=self.min_df, sublinear_tf=bool(self.sublinear_tf), binary=bool(self.binary),
             use_idf=bool(self.use_idf), norm=None if self.norm in (None, "none") else self.norm,
             dtype=np.float32)
+
+    def _fit_once(self, samples, y, vectorized=None):
+        """One fit with this router's settings. ``vectorized``: (a vectorizer of the
+        same ``vectorizer_settings`` already fitted on these samples' texts, their
+        rows), so that candidates differing only in what follows the words share it."""
+        self.metadata_weight_ = float(self.metadata_weight)
+        if vectorized is None:
+            self.vectorizer_ = self.new_vectorizer()
+            raw = self.vectorizer_.fit_transform(query_texts(samples))
+        else:
+            self.vectorizer_, raw = vectorized
         self.word_scale_ = None
-        words = self._words(texts, fit=True)
         keys = _as_list(self.metadata)
         self.metadata_ = _MetadataFeatures(keys) if keys else None
         metadata = self._metadata_columns(samples, fit=True)
-        self._fit_classifier(words, metadata, y)
+        self._fit_classifier(raw, metadata, y)
         for _ in range(int(self.reweight)):
             scale = self._word_effects() ** float(self.reweight_power)
             rms = float(np.sqrt(np.mean(scale ** 2))) if scale.size else 0.0
             if not rms > 0:  # no word has an effect: nothing to reweight
                 break
             self.word_scale_ = (scale / rms).astype(np.float32)
-            self._fit_classifier(self._words(texts), metadata, y)
+            # the transformed texts, not ``raw``: fit_transform's rows can hold the same
+            # values in another order, and the solver's sums (so its stopping point)
+            # follow that order; this keeps the fits of before (the example's figures)
+            self._fit_classifier(self._words(query_texts(samples)), metadata, y)
 
-    def _score(self, samples):
-        words, metadata = self._features(samples)
+    def _score(self, samples, raw_words=None):
+        words, metadata = self._features(samples, raw_words)
         if isinstance(self.classifier_, _CorrectnessModel):
             return self.classifier_.gain(words, metadata)
         return self.classifier_.predict_proba(_with_metadata(words, metadata))[:, 1]
-

@@ -11,10 +11,13 @@ import threading
 import time
 
 import httpx
-import uvicorn
+from starlette.applications import Starlette
+from starlette.routing import Mount
 
+from edgellm.fleet.topology import load_topology
 from edgellm.live.center import Center
-from edgellm.live.service import create_app
+from edgellm.web.center_app import monitored_app
+from edgellm.web.server import Server
 
 TOKEN_ENV = "EDGELLM_JOIN_TOKEN"
 
@@ -26,17 +29,24 @@ def free_port():
 
 
 class LocalCenter:
-    """``with LocalCenter(topology, models_dir, token) as center:`` a running center;
-    ``center.url``, ``center.hub`` (the ``Center``), ``center.stop()``."""
+    """``with LocalCenter(topology, models_dir, token) as center:`` a running center
+    with its monitor; ``center.url``, ``center.hub`` (the ``Center``), ``center.app``,
+    ``center.stop()``. ``prefix`` (e.g. "/edgellm"): the app is served under that path
+    only, as a reverse proxy serves it, and ``page_url`` is its home page there."""
 
-    def __init__(self, topology_path, models_dir, token, port=None, **settings):
+    def __init__(self, topology_path, models_dir, token, port=None, workspace=None,
+                 prefix="", **settings):
         settings.setdefault("make_placeholders", True)
         self.hub = Center(topology_path, models_dir, token, **settings)
         self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(create_app(self.hub), host="127.0.0.1", port=self.port,
-                                log_level="warning", access_log=False)
-        self.server = uvicorn.Server(config)
+        self.app = monitored_app(self.hub, workspace)
+        self.url = f"http://127.0.0.1:{self.port}{prefix}"
+        self.page_url = self.url + "/"
+        app = self.app if not prefix else Starlette(
+            routes=[Mount(prefix, app=self.app)],
+            lifespan=lambda _: self.app.router.lifespan_context(self.app))
+        self.server = Server(app, "127.0.0.1", self.port)
+        self.server.on_stop = self.app.state.on_stop
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def start(self, timeout_s=20):
@@ -86,6 +96,21 @@ def spawn_agent(center_url, node_id, token, models_dir, engine="simulated", extr
                "--node-id", node_id, "--models-dir", models_dir, "--engine", engine, *extra]
     return subprocess.Popen(command, env=dict(os.environ, **{TOKEN_ENV: token}),
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def spawn_fleet(center, topology_path, token, folder):
+    """One agent per node of the topology (its models under ``folder``/<node id>), all
+    READY with their models: {node id: process}."""
+    nodes = [n.id for n in load_topology(topology_path).nodes]
+    agents = {n: spawn_agent(center.url, n, token, os.path.join(folder, n)) for n in nodes}
+    try:
+        center.wait_for(lambda seen: len(seen) == len(nodes) and all(
+            v["state"] == "READY" and v["models_ready"] for v in seen.values()),
+            what=f"{len(nodes)} READY agents")
+    except BaseException:
+        stop_agents(agents.values())
+        raise
+    return agents
 
 
 def stop_agents(agents, timeout_s=5):

@@ -1,0 +1,114 @@
+"""The printed leaderboard: it fits 120 columns, keeps its SIMULATED title, shows each
+configuration's latest run, its intervals and rows within noise; --wide is Ianvs'
+table; progress off a terminal is plain lines."""
+
+import csv
+import os
+import subprocess
+import sys
+
+from conftest import JOB, REPO, edit
+from edgellm.bench.rank import latest_rows
+from edgellm.bench.runner import BenchmarkRunner, TableOptions
+from edgellm.bench.table import TableView, render
+from edgellm.cli import main
+
+RANK = "workspace/query-routing/rank"
+
+
+def _rows(name):
+    with open(f"{RANK}/{name}", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_the_main_jobs_table_fits_120_columns_with_its_simulated_title(example, capsys):
+    assert main(["run", "-f", JOB, "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert max(len(line) for line in lines) <= 120
+    assert lines[0].startswith("edgellm leaderboard: query-routing (SIMULATED models")
+    table = [line for line in lines if line.startswith("|")]
+    assert len(table) == 11  # the header and ten rows
+    assert "Acc" in table[0] and "algorithm" in table[0] and "edge model" in table[0]
+    assert "oracle-router" in table[1]
+    assert "columns: " in out and "Acc = Accuracy" in out
+    assert "every row: paradigm=jointinference, cloudmodel-model=gpt-4o-mini" in out
+    assert "not shown (--wide" in out and "url" in out.split("not shown")[1]
+    # 160 questions: several neighbours on the leaderboard are within the noise
+    assert "within noise at 95 % by Accuracy (paired bootstrap, same queries): rows" in out
+
+
+def test_wide_prints_ianvs_full_table(example, capsys):
+    assert main(["run", "-f", JOB, "--no-progress", "--wide"]) == 0
+    out = capsys.readouterr().out
+    header = next(line for line in out.splitlines() if "| rank |" in line)
+    for column in ("Time to First Token", "E2E Latency P99", "hard_example_mining",
+                   "edgemodel-model", "simulated", "time", "url"):
+        assert column in header
+    assert max(len(line) for line in out.splitlines()) > 300
+    assert "SIMULATED" in out.splitlines()[1]  # the title, inside the frame
+
+
+def test_narrow_table_at_80_columns_moves_long_values_to_a_legend():
+    rows = [{"algorithm": "fleet", "Accuracy": "80.5", "Edge Ratio": "90.0",
+             "paradigm": "jointinference", "edgemodel-topology": f"./topologies/{name}.yaml",
+             "edgemodel-center_url": f"http://127.0.0.1:870{i}/a/very/long/path",
+             "time": "t", "url": f"./workspace/job/fleet/{i}"}
+            for i, name in enumerate(("small", "large"))]
+    header = ["algorithm", "Accuracy", "Edge Ratio", "paradigm", "edgemodel-topology",
+              "edgemodel-center_url", "time", "url"]
+    text = render(TableView("job", rows, header, ["Accuracy", "Edge Ratio"], ["Accuracy"],
+                            [True, False]), width=80)
+    lines = text.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    assert "rows marked SIM" in text and "| SIM" in text
+    assert "small.yaml" in text and "[1] http://127.0.0.1:8700/a/very/long/path" in text
+
+
+def test_a_rerun_prints_the_newest_rows(example, capsys):
+    assert main(["run", "-f", JOB, "--no-progress"]) == 0
+    first = {r["url"] for r in _rows("all_rank.csv")}
+    capsys.readouterr()
+    report = BenchmarkRunner(JOB, progress=False, table=TableOptions(wide=True)).run()
+    everything = _rows("all_rank.csv")
+    assert len(everything) == 20  # all_rank.csv still accumulates, as Ianvs'
+    newest = {r["url"] for r in everything} - first
+    assert {r["url"] for r in _rows("selected_rank.csv")} == newest
+    assert {r["url"] for r in report.standings.rows} == newest
+    assert all(url in report.table for url in newest)
+    assert not any(url in report.table for url in first)
+
+
+def test_each_configuration_once_from_its_latest_run():
+    key = ["algorithm", "edgemodel-model"]
+    rows = [{"algorithm": "a", "edgemodel-model": "m1", "Accuracy": "80", "time": "2026-01-02"},
+            {"algorithm": "a", "edgemodel-model": "m1", "Accuracy": "75", "time": "2026-01-03"},
+            {"algorithm": "a", "edgemodel-model": "m2", "Accuracy": "70", "time": "2026-01-01"},
+            {"algorithm": "a", "edgemodel-model": "m1", "Accuracy": "60", "time": "2026-01-01"}]
+    assert [r["Accuracy"] for r in latest_rows(rows, key)] == ["75", "70"]
+
+
+def test_confidence_columns_from_the_flag_and_the_rank_section(example, capsys):
+    assert main(["run", "-f", JOB, "--no-progress", "--confidence", "Accuracy"]) == 0
+    out = capsys.readouterr().out
+    assert "Acc±" in out and "Acc± = half the 95 % interval of Accuracy" in out
+    edit(JOB, '    save_mode: "selected_and_all"',
+         '    save_mode: "selected_and_all"\n    confidence: ["Edge Ratio"]')
+    assert main(["run", "-f", JOB, "--no-progress"]) == 0
+    assert "Edge%±" in capsys.readouterr().out
+    edit(JOB, 'confidence: ["Edge Ratio"]', 'confidence: ["Edge Ration"]')
+    assert main(["run", "-f", JOB, "--no-progress"]) == 2
+    assert "key 'benchmarkingjob.rank.confidence[0]': 'Edge Ration' is not a metric" in \
+        capsys.readouterr().err
+
+
+def test_progress_off_a_terminal_is_plain_lines(example):
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    done = subprocess.run([sys.executable, "-m", "edgellm", "run", "-f", JOB, "-j", "2"],
+                          capture_output=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr.decode()
+    err = done.stderr.decode()
+    assert "\x1b" not in err and "\r" not in err
+    lines = [line for line in err.splitlines() if " queries in " in line]
+    assert len(lines) == 10 and all(line.startswith("[") for line in lines)
+    assert "\x1b" not in done.stdout.decode() and "\r" not in done.stdout.decode()
