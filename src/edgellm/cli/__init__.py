@@ -26,11 +26,8 @@ for _name, _target in (("run", "edgellm.cli.run:run"),
                        ("center", "edgellm.cli.live:center"),
                        ("edge", "edgellm.cli.live:edge"),
                        ("fleet up", "edgellm.cli.live:fleet_up"),
-<<<<<<< HEAD
-                       ("calibrate", "edgellm.cli.calibrate:calibrate")):
-=======
+                       ("calibrate", "edgellm.cli.calibrate:calibrate"),
                        ("monitor", "edgellm.cli.monitor:monitor")):
->>>>>>> main
     COMMANDS.register(_name, _target)
 
 

@@ -15,15 +15,11 @@ from edgellm.errors import ConfigError
 from edgellm.fleet.topology import load_topology
 from edgellm.live.agent import EdgeAgent
 from edgellm.live.center import Center
-<<<<<<< HEAD
 from edgellm.live.llama_cpp_engine import llama_cpp_available
-from edgellm.live.service import create_app
-=======
 from edgellm.web.center_app import monitored_app
 from edgellm.web.edge_page import edge_app
 from edgellm.web.leaderboard import Workspace
 from edgellm.web.server import Server, start_in_loop
->>>>>>> main
 
 TOKEN_ENV = "EDGELLM_JOIN_TOKEN"
 
@@ -84,23 +80,16 @@ def edge(args):
                       models_dir=args.models_dir, seed=args.seed,
                       engine_settings=_engine_settings(args))
     try:
-<<<<<<< HEAD
-        asyncio.run(_until_terminated(agent))
-=======
         asyncio.run(_edge(agent, args))
->>>>>>> main
     except RuntimeError as err:
         raise ConfigError(args.center, str(err)) from None
     return 0
 
 
-<<<<<<< HEAD
-async def _until_terminated(agent):
-    """Run the agent; SIGTERM stops it cleanly (its engine's servers stop with it)."""
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, agent.stop)
-=======
 async def _edge(agent, args):
-    """The agent, and its own page beside it (announced to the center when it registers)."""
+    """The agent, and its own page beside it (announced to the center when it registers);
+    SIGTERM stops it cleanly (its engine's servers stop with it)."""
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, agent.stop)
     if args.monitor_port is not None:
         try:
             _, _, agent.monitor_url = await start_in_loop(
@@ -109,7 +98,6 @@ async def _edge(agent, args):
             raise ConfigError(f"{args.monitor_host}:{args.monitor_port}",
                               f"cannot serve the node's page there: {err.strerror}") from None
         print(f"edgellm edge {agent.node_id}: its page at {agent.monitor_url}", flush=True)
->>>>>>> main
     await agent.run()
 
 

@@ -143,17 +143,11 @@ class EdgeAgent:
             with contextlib.suppress(httpx.HTTPError):
                 response = await self._call("POST", "/api/heartbeat", json={
                     "node_id": self.node_id, "slots_busy": self.busy,
-<<<<<<< HEAD
-                    "queue": self.queue.qsize(), "cpu_percent": psutil.cpu_percent(None),
-                    "memory_percent": psutil.virtual_memory().percent,
+                    "queue": self.queue.qsize(), "cpu_percent": cpu,
+                    "memory_percent": memory,
                     # a dropped model still answering its last tasks is gone for the center
                     "models_ready": [m for m, e in self.ready.items()
                                      if e.is_set() and m in self.target],
-=======
-                    "queue": self.queue.qsize(), "cpu_percent": cpu,
-                    "memory_percent": memory,
-                    "models_ready": [m for m, e in self.ready.items() if e.is_set()],
->>>>>>> main
                     "models_loading": dict(self.loading)})
                 if response.status_code == 200:
                     self.set_target(response.json()["target"])
@@ -318,13 +312,15 @@ class EdgeAgent:
             self._changed("transfer")
             await self._report({"model": model, "state": "failed", "error": str(err)})
             return
-<<<<<<< HEAD
-        self.loading[model]["state"] = "load"
+        self.loading[model]["state"] = record["state"] = "load"
+        self._changed("transfer")
         try:
             load_s = await self.engine.load(model, result.path)
         except Exception as err:  # a model the engine cannot run is reported, not hung on
             self.loading.pop(model, None)
             self.ready.pop(model, None)
+            record.update(state="failed", error=f"load: {type(err).__name__}: {err}")
+            self._changed("transfer")
             await self._report({"model": model, "state": "failed",
                                 "error": f"load: {type(err).__name__}: {err}"})
             return
@@ -335,14 +331,7 @@ class EdgeAgent:
             self.engine.unload(model)
             if os.path.exists(result.path):
                 (shutil.rmtree if os.path.isdir(result.path) else os.unlink)(result.path)
-=======
-        self.loading[model]["state"] = record["state"] = "load"
-        self._changed("transfer")
-        await self.engine.load(model, result.path)
-        if model not in self.target:  # evicted meanwhile
-            self.loading.pop(model, None)
             record["state"] = "evicted"
->>>>>>> main
             return
         self.files[model] = result.path
         self.loading.pop(model, None)
