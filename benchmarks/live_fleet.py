@@ -30,6 +30,7 @@ identical and p50/p95 within 15 %. The machine's other load moves the figures: r
 
 import argparse
 import asyncio
+import hashlib
 import os
 import signal
 import sys
@@ -220,7 +221,26 @@ def transfer(folder, size=1 << 30):
     finally:
         center.stop()
     assert result.size == size and topology  # verified against the center's SHA-256
-    return {"bytes": size, "seconds": seconds, "mb_per_s": size / 1e6 / seconds}
+    return {"bytes": size, "seconds": seconds, "mb_per_s": size / 1e6 / seconds,
+            **_ceilings(target, size)}
+
+
+def _ceilings(folder, size):
+    """What this machine allows a download at all, measured beside it: writing the same
+    bytes to the same disk, and SHA-256 over them, each alone."""
+    block = os.urandom(4 << 20)
+    path = os.path.join(folder, "ceiling.bin")
+    started = time.perf_counter()
+    with open(path, "wb") as handle:
+        for _ in range(size // len(block)):
+            handle.write(block)
+    disk = time.perf_counter() - started
+    os.unlink(path)
+    hasher, started = hashlib.sha256(), time.perf_counter()
+    for _ in range(size // len(block)):
+        hasher.update(block)
+    return {"disk_write_mb_per_s": size / 1e6 / disk,
+            "sha256_mb_per_s": size / 1e6 / (time.perf_counter() - started)}
 
 
 def failover(folder, n=120):
@@ -372,7 +392,9 @@ def _line(name, f):
                 f"% of one core over {f['seconds']:.0f} s (target < 5 %)")
     if name == "transfer":
         return (f"{f['mb_per_s']:,.0f} MB/s ({f['bytes'] / 2**30:.0f} GiB in "
-                f"{f['seconds']:.2f} s, SHA-256 verified; target >= 500)")
+                f"{f['seconds']:.2f} s, SHA-256 verified; target >= 500); alone on this "
+                f"machine: disk writes {f['disk_write_mb_per_s']:,.0f} MB/s, SHA-256 "
+                f"{f['sha256_mb_per_s']:,.0f} MB/s")
     if name == "failover":
         return (f"UNREACHABLE {f['unreachable_after_s']:.2f} s after kill -9 (target <= 5); "
                 f"{f['redispatched']} re-dispatched, {f['lost']} lost, "

@@ -84,6 +84,11 @@ def test_registration_needs_the_join_token(tmp_path):
         big = httpx.post(url + "/api/results", content=b"x" * (17 << 20), headers={
             "Authorization": f"Bearer {token}", "Content-Type": "application/json"})
         assert big.status_code == 413
+        broken = httpx.post(url + "/api/heartbeat", content=b"{", headers={
+            "Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+        assert broken.status_code == 400 and "bad request" in broken.json()["error"]
+        assert httpx.get(url + "/api/tasks?node_id=orin-nano&wait=soon", headers={
+            "Authorization": f"Bearer {token}"}).status_code == 400
 
 
 def test_heartbeat_loss_not_ready_unreachable_and_back(tmp_path):
