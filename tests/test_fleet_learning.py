@@ -120,7 +120,7 @@ def test_bad_hyperparameters_fail_at_creation(name, params, message):
 
 # -- determinism -------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name", LEARNERS)
+@pytest.mark.parametrize("name", LEARNERS + ["DQN", "ActiveReasoning"])
 def test_same_seed_same_responses(topology, samples, name):
     x = samples[0][:200]
     first = run(topology, x, create_offloader(name, seed=7))

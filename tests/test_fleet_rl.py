@@ -83,17 +83,7 @@ def test_bad_settings_stop_the_fleet_module_before_the_run():
         FleetEdgeModel.check_config({"topology": small, "offloader": "DQN", "gamma": 2.0})
 
 
-# -- determinism ---------------------------------------------------------------------------
-
-@pytest.mark.parametrize("name", LEARNERS)
-def test_same_seed_same_responses(topology, samples, name):
-    x = samples[0][:200]
-    first = run(topology, x, create_offloader(name, seed=7))
-    again = run(topology, x, create_offloader(name, seed=7))
-    assert json.dumps(first, sort_keys=True) == json.dumps(again, sort_keys=True)
-    other = run(topology, x, create_offloader(name, seed=8))
-    assert [r["node"] for r in other] != [r["node"] for r in first]
-
+# (seeds: test_fleet_learning.py's test_same_seed_same_responses covers these too)
 
 @pytest.mark.parametrize("name", LEARNERS)
 def test_serve_one_by_one_equals_serve_batch_while_caching_changes_the_options(
