@@ -1,18 +1,34 @@
 """Files the library writes and checks: atomic writes (a crash never leaves a
 half-written file behind), locks between processes, SHA-256 digests (what a split,
-a fitted router or a model transfer records to know a file again) and the user's
-cache folder."""
+a fitted router or a model transfer records to know a file again), the user's
+cache folder, and JSON files a user may have written (``read_json``)."""
 
 import contextlib
 import fcntl
 import hashlib
+import json
 import os
 import tempfile
+
+from edgellm.errors import ConfigError
 
 # mkstemp creates files readable by their owner only; results are meant to be shared
 # like any file the user writes, so apply the process umask instead.
 _UMASK = os.umask(0)
 os.umask(_UMASK)
+
+
+def read_json(path, what):
+    """The JSON in ``path`` (a BOM, as Windows tools write it, is dropped). A file that
+    cannot be read, is not JSON or nests deeper than the parser's recursion allows (a
+    crafted file) is a ConfigError naming it: "<what>: <why>"."""
+    try:
+        with open(path, encoding="utf-8-sig") as handle:
+            return json.load(handle)
+    except (OSError, ValueError) as err:  # ValueError: bad JSON, and undecodable bytes
+        raise ConfigError(path, f"{what}: {err}") from None
+    except RecursionError:  # json nests by recursion
+        raise ConfigError(path, f"{what}: nested too deeply") from None
 
 
 def write_text(path, text):

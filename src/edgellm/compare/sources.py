@@ -4,7 +4,6 @@ case's folder. Each source keeps each configuration once, from its latest run; e
 row keeps its ``url``, the case folder whose per-query results give the intervals.
 Bad input is a one-line ``ConfigError`` naming the path."""
 
-import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -12,6 +11,7 @@ from dataclasses import dataclass, field
 from edgellm.bench.case_items import RESULTS
 from edgellm.bench.rank import configuration_columns, latest_rows
 from edgellm.errors import ConfigError
+from edgellm.files import read_json
 from edgellm.rows import BadRow, csv_header, read_rows, row_error
 from edgellm.yaml_file import load_yaml
 
@@ -138,14 +138,7 @@ def _case_source(label, path, folder):
     if not os.path.isfile(metrics_path):
         raise ConfigError(folder, "a test case folder without metrics.json (a failed or "
                                   "unfinished case?)")
-    try:
-        with open(metrics_path, encoding="utf-8-sig") as handle:  # -sig: a BOM is dropped
-            metrics = json.load(handle)
-    except (OSError, ValueError) as err:
-        raise ConfigError(metrics_path, f"cannot read the test case's metrics: {err}") from None
-    except RecursionError:  # json nests by recursion: a crafted file exhausts it
-        raise ConfigError(metrics_path, "cannot read the test case's metrics: nested too "
-                                        "deeply") from None
+    metrics = read_json(metrics_path, "cannot read the test case's metrics")
     if not isinstance(metrics, dict):
         raise ConfigError(metrics_path, "not a test case's metrics: expected a JSON object")
     config = load_yaml(config_path, "test case configuration") or {}

@@ -15,14 +15,13 @@ error naming the file, the line (or JSON key) and the field, and the store is le
 as it was.
 """
 
-import json
 import math
 import os
 
 import orjson
 
 from edgellm.errors import ConfigError
-from edgellm.files import write_text
+from edgellm.files import read_json, write_text
 from edgellm.formats import expect_format
 from edgellm.models.chat import SamplingSettings, messages_for
 from edgellm.models.store import SCHEMA_VERSION, StoredResponse, item_key
@@ -81,13 +80,7 @@ class IanvsCacheReader:
         self.system_prompt = system_prompt or None
 
     def read(self, path):
-        try:  # the standard library, as Ianvs wrote it (it accepts NaN too)
-            with open(path, encoding="utf-8-sig") as handle:  # -sig: a BOM is dropped
-                data = json.load(handle)
-        except (ValueError, UnicodeDecodeError) as err:
-            raise ConfigError(path, f"invalid JSON: {err}") from None
-        except RecursionError:  # json nests by recursion: a crafted file exhausts it
-            raise ConfigError(path, "invalid JSON: nested too deeply") from None
+        data = read_json(path, "invalid JSON")  # the stdlib's, as Ianvs wrote it (NaN too)
         if not isinstance(data, list):
             raise ConfigError(path, "expected a JSON list of {\"config\", \"result\"} "
                                     "objects (Ianvs' cache.json)")

@@ -21,7 +21,7 @@ import os
 import numpy as np
 
 from edgellm.errors import ConfigError
-from edgellm.files import file_digest, text_digest, write_text
+from edgellm.files import file_digest, read_json, text_digest, write_text
 from edgellm.formats import expect_format
 from edgellm.outcomes.matrix import read_matrix
 from edgellm.rows import csv_text, jsonl_text
@@ -50,13 +50,7 @@ def split_part(path):
     sidecar = os.path.join(os.path.dirname(os.path.abspath(path)), SPLIT_FILE)
     if not os.path.isfile(sidecar):
         return None, None
-    try:
-        with open(sidecar, encoding="utf-8-sig") as handle:  # -sig: a BOM is dropped
-            record = json.load(handle)
-    except (OSError, ValueError) as err:
-        raise ConfigError(sidecar, f"not a split record: {err}") from None
-    except RecursionError:  # json nests by recursion: a crafted file exhausts it
-        raise ConfigError(sidecar, "not a split record: nested too deeply") from None
+    record = read_json(sidecar, "not a split record")
     name = os.path.basename(path)
     for part in ("train", "test"):
         entry = record.get(part) if isinstance(record, dict) else None
