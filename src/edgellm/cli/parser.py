@@ -18,13 +18,24 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"edgellm: error: {message} (see '{self.prog} --help')\n")
 
 
-def _positive(value):
-    try:
-        if int(value) >= 1:
-            return int(value)
-    except ValueError:
-        pass
-    raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value!r}")
+def _checked(kind, ok, expected):
+    """An argparse type: ``kind(value)`` where ``ok`` holds of it, else one line saying
+    what was expected (NaN fails every comparison, so it is never ``ok``)."""
+    def convert(value):
+        try:
+            number = kind(value)
+        except ValueError:
+            number = None
+        if number is None or not ok(number):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {value!r}")
+        return number
+    return convert
+
+
+_positive = _checked(int, lambda n: n >= 1, "a whole number >= 1")
+_share = _checked(float, lambda x: 0.0 <= x <= 1.0, "a share between 0 and 1")
+_seconds = _checked(float, lambda x: 0.0 < x < float("inf"), "a number of seconds above 0")
+_port = _checked(int, lambda n: 0 <= n <= 65535, "a port number 0-65535")
 
 
 def _jobs(value):
@@ -72,16 +83,6 @@ class _RouterSettingAction(argparse.Action):
         else:
             namespace.default_router_settings = dict(
                 getattr(namespace, "default_router_settings", None) or {}, **{key: value})
-
-
-def _share(value):
-    try:
-        share = float(value)
-    except ValueError:
-        share = -1.0
-    if not 0.0 <= share <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a share between 0 and 1, got {value!r}")
-    return share
 
 
 def _train_fraction(value):
@@ -328,26 +329,6 @@ def add_calibrate_command(commands):
     calibrate.add_argument("--api-key-env", default="none", metavar="NAME",
                            help="variable holding the server's key (default none)")
     calibrate.set_defaults(command="calibrate")
-
-
-def _seconds(value):
-    try:
-        seconds = float(value)
-    except ValueError:
-        seconds = -1.0
-    if not seconds > 0 or seconds != seconds or seconds == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a number of seconds above 0, got {value!r}")
-    return seconds
-
-
-def _port(value):
-    try:
-        port = int(value)
-    except ValueError:
-        port = -1
-    if not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"expected a port number 0-65535, got {value!r}")
-    return port
 
 
 def add_live_commands(commands):
