@@ -15,7 +15,11 @@
    with the relative error; the last line is the worse rate's end-to-end error:
    ``clock error: p50 X %, p95 Y %``.
 
-    python benchmarks/sim_to_real.py [--requests 80] [--rates 0.3 0.85] [--seed 0]
+    python benchmarks/sim_to_real.py [--requests 300] [--rates 0.3 0.85] [--seed 0]
+                                     [--threads 1]
+
+(300 requests per rate: about 8 minutes on two cores; fewer than a few hundred let a
+queue near saturation decide by chance.)
 
 Target (issue 19): p50 and p95 end-to-end within 15 % at both rates (10 % aimed for).
 The server and this client share the machine: its other load moves both; run it idle.
@@ -34,7 +38,7 @@ import yaml
 
 from edgellm.fleet.simulator import FleetSimulator
 from edgellm.fleet.topology import load_topology
-from edgellm.live.calibration import WORDS, Prober, measure, topology_for
+from edgellm.live.calibration import Prober, measure, topology_for
 from edgellm.live.llama_cpp_engine import LlamaServer, llama_cpp_available
 from edgellm.models.token_counts import TokenCounter
 from edgellm.testing.tiny_gguf import build_tiny_gguf
@@ -55,8 +59,8 @@ def capacity(topology, tokens):
     """Requests per second the calibrated clock serves at most (slots / mean service),
     for (prompt tokens, completion tokens) pairs."""
     model, node = topology.models[0], topology.nodes[0]
-    service = [model.overhead_s + prompt / model.prefill_tokens_per_s
-               + (completion - 1) / model.decode_tokens_per_s for prompt, completion in tokens]
+    service = [model.prefill_s(prompt) + (completion - 1) * model.token_s(prompt, completion)
+               for prompt, completion in tokens]
     return node.slots / float(np.mean(service))
 
 
@@ -96,9 +100,20 @@ def run_simulated(topology, measured):
                             "completion_tokens": m.completion_tokens,
                             "total_tokens": m.prompt_tokens + m.completion_tokens}}
         perf = simulator.serve_answered(sample, answer)["perf"]
-        out.append((i, perf["time_to_first_token"], perf["e2e_latency"]))
+        out.append((i, perf["time_to_first_token"], perf["e2e_latency"], perf["busy_s"]))
     out.sort()
-    return [o[1] for o in out], [o[2] for o in out]
+    return [o[1] for o in out], [o[2] for o in out], sum(o[3] for o in out)
+
+
+def busy_seconds(measured):
+    """Seconds a one-at-a-time server spent serving the run: each request from the later
+    of its arrival and the end of the answer before it, to its own end. Against the
+    clock's, it tells service time (the calibration, the model) from queueing."""
+    busy, free = 0.0, float("-inf")
+    for end, arrival in sorted((arrival + m.e2e, arrival) for m, arrival in measured):
+        busy += end - max(arrival, free)
+        free = end
+    return busy
 
 
 def compare(label, real, sim):
@@ -114,7 +129,7 @@ def compare(label, real, sim):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=80, help="requests per rate")
+    parser.add_argument("--requests", type=int, default=300, help="requests per rate")
     parser.add_argument("--rates", type=float, nargs="+", default=[0.3, 0.85],
                         help="arrival rates as shares of the calibrated capacity")
     parser.add_argument("--calibration-requests", type=int, default=4)
@@ -146,9 +161,11 @@ def main(argv=None):
                 yaml.safe_dump(spec, handle, sort_keys=False)
             topology = load_topology(topology_path)
             model, node = topology.models[0], topology.nodes[0]
-            print(f"calibrated: prefill {model.prefill_tokens_per_s:.0f} tokens/s, decode "
-                  f"{model.decode_tokens_per_s:.1f} tokens/s, overhead "
-                  f"{model.overhead_s * 1e3:.1f} ms, slots {node.slots}, load "
+            print(f"calibrated: prefill {model.prefill_tokens_per_s:.0f} tokens/s + "
+                  f"{model.prefill_s_per_token2 * 1e9:.0f} ns x prompt tokens^2, decode "
+                  f"{model.decode_tokens_per_s:.1f} tokens/s + "
+                  f"{model.decode_s_per_context_token * 1e9:.0f} ns per token of context, "
+                  f"overhead {model.overhead_s * 1e3:.1f} ms, slots {node.slots}, load "
                   f"{model.size_gb * model.load_s_per_gb:.2f} s; speed-up at concurrency "
                   f"4: {calibration.speedup(max(calibration.concurrency)):.2f}; load "
                   f"slowdown {dict(model.load_slowdown)}")
@@ -169,7 +186,7 @@ def main(argv=None):
                                                                             len(requests))
                     arrivals = (np.cumsum(gaps) - gaps[0]).tolist()
                     measured = run_real(prober, counter, requests, arrivals)
-                    sim_ttft, sim_e2e = run_simulated(topology, measured)
+                    sim_ttft, sim_e2e, sim_busy = run_simulated(topology, measured)
                     real_ttft = [m.ttft for m, _ in measured]
                     real_e2e = [m.e2e for m, _ in measured]
                     print(f"\nrate {rate:.2f}/s ({share:.0%} of capacity), {len(requests)} "
@@ -178,6 +195,10 @@ def main(argv=None):
                     rows, _ = compare("TTFT", real_ttft, sim_ttft)
                     e2e_rows, errors = compare("E2E", real_e2e, sim_e2e)
                     print("\n".join(rows + e2e_rows))
+                    if node.slots == 1:
+                        real_busy = busy_seconds(measured)
+                        print(f"  server busy {real_busy:.1f} s, the clock's {sim_busy:.1f} s "
+                              f"({(sim_busy - real_busy) / real_busy * 100:+.1f} %)")
                     worst = {q: max(worst[q], errors[q]) for q in worst}
             finally:
                 prober.close()

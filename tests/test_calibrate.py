@@ -31,11 +31,16 @@ def calibration(server):
 
 
 def test_calibration_finds_the_servers_timing(calibration):
-    slope, overhead, _ = calibration.prefill_fit()
+    slope, overhead, _, square = calibration.prefill_fit()
     # the loopback server's first token leaves FIRST after the request, whatever its length
     assert overhead == pytest.approx(FIRST, abs=0.03)
-    assert slope * 256 < 0.02
+    assert slope * 256 < 0.02 and square * 256 ** 2 < 0.02
     assert sorted(calibration.decode_speeds()) == pytest.approx([1 / GAP] * 2, rel=0.3)
+    # its tokens take GAP whatever the context: no slowdown per token of context
+    base, per_context = calibration.decode_fit()
+    assert base == pytest.approx(1 / GAP, rel=0.3) and per_context * 500 < 0.3 * GAP
+    assert {m.prompt_tokens for m in calibration.decode_long} != \
+        {m.prompt_tokens for m in calibration.decode}
     # it answers requests in threads: four at once go nearly four times as fast
     assert calibration.speedup(4) > 2.0 and calibration.slots() == 4
     assert calibration.slowdown(4) == pytest.approx(1.0, abs=0.3)
@@ -85,9 +90,9 @@ cloud: {profile: gpt-4o-mini}
 """
 
 
-def _topology(tmp_path, extra=""):
-    path = tmp_path / f"t{abs(hash(extra))}.yaml"
-    path.write_text(TOPOLOGY % extra)
+def _topology(tmp_path, extra="", slots=1):
+    path = tmp_path / f"t{abs(hash(extra))}-{slots}.yaml"
+    path.write_text(TOPOLOGY.replace("slots: 1", f"slots: {slots}") % extra)
     return load_topology(str(path))
 
 
@@ -104,6 +109,14 @@ def _replay(topology, tasks):
         perf = simulator.serve_answered(sample, answer)["perf"]
         out.append((perf["time_to_first_token"], perf["e2e_latency"]))
     return out
+
+
+def _expected(topology):
+    """The center's expected latency for a task of 100 prompt tokens on an idle node."""
+    simulator = FleetSimulator(topology, caching_every=10 ** 6)
+    task = simulator._task({"id": 0, "query": "x", "task_type": "question_answering",
+                            "round": 0, "arrival_s": 0.0, "prompt_tokens": 100})
+    return simulator.center.place(task).expected_latency_s
 
 
 def test_recorded_answers_replay_through_the_clock(tmp_path):
@@ -145,9 +158,9 @@ def test_a_backend_told_to_estimate_never_asks_the_tokenize_endpoint(server):
         assert generation.completion_tokens == 8  # counted, or the chunks streamed
 
 
-def test_load_slowdown_slows_a_busy_node(tmp_path):
-    """``load_slowdown``: a request that finds others at its node (running or waiting)
-    is served more slowly, by the factor for their number, itself included."""
+def test_load_slowdown_slows_requests_served_together(tmp_path):
+    """``load_slowdown``: a request served together with others is slower, by the factor
+    for their number, itself included; a request waiting for a slot costs nothing."""
     plain = _topology(tmp_path)
     assert plain.models[0].load_slowdown == () and plain.models[0].slowdown(5) == 1.0
     busy = _topology(tmp_path, ", load_slowdown: {3: 2.0}")
@@ -155,13 +168,43 @@ def test_load_slowdown_slows_a_busy_node(tmp_path):
     assert busy.models[0].slowdown(9) == pytest.approx(2.0)  # flat beyond
     tasks = [(0.0, 100, 11)] * 3  # each takes 0.1 + 0.2 s alone
     assert [e2e for _, e2e in _replay(plain, tasks)] == pytest.approx([0.3, 0.6, 0.9], abs=1e-4)
-    # the second finds one, the third two: 0.3 s, then 1.5x and 2x that
-    assert [e2e for _, e2e in _replay(busy, tasks)] == pytest.approx([0.3, 0.75, 1.35], abs=1e-4)
+    # one slot: the second and third wait, and are served as fast as the first
+    assert [e2e for _, e2e in _replay(busy, tasks)] == pytest.approx([0.3, 0.6, 0.9], abs=1e-4)
+    # three slots: served together, the second with one other (1.5x), the third with two
+    batching = _topology(tmp_path, ", load_slowdown: {3: 2.0}", slots=3)
+    assert [e2e for _, e2e in _replay(batching, tasks)] == \
+        pytest.approx([0.3, 0.45, 0.6], abs=1e-4)
+    # the third arriving after the first finished is served with one other only
+    later = [(0.0, 100, 11), (0.0, 100, 11), (0.35, 100, 11)]
+    assert [e2e for _, e2e in _replay(batching, later)] == \
+        pytest.approx([0.3, 0.45, 0.45], abs=1e-4)
     for extra, match in ((", load_slowdown: {0: 1.5}", r"whole numbers >= 1\), got 0"),
                          (", load_slowdown: {2: -1}", "load_slowdown.2': expected a "
                                                       "positive number")):
         with pytest.raises(ConfigError, match=match):
             _topology(tmp_path, extra)
+
+
+def test_attention_terms_charge_long_contexts(tmp_path):
+    """``prefill_s_per_token2`` adds to the prefill by the prompt's square;
+    ``decode_s_per_context_token`` to every decoded token by its context (the prompt and
+    the tokens before it: their mean, prompt + tokens / 2)."""
+    (ttft, e2e), = _replay(_topology(tmp_path), [(0.0, 100, 11)])
+    attention = _topology(tmp_path, ", prefill_s_per_token2: 1.0e-5, "
+                                    "decode_s_per_context_token: 1.0e-4")
+    (ttft2, e2e2), = _replay(attention, [(0.0, 100, 11)])
+    assert ttft2 - ttft == pytest.approx(1e-5 * 100 ** 2, abs=1e-6)
+    assert (e2e2 - ttft2) - (e2e - ttft) == pytest.approx(10 * 1e-4 * (100 + 5.5), abs=1e-6)
+    model = attention.models[0]
+    # (and the prompt's 3.2 µs on the link)
+    assert model.prefill_s(100) + 10 * model.token_s(100, 11) == pytest.approx(e2e2, abs=1e-5)
+    # the offloaders' view expects what the clock charges (for the length it expects)
+    plain_s, attention_s = (_expected(t) for t in (_topology(tmp_path), attention))
+    tokens = round((plain_s - 0.1) * 50 + 1)  # 0.1 s prefill, 50 tokens/s (and the link)
+    assert attention_s - plain_s == pytest.approx(
+        1e-5 * 100 ** 2 + (tokens - 1) * 1e-4 * (100 + tokens / 2), abs=1e-6)
+    with pytest.raises(ConfigError, match="prefill_s_per_token2': must be >= 0"):
+        _topology(tmp_path, ", prefill_s_per_token2: -1")
 
 
 def test_calibration_writes_the_load_slowdown(calibration):

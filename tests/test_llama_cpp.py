@@ -132,11 +132,16 @@ def test_calibrate_writes_the_servers_figures(server, tiny_gguf, tmp_path, capsy
     topology = load_topology(str(out))
     model, node = topology.models[0], topology.nodes[0]
     assert node.id == "laptop" and node.slots == 1  # one request at a time
+    assert model.load_slowdown == ()  # a request waiting its turn costs such a server nothing
+    assert model.prefill_s_per_token2 >= 0 and model.decode_s_per_context_token >= 0
     assert model.size_gb == pytest.approx(os.path.getsize(tiny_gguf["Q8_0"]) / 1e9, rel=1e-6)
     assert model.prefill_tokens_per_s > model.decode_tokens_per_s > 1
     assert 0 < model.size_gb * model.load_s_per_gb < 60
     block = yaml.safe_load(out.read_text())["calibration"]
     assert block["load_s"]["n"] == 1 and block["concurrency"][4]["speedup"] < 1.25
+    after_long = block["decode_tokens_per_s_after_long_prompt"]
+    assert after_long["n"] == 3 and min(after_long["prompt_tokens"]) > max(
+        block["prefill_tokens_per_s"]["prompt_tokens"]) / 4
 
 
 def _fleet_topology(folder, files):

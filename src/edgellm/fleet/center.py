@@ -201,15 +201,27 @@ class DistributionCenter:
             c = self.candidates
             tokens = self._expected_tokens(c.model, type_index)
             rows = self._per_type[type_index] = (self.quality[c.model, type_index],
-                                                 (tokens - 1) * c.itl)
+                                                 (tokens - 1) * c.itl, tokens)
         return rows
+
+    def _decode(self, task):
+        """Per candidate: expected quality, and the seconds of service after the linear
+        prefill (decode, and where the catalog has them, attention's terms:
+        CatalogModel.prefill_s, token_s)."""
+        c = self.candidates
+        quality, decode, tokens = self._type_rows(task.type_index)
+        if c.attention:
+            prompt = task.prompt_tokens
+            decode = decode + prompt * prompt * c.s_per_prompt_token2 \
+                + (tokens - 1) * c.s_per_context_token * (prompt + tokens / 2)
+        return quality, decode
 
     def options(self, task):
         """The edge options and, per option, when the center expects service to start."""
         c = self.candidates
         if not len(c):
             return None, None
-        quality, decode = self._type_rows(task.type_index)
+        quality, decode = self._decode(task)
         at_node = task.arrival_s + c.half_rtt \
             + task.prompt_tokens * BYTES_PER_TOKEN * c.s_per_byte
         start = np.maximum(np.maximum(at_node, self._view_free[c.node]), c.ready_at)
@@ -236,7 +248,7 @@ class DistributionCenter:
             if self.slo_s is None or latency <= self.slo_s \
                     or self.cloud_latency(task) >= latency:
                 node, model = int(options.node[row]), int(options.model[row])
-                decode = self._type_rows(task.type_index)[1]
+                decode = self._decode(task)[1]
                 view = self.free[node]
                 c = self.candidates
                 view.take(float(start[row]), c.overhead[row] + task.prompt_tokens

@@ -201,14 +201,15 @@ class FleetSimulator:
             e2e = queue + load_wait + busy
             network = answer["perf"].get("network_time") or 0.0
         else:
-            # the requests its server holds slow it (the model's measured load_slowdown):
-            # those this one finds on arrival, running or waiting, and itself (arrivals
-            # see the time average; the clock does not know yet who comes after)
-            slow = catalog.slowdown(1 + sum(1 for f in state.in_system if f > at_node)) \
+            # a batching server slows each request it serves with others (the model's
+            # measured load_slowdown): those in service when this one starts, and itself
+            # (the clock does not know yet who comes after). Requests waiting for a slot
+            # cost nothing: a one-at-a-time server (llama.cpp's, measured) runs as fast
+            # with a queue as without (docs/llama-cpp.md)
+            slow = catalog.slowdown(1 + state.actual.busy_at(start)) \
                 if catalog.load_slowdown else 1.0
-            prefill = (catalog.overhead_s / spec.speed
-                       + prompt / (catalog.prefill_tokens_per_s * spec.speed)) * slow
-            itl = slow / (catalog.decode_tokens_per_s * spec.speed)
+            prefill = catalog.prefill_s(prompt, spec.speed) * slow
+            itl = catalog.token_s(prompt, tokens, spec.speed) * slow
             busy = prefill + (tokens - 1) * itl
             ttft = start - task.arrival_s + prefill + spec.rtt_s / 2
             e2e = ttft + (tokens - 1) * itl

@@ -20,6 +20,10 @@ class SlotClock:
     def earliest(self):
         return min(self.free)
 
+    def busy_at(self, time_s):
+        """Slots still serving at ``time_s``."""
+        return sum(1 for free in self.free if free > time_s)
+
     def take(self, start, busy_s):
         """Occupy the earliest-free slot from ``start`` for ``busy_s``."""
         k = self.free.index(min(self.free))
@@ -97,6 +101,13 @@ class CandidateTable:
                                  dtype=np.float64) / speed
         self.itl = 1.0 / (np.array(
             [models[m].decode_tokens_per_s for m in self.model], dtype=np.float64) * speed)
+        # attention's terms (CatalogModel.prefill_s, token_s); most catalogs have none
+        self.s_per_prompt_token2 = np.array(
+            [models[m].prefill_s_per_token2 for m in self.model], dtype=np.float64) / speed
+        self.s_per_context_token = np.array(
+            [models[m].decode_s_per_context_token for m in self.model], dtype=np.float64) \
+            / speed
+        self.attention = bool(self.s_per_prompt_token2.any() or self.s_per_context_token.any())
         self.rtt = np.array([nodes[i].rtt_s for i in self.node], dtype=np.float64)
         self.half_rtt = self.rtt / 2
         self.s_per_byte = np.array([1.0 / (nodes[i].bandwidth_mbps * 1e6) for i in self.node],

@@ -48,13 +48,36 @@ class CatalogModel(_Quality):
     params_b: float = 0.0
     endpoint_model: str = None   # model name a real node's server knows it by
     overhead_s: float = 0.0      # a request's fixed cost before its prefill (the server's)
-    # (requests at the node, factor on its prefill and decode time) pairs, measured by
-    # edgellm calibrate: a server slows with the requests it holds (docs/llama-cpp.md)
+    # attention's share, which grows with the context (edgellm calibrate measures both):
+    # prefill seconds per squared prompt token, and each decoded token's extra seconds
+    # per token of context before it (a long prompt's answer decodes slower)
+    prefill_s_per_token2: float = 0.0
+    decode_s_per_context_token: float = 0.0
+    # (requests served at once, factor on their prefill and decode time) pairs, measured
+    # by edgellm calibrate: a batching server slows each request it serves together with
+    # others (docs/llama-cpp.md)
     load_slowdown: tuple = ()
 
+    def prefill_s(self, prompt_tokens, speed=1.0):
+        """Seconds from the start of service to the first token (a node of ``speed``)."""
+        seconds = self.overhead_s / speed + prompt_tokens / (self.prefill_tokens_per_s * speed)
+        if self.prefill_s_per_token2:
+            seconds += self.prefill_s_per_token2 * prompt_tokens ** 2 / speed
+        return seconds
+
+    def token_s(self, prompt_tokens, completion_tokens, speed=1.0):
+        """Mean seconds per decoded token after the first: each one attends to the
+        prompt and the tokens before it (their mean context: prompt + tokens / 2)."""
+        seconds = 1.0 / (self.decode_tokens_per_s * speed)
+        if self.decode_s_per_context_token:
+            seconds += self.decode_s_per_context_token * (prompt_tokens + completion_tokens / 2) \
+                / speed
+        return seconds
+
     def slowdown(self, requests):
-        """The factor on a request's service time when ``requests`` are at its node
-        (itself included): linear between the measured points, flat beyond them."""
+        """The factor on a request's service time when ``requests`` are served at once
+        at its node (itself included): linear between the measured points, flat beyond
+        them."""
         if not self.load_slowdown:
             return 1.0
         points = ((1, 1.0),) + tuple(p for p in self.load_slowdown if p[0] > 1)
@@ -178,16 +201,18 @@ def _catalog_model(section):
         params_b=_number(section, "params_b", 0.0),
         endpoint_model=section.get("endpoint_model", str),
         overhead_s=_number(section, "overhead_s", 0.0),
+        prefill_s_per_token2=_number(section, "prefill_s_per_token2", 0.0),
+        decode_s_per_context_token=_number(section, "decode_s_per_context_token", 0.0),
         load_slowdown=_load_slowdown(section))
 
 
 def _load_slowdown(section):
-    """``load_slowdown``: {requests at the node (whole, >= 1): factor (> 0)}."""
+    """``load_slowdown``: {requests served at once (whole, >= 1): factor (> 0)}."""
     table = section.get("load_slowdown", dict, default={})
     pairs = []
     for key, factor in table.items():
         if isinstance(key, bool) or not isinstance(key, int) or key < 1:
-            raise section.error("load_slowdown", f"keys are requests at the node (whole "
+            raise section.error("load_slowdown", f"keys are requests served at once (whole "
                                                  f"numbers >= 1), got {key!r}")
         if isinstance(factor, bool) or not isinstance(factor, (int, float)) or \
                 not math.isfinite(factor) or factor <= 0:

@@ -4,13 +4,16 @@ Through the ``openai`` backend (which times the first token and every token afte
 against any OpenAI-compatible server:
 
 - **prefill**: prompts of several lengths, two output tokens each; TTFT against the
-  prompt's tokens by least squares: the slope is the prefill speed, the intercept the
+  prompt's tokens and their square by least squares: the linear term is the prefill
+  speed, the square attention's share (``prefill_s_per_token2``), the intercept the
   request's fixed cost before its prefill (``overhead_s``);
-- **decode**: long answers from short prompts; each request's (e2e - TTFT) / (tokens - 1);
+- **decode**: long answers from short and from long prompts; each request's
+  (e2e - TTFT) / (tokens - 1) against its context: the speed with none, and the
+  slowdown per token of context (``decode_s_per_context_token``);
 - **concurrency**: k requests sent at once (k = 1, 2, 4 by default): each one's decode
-  speed (its slowdown against one at a time) and the throughput of all (the speed-up
-  the server allows); a server that gains nothing serves one request at a time
-  (``slots: 1``), one that gains serves ``slots`` at once;
+  speed (its slowdown against one at a time: ``load_slowdown``) and the throughput of
+  all (the speed-up the server allows); a server that gains nothing serves one request
+  at a time (``slots: 1``, no ``load_slowdown``), one that gains serves ``slots`` at once;
 - **load**: with the model's GGUF file, llama-cpp-python's server started on it a few
   times, from the spawn until it answers (the load time; live/llama_cpp_engine.py).
 
@@ -157,24 +160,41 @@ class Calibration:
     model: str
     prefill: list = field(default_factory=list)        # Measurements, 2 output tokens
     decode: list = field(default_factory=list)         # Measurements, long answers
+    decode_long: list = field(default_factory=list)    # the same after long prompts
     concurrency: dict = field(default_factory=dict)    # k -> list of Measurements
     load_s: list = field(default_factory=list)         # seconds, one per server start
     size_gb: float = None
 
     def prefill_fit(self):
-        """(seconds per prompt token, overhead seconds, slope's standard error)."""
+        """(seconds per prompt token, overhead seconds, the per-token term's standard
+        error, seconds per squared prompt token): TTFT against the prompt's tokens by
+        least squares on relative errors (a short prompt counts as much as a long one),
+        no term below zero. The squared term is attention's: llama.cpp's prefill of the
+        tiny model takes 1.7 times longer per token at 1,500 tokens than at 30, and a
+        line through both put the workload's prompts 35 % too slow (docs/llama-cpp.md)."""
         x = np.array([m.prompt_tokens for m in self.prefill], dtype=float)
         y = np.array([m.ttft for m in self.prefill], dtype=float)
-        slope, intercept = np.polyfit(x, y, 1)
-        residuals = y - (slope * x + intercept)
+        design = np.column_stack([np.ones_like(x), x, x ** 2])
+        (overhead, slope, square), spread = _nonnegative_fit(design, y, 1.0 / np.maximum(y,
+                                                                                     1e-6))
         # a prefill too fast to tell from the noise: a tiny positive slope (10M tokens/s)
-        slope = max(slope, 1e-7)
-        spread = np.sqrt(np.sum(residuals ** 2) / max(1, len(x) - 2) /
-                         max(1e-12, np.sum((x - x.mean()) ** 2)))
-        return float(slope), float(intercept), float(spread)
+        return max(float(slope), 1e-7), float(overhead), float(spread[1]), float(square)
+
+    def decode_fit(self):
+        """(tokens per second with no context, extra seconds per token per token of
+        context): each long answer's time per token after the first against its mean
+        context (prompt + tokens / 2), from short and long prompts."""
+        rows = [(m.prompt_tokens + m.completion_tokens / 2, 1.0 / m.decode_tokens_per_s)
+                for m in self.decode + self.decode_long if m.decode_tokens_per_s]
+        x, y = np.array(rows, dtype=float).T
+        if len(set(x.round())) < 2:  # one context length: no slope to tell
+            return float(1.0 / np.median(y)), 0.0
+        (base, per_context), _ = _nonnegative_fit(np.column_stack([np.ones_like(x), x]), y)
+        return float(1.0 / max(base, 1e-9)), float(per_context)
 
     def decode_speeds(self, measurements=None):
-        speeds = [m.decode_tokens_per_s for m in (measurements or self.decode)]
+        speeds = [m.decode_tokens_per_s for m in
+                  (self.decode if measurements is None else measurements)]
         return [s for s in speeds if s]
 
     def throughput(self, k):
@@ -195,13 +215,13 @@ class Calibration:
         return one / statistics.median(self.decode_speeds(_flat(self.concurrency[k])))
 
     def load_slowdown(self):
-        """{k: the factor on a request's service time with k requests at the node}: a
-        server serving one at a time (slots 1) takes throughput(1) / throughput(k) per
-        request; one that batches, each request's decode slowdown."""
-        one_at_a_time = self.slots() == 1
-        return {k: _finite(self.throughput(min(self.concurrency)) / self.throughput(k)
-                           if one_at_a_time else self.slowdown(k), 3)
-                for k in sorted(self.concurrency) if k > 1}
+        """{k: the factor on each request's service time with k served at once}: a
+        batching server's decode slowdown. A server serving one at a time (slots 1) has
+        none: a request waiting for its turn costs it nothing (measured on llama.cpp's
+        server: service times alike with 0 and with 4 waiting; docs/llama-cpp.md)."""
+        if self.slots() == 1:
+            return {}
+        return {k: _finite(self.slowdown(k), 3) for k in sorted(self.concurrency) if k > 1}
 
     def slots(self):
         """1 for a server that gains nothing from concurrency (a 25 % margin: the
@@ -216,6 +236,20 @@ def _flat(rounds):
     return [m for batch in rounds for m in batch]
 
 
+def _nonnegative_fit(design, y, weights=None):
+    """Least squares with every coefficient >= 0 (scipy's nnls), rows weighted by
+    ``weights``; (coefficients, their standard errors)."""
+    from scipy.optimize import nnls
+
+    w = np.ones_like(y) if weights is None else weights
+    a, b = design * w[:, None], y * w
+    coefficients, _ = nnls(a, b)
+    dof = max(1, len(y) - design.shape[1])
+    sigma2 = float(np.sum((b - a @ coefficients) ** 2)) / dof
+    covariance = np.linalg.pinv(a.T @ a) * sigma2
+    return coefficients, np.sqrt(np.maximum(np.diag(covariance), 0.0))
+
+
 def measure(base_url, model, requests=3, concurrency=(1, 2, 4), prompt_words=(8, 32, 96,
             192, 384), decode_tokens=64, api_key_env="none", model_file=None, load_runs=3,
             progress=None, seed=0):
@@ -227,9 +261,11 @@ def measure(base_url, model, requests=3, concurrency=(1, 2, 4), prompt_words=(8,
         for _ in range(2):  # warm-up: first requests pay for lazy set-up on both sides
             prober.one(8, 4)
         say("prefill")
+        longest = None
         for n, words in enumerate(sorted(prompt_words)):
             try:
                 calibration.prefill += [prober.one(words, 2) for _ in range(requests)]
+                longest = words
             except ConfigError as err:
                 if n < 2:
                     raise
@@ -238,6 +274,9 @@ def measure(base_url, model, requests=3, concurrency=(1, 2, 4), prompt_words=(8,
                 break
         say("decode")
         calibration.decode = [prober.one(8, decode_tokens) for _ in range(requests)]
+        # and after a long prompt: decoding slows as the context grows (attention)
+        calibration.decode_long = [prober.one(max(8, longest // 2), decode_tokens)
+                                   for _ in range(requests)]
         levels = sorted(set(concurrency))
         say(f"concurrency {', '.join(map(str, levels))}")
         calibration.concurrency = {k: [] for k in levels}
@@ -292,16 +331,19 @@ def topology_for(calibration, node_id, profile, memory_gb, quantization="gguf"):
     """The calibrated node and model as a topology (a mapping ``load_topology`` reads,
     once ``sizes_gb`` and ``load_s_per_gb`` are known), with a ``calibration`` block of
     spreads the loader does not read. The node is the reference device (speed 1)."""
-    slope, overhead, slope_se = calibration.prefill_fit()
+    slope, overhead, slope_se, square = calibration.prefill_fit()
     decode = calibration.decode_speeds()
+    decode_base, per_context = calibration.decode_fit()
     model = {"id": calibration.model, "profile": profile,
              "sizes_gb": {quantization: _finite(calibration.size_gb, 9)},
              "quantization": quantization,
              "load_s_per_gb": _finite(statistics.mean(calibration.load_s) /
                                       calibration.size_gb, 3) if calibration.load_s else None,
              "prefill_tokens_per_s": _finite(1.0 / slope, 1),
-             "decode_tokens_per_s": _finite(statistics.median(decode), 2),
+             "decode_tokens_per_s": _finite(decode_base, 2),
              "overhead_s": _finite(max(0.0, overhead), 4),
+             "prefill_s_per_token2": float(f"{square:.4g}"),
+             "decode_s_per_context_token": float(f"{per_context:.4g}"),
              "load_slowdown": calibration.load_slowdown(),
              "endpoint_model": calibration.model}
     node = {"id": node_id, "memory_gb": round(float(memory_gb), 2), "speed": 1.0,
@@ -318,6 +360,9 @@ def topology_for(calibration, node_id, profile, memory_gb, quantization="gguf"):
             "overhead_s": _finite(overhead), "requests": len(calibration.prefill),
             "prompt_tokens": sorted({m.prompt_tokens for m in calibration.prefill})},
         "decode_tokens_per_s": spread(decode, 2),
+        "decode_tokens_per_s_after_long_prompt": dict(
+            spread(calibration.decode_speeds(calibration.decode_long), 2),
+            prompt_tokens=sorted({m.prompt_tokens for m in calibration.decode_long})),
         "inter_token_gap_s": spread([g for m in calibration.decode for g in m.gaps], 5),
         "concurrency": {k: {"throughput_tokens_per_s": _finite(calibration.throughput(k), 2),
                             "speedup": _finite(calibration.speedup(k), 3),

@@ -44,6 +44,7 @@ class SimulatedEngine:
         self._llms = {}
         self.warm = False
         self._warming = None           # the warm-up's future, started by the first load
+        self.serving = 0               # requests in service now (the agent's slots)
 
     def warm_up(self):
         """Answer one item of every task type once: the scorers' libraries (seqeval
@@ -94,15 +95,20 @@ class SimulatedEngine:
         compute = time.monotonic() - made
         tokens = answer["usage"]["completion_tokens"]
         speed, scale = self.node.speed, 0.0 if self.zero_time else self.time_scale
-        prefill = (model.overhead_s / speed
-                   + prompt_tokens / (model.prefill_tokens_per_s * speed)) * scale
-        decode = (tokens - 1) / (model.decode_tokens_per_s * speed) * scale
+        # slowed as the fleet's clock slows it: by the requests served with this one
+        slow = model.slowdown(self.serving + 1) if model.load_slowdown else 1.0
+        prefill = model.prefill_s(prompt_tokens, speed) * scale * slow
+        decode = (tokens - 1) * model.token_s(prompt_tokens, tokens, speed) * scale * slow
         start = time.monotonic()
-        if prefill:
-            await asyncio.sleep(prefill)
-        ttft = time.monotonic() - start
-        if decode:
-            await asyncio.sleep(decode)
+        self.serving += 1
+        try:
+            if prefill:
+                await asyncio.sleep(prefill)
+            ttft = time.monotonic() - start
+            if decode:
+                await asyncio.sleep(decode)
+        finally:
+            self.serving -= 1
         return _answer(answer), ttft, time.monotonic() - start, compute
 
 
