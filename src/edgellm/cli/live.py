@@ -78,7 +78,7 @@ def center(args):
 def edge(args):
     agent = EdgeAgent(args.center, args.node_id, _token(), engine=args.engine,
                       models_dir=args.models_dir, seed=args.seed,
-                      engine_settings=_engine_settings(args))
+                      engine_settings=_engine_settings(args), transport=args.transport)
     try:
         _run_loop(_edge(agent, args))
     except RuntimeError as err:

@@ -379,6 +379,10 @@ def add_live_commands(commands):
                       help="its port (default 0: a free one; the center's page links to it)")
     edge.add_argument("--no-monitor", dest="monitor_port", action="store_const", const=None,
                       help="serve no page for this node")
+    edge.add_argument("--transport", choices=["stream", "http"], default="stream",
+                      help="how tasks and results travel: stream (default: one WebSocket, "
+                           "pushed both ways; HTTP when the center has none) or http (a "
+                           "long poll for tasks, a POST per batch of results)")
     edge.add_argument("--seed", type=int, default=0, help="simulated engine's seed")
     edge.add_argument("--zero-time", action="store_true",
                       help="simulated engine: answer at once, no modelled time (dispatch "

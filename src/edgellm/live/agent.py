@@ -2,9 +2,11 @@
 
 It registers with the center (the join token, from the environment only) and gets a
 node token; sends a heartbeat every ``heartbeat_s`` with its load (slots in use,
-queue, CPU and memory); pulls the tasks dispatched to it (a long poll) and runs them on
-its engine, ``slots`` at a time, answers posted back as they finish with what it
-measured; keeps the models the center asks for: evicts the others, fetches the new
+queue, CPU and memory); receives the tasks dispatched to it and runs them on its
+engine, ``slots`` at a time, answers sent back as they finish with what it measured
+(``transport="stream"``, the default: over one WebSocket, pushed both ways,
+live/agent_stream.py; ``"http"``, or a center without streams: a long poll and a POST
+per batch); keeps the models the center asks for: evicts the others, fetches the new
 ones from the center's model store (resumed with ``Range``, checked with SHA-256,
 installed atomically; live/transfer.py) and loads them, reporting each transfer. A
 center that says the node is unknown (it was UNREACHABLE, or restarted) gets a new
@@ -27,17 +29,24 @@ import psutil
 
 from edgellm.fleet.center import BYTES_PER_TOKEN
 from edgellm.fleet.topology import load_topology
+from edgellm.live.agent_stream import TaskStream
 from edgellm.live.engines import make_engine
 from edgellm.live.transfer import PARTIAL, TransferError, download
 
 log = logging.getLogger(__name__)
 
+TRANSPORTS = ("stream", "http")
+
 
 class EdgeAgent:
     def __init__(self, center_url, node_id, join_token, engine="simulated", models_dir=None,
-                 seed=0, engine_settings=None, pull_wait_s=10.0):
+                 seed=0, engine_settings=None, pull_wait_s=10.0, transport="stream"):
         if not join_token:
             raise ValueError("the edge agent needs the join token (env EDGELLM_JOIN_TOKEN)")
+        if transport not in TRANSPORTS:
+            raise ValueError(f"transport must be one of {', '.join(TRANSPORTS)}, "
+                             f"got {transport!r}")
+        self.transport = transport
         self.center_url = center_url.rstrip("/")
         self.node_id, self.join_token = node_id, join_token
         self.engine_name, self.seed = engine, int(seed)
@@ -66,6 +75,7 @@ class EdgeAgent:
         self._finished = itertools.count(1)
         self._sync = None
         self._stop = asyncio.Event()
+        self._registering = asyncio.Lock()
 
     # -- the center ------------------------------------------------------------------
 
@@ -108,7 +118,7 @@ class EdgeAgent:
                     if time.monotonic() > deadline:
                         raise RuntimeError(f"no center answers at {self.center_url}") from None
                     await asyncio.sleep(0.25)
-            workers = [self._heartbeats(), self._pull(), self._post_results(),
+            workers = [self._heartbeats(), self._exchange(),
                        *(self._work() for _ in range(self.node.slots))]
             tasks = [asyncio.create_task(w) for w in workers]
             try:
@@ -121,6 +131,13 @@ class EdgeAgent:
     def stop(self):
         self._stop.set()
 
+    async def register_again(self, stale_token):
+        """The center refused ``stale_token``: one new registration, however many of the
+        agent's loops noticed (a later one finds the token already new)."""
+        async with self._registering:
+            if self.token == stale_token:
+                await self.register(self.http)
+
     def _changed(self, kind):
         for watcher in self.watchers:
             watcher(kind)
@@ -128,9 +145,10 @@ class EdgeAgent:
     async def _call(self, method, path, **kwargs):
         """A request with the node token; a 410 (the center forgot this node) leads
         to a new registration and one more try."""
-        response = await self.http.request(method, path, headers=self._auth(), **kwargs)
+        token = self.token
+        response = await self.http.request(method, path, headers=self._auth(token), **kwargs)
         if response.status_code == 410:
-            await self.register(self.http)
+            await self.register_again(token)
             response = await self.http.request(method, path, headers=self._auth(), **kwargs)
         return response
 
@@ -153,6 +171,13 @@ class EdgeAgent:
                     self.set_target(response.json()["target"])
             await asyncio.sleep(self.heartbeat_s)
 
+    async def _exchange(self):
+        """Tasks in and results out: over the stream, or HTTP where it cannot be had."""
+        if self.transport == "stream":
+            why = await TaskStream(self).run()  # returns only when there is no stream
+            log.warning("%s: %s: tasks and results over HTTP", self.node_id, why)
+        await asyncio.gather(self._pull(), self._post_results())
+
     async def _pull(self):
         while True:
             try:
@@ -164,18 +189,21 @@ class EdgeAgent:
             if response.status_code != 200:
                 await asyncio.sleep(0.5)
                 continue
-            body = response.json()
-            self.set_target(body["target"])
-            received = time.monotonic()
-            for task in body["tasks"]:
-                task["received"] = received
-                self.in_hand[task["model"]] += 1
-                if self.engine.simulated and not self.engine.zero_time:  # the node's link
-                    up = self.node.send_s(task["prompt_tokens"] * BYTES_PER_TOKEN)
-                    asyncio.get_running_loop().call_later(up * self.time_scale,
-                                                          self._enqueue, task)
-                else:
-                    self._enqueue(task)
+            self.take(response.json())
+
+    def take(self, body):
+        """The center's tasks and target models (a long poll's answer, a stream's message)."""
+        self.set_target(body["target"])
+        received = time.monotonic()
+        for task in body["tasks"]:
+            task["received"] = received
+            self.in_hand[task["model"]] += 1
+            if self.engine.simulated and not self.engine.zero_time:  # the node's link
+                up = self.node.send_s(task["prompt_tokens"] * BYTES_PER_TOKEN)
+                asyncio.get_running_loop().call_later(up * self.time_scale,
+                                                      self._enqueue, task)
+            else:
+                self._enqueue(task)
 
     def _enqueue(self, task):
         task["queued"] = time.monotonic()

@@ -43,6 +43,7 @@ class NodeRecord:
     models_loading: dict = field(default_factory=dict)   # catalog id -> {bytes, total, state}
     target: list = field(default_factory=list)           # catalog ids the center wants there
     failures: int = 0             # times it left READY
+    transport: str = None         # how its tasks travel: "stream" (open), "http" (polls)
 
     def token_ok(self, token):
         return bool(token) and hmac.compare_digest(token_digest(token), self.token_sha256)
@@ -58,7 +59,7 @@ class NodeRecord:
                 "cpu_percent": self.cpu_percent, "memory_percent": self.memory_percent,
                 "models_ready": list(self.models_ready),
                 "models_loading": dict(self.models_loading), "target_models": list(self.target),
-                "failures": self.failures}
+                "failures": self.failures, "transport": self.transport}
 
 
 class NodeTable:

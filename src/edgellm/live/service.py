@@ -1,10 +1,12 @@
 """The center's HTTP API (FastAPI; served by uvicorn, ``edgellm center``).
 
 Nodes: ``POST /api/register`` (join token) -> node id and node token; then, with the
-node token: ``POST /api/heartbeat``, ``GET /api/tasks`` (long poll: the tasks dispatched
-to the node and its target models), ``POST /api/results``, ``POST /api/transfers``,
-``GET /models/{model_id}`` (the file, with ``Range``). A token travels in the
-``Authorization: Bearer`` header only, never in a URL, and is never logged.
+node token: ``POST /api/heartbeat``; the task stream ``/api/stream`` (a WebSocket: the
+node's tasks and target models pushed as they are dispatched, its results back;
+live/stream.py), or, for agents without it, ``GET /api/tasks`` (long poll) and ``POST
+/api/results``; ``POST /api/transfers``, ``GET /models/{model_id}`` (the file, with
+``Range``). A token travels in the ``Authorization: Bearer`` header only, never in a
+URL, and is never logged.
 
 The fleet module (live/client.py): ``POST /api/runs``, ``POST /api/runs/{id}/tasks``,
 ``GET /api/runs/{id}/outcomes`` (long poll), ``DELETE /api/runs/{id}``. Anyone:
@@ -24,6 +26,7 @@ from fastapi.responses import FileResponse, Response
 from edgellm.fleet.registry import part_settings
 from edgellm.live.center import RunError
 from edgellm.live.nodes import UNREACHABLE
+from edgellm.live.stream import PATH as STREAM_PATH, NodeStreams
 from edgellm.live.transfer import CHUNK
 from edgellm.registry import UnknownSetting
 
@@ -67,14 +70,19 @@ class _HotRoutes:
     """The endpoints every task and every heartbeat calls, answered as plain ASGI:
     FastAPI's routing, dependency solving and middleware stack cost more than the
     handlers themselves (the center at 100 heartbeats a second spent two thirds of its
-    time there). A body that is not JSON, or a query value of the wrong kind, is a 400."""
+    time there). A body that is not JSON, or a query value of the wrong kind, is a 400.
+    ``sockets``: path -> ASGI app, for WebSocket scopes (the task stream)."""
 
-    def __init__(self, app, routes):
-        self.app, self.routes = app, routes
+    def __init__(self, app, routes, sockets):
+        self.app, self.routes, self.sockets = app, routes, sockets
 
     async def __call__(self, scope, receive, send):
-        handler = self.routes.get((scope.get("method"), scope.get("path"))) \
-            if scope["type"] == "http" else None
+        kind = scope["type"]
+        if kind == "websocket" and _route_path(scope) in self.sockets:
+            await self.sockets[_route_path(scope)](scope, receive, send)
+            return
+        handler = self.routes.get((scope["method"], _route_path(scope))) \
+            if kind == "http" else None
         if handler is None:
             await self.app(scope, receive, send)
             return
@@ -83,6 +91,13 @@ class _HotRoutes:
         except ValueError as err:  # bad JSON (JSONDecodeError) or a bad number
             response = _error(400, f"bad request: {err}")
         await response(scope, receive, send)
+
+
+def _route_path(scope):
+    """The path below the app's mount point: under a reverse proxy's prefix (a Mount,
+    uvicorn's ``--root-path``) ``path`` starts with ``root_path``, as Starlette reads it."""
+    path, root = scope["path"], scope.get("root_path", "")
+    return path[len(root):] if root and path.startswith(root + "/") else path
 
 
 def _bearer(request):
@@ -112,7 +127,8 @@ def create_app(center):
     app = FastAPI(title="edgellm center", docs_url=None, redoc_url=None,
                   default_response_class=JSONBody, lifespan=lifespan)
     hot = {}  # (method, path) -> handler: the per-task and per-second endpoints
-    app.add_middleware(_HotRoutes, routes=hot)
+    streams = app.state.streams = NodeStreams(center)
+    app.add_middleware(_HotRoutes, routes=hot, sockets={STREAM_PATH: streams.serve})
     app.add_middleware(_BodyLimit)  # added last: outermost, before the hot routes
     app.state.center = center
 
@@ -137,6 +153,7 @@ def create_app(center):
         record, token = center.nodes.register(node_id, str(body.get("engine", "simulated")),
                                               str(body.get("address", "")), body.get("pid"),
                                               _page_url(body.get("monitor_url")))
+        streams.close(node_id)  # its stream holds the old token: the agent reconnects
         spec = center.topology.nodes[record.index]
         return {"node_id": node_id, "node_token": token, "heartbeat_s": center.nodes.heartbeat_s,
                 "time_scale": center.time_scale, "target": record.target,
@@ -161,6 +178,7 @@ def create_app(center):
         record = node_of(request)
         if record is None or record.state == UNREACHABLE:
             return _error(410, "unknown node or token: register again")
+        record.transport = "http"
         queue = center.queues[record.id]
         if not queue:
             event = center.wake(record.id)

@@ -98,11 +98,13 @@ def spawn_agent(center_url, node_id, token, models_dir, engine="simulated", extr
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def spawn_fleet(center, topology_path, token, folder):
+def spawn_fleet(center, topology_path, token, folder, extra=()):
     """One agent per node of the topology (its models under ``folder``/<node id>), all
-    READY with their models: {node id: process}."""
+    READY with their models: {node id: process}. ``extra``: more ``edgellm edge``
+    options for each."""
     nodes = [n.id for n in load_topology(topology_path).nodes]
-    agents = {n: spawn_agent(center.url, n, token, os.path.join(folder, n)) for n in nodes}
+    agents = {n: spawn_agent(center.url, n, token, os.path.join(folder, n), extra=extra)
+              for n in nodes}
     try:
         center.wait_for(lambda seen: len(seen) == len(nodes) and all(
             v["state"] == "READY" and v["models_ready"] for v in seen.values()),
