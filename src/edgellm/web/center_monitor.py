@@ -16,6 +16,7 @@ import asyncio
 import time
 
 from edgellm.live.nodes import UNREACHABLE
+from edgellm.live.warm_up import answer_and_score
 from edgellm.web.broadcast import Broadcast
 from edgellm.web.cache_timeline import CacheTimeline
 from edgellm.web.round_stats import RoundStats, score_pending
@@ -33,6 +34,7 @@ class CenterMonitor:
         self.run_id = None
         self._load_due = self._rounds_due = None
         self._scoring = False
+        self._warming = None  # the scorers' warm-up, started by the first heartbeat
         center.events.listeners.append(self.event)
         center.on_heartbeat.append(self.heartbeat)
         center.on_answer.append(self.answered)
@@ -56,6 +58,10 @@ class CenterMonitor:
             self.broadcast.publish("run", self.run())
 
     def heartbeat(self, record):
+        if self._warming is None:  # a node is here: a run may follow; load the scorers
+            profile = self.center.topology.models[0].profile
+            self._warming = asyncio.get_running_loop().create_task(
+                asyncio.to_thread(answer_and_score, profile))
         spans = self._cache_of(record)
         if spans and self.broadcast:
             self.broadcast.publish("cache", {"spans": spans, "marks": []})
