@@ -132,6 +132,51 @@ def test_the_stream_needs_a_current_node_token_and_is_one_per_node(tmp_path):
         asyncio.run(scenario())
 
 
+def test_heartbeats_ride_on_the_stream(tmp_path):
+    """A node whose heartbeats come only on its stream stays READY with its reported
+    load; silent, it goes NOT_READY and UNREACHABLE as over HTTP, and its next heartbeat
+    on the stream gets 4410 (register again); a heartbeat that is no object, 1007."""
+    with LocalCenter(SMALL, str(tmp_path / "models"), TOKEN, **FAST) as center:
+        url = stream_url(center.url, "orin-nano")
+
+        def report(cpu):
+            return orjson.dumps({"heartbeat": {
+                "node_id": "orin-nano", "slots_busy": 0, "queue": 0, "cpu_percent": cpu,
+                "memory_percent": 20.0, "models_ready": ["qwen2.5-1.5b"],
+                "models_loading": {}}})
+
+        async def scenario():
+            token = register(center.url, "orin-nano")
+            auth = {"Authorization": f"Bearer {token}"}
+            async with connect(url, additional_headers=auth) as socket:
+                await socket.recv()
+                for beat in range(8):  # 1.6 s: twice the NOT_READY limit
+                    await socket.send(report(10.0 + beat))
+                    await asyncio.sleep(0.2)
+                node = center.nodes()["orin-nano"]
+                assert node["state"] == "READY" and node["cpu_percent"] == 17.0
+                assert node["heartbeat_age_s"] < 0.5
+                deadline = time.monotonic() + 10
+                while center.nodes()["orin-nano"]["state"] != "UNREACHABLE":
+                    assert time.monotonic() < deadline, "never UNREACHABLE"
+                    await asyncio.sleep(0.1)
+                await socket.send(report(50.0))
+                with pytest.raises(ConnectionClosed) as closed:
+                    while True:
+                        await asyncio.wait_for(socket.recv(), 10)
+                assert closed.value.rcvd.code == 4410
+            token = register(center.url, "orin-nano")
+            async with connect(url, additional_headers={
+                    "Authorization": f"Bearer {token}"}) as socket:
+                await socket.recv()
+                await socket.send(b'{"heartbeat": [1, 2]}')
+                with pytest.raises(ConnectionClosed) as closed:
+                    await asyncio.wait_for(socket.recv(), 10)
+                assert closed.value.rcvd.code == 1007
+
+        asyncio.run(scenario())
+
+
 def test_an_agent_whose_stream_is_refused_registers_again(tmp_path):
     # heartbeats every 30 s: the agent's next one comes long after this test, so it is
     # the stream's 4410 that makes it register again

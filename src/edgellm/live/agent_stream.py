@@ -2,7 +2,7 @@
 
 One WebSocket to the center carries the node's tasks in and its results out, instead
 of an HTTP request each way per task (an HTTP client costs milliseconds of CPU per
-task). A dropped stream (the center restarting) is opened again after ``RETRY_S``; a
+task); the node's heartbeats ride on it too while it is open. A dropped stream (the center restarting) is opened again after ``RETRY_S``; a
 close with ``REGISTER_AGAIN`` registers the node again first. Result batches are kept
 until the center acks them and are sent again on the next stream. A center without
 streams (an older one: HTTP 403 or 404 on the handshake), or an agent without the
@@ -41,6 +41,7 @@ class TaskStream:
         self.agent = agent
         self.unacked = {}  # batch number -> its results, in order, until the center acks
         self._numbers = itertools.count(1)
+        self.socket = None  # while a stream is open
 
     def url(self):
         base = urllib.parse.urlsplit(self.agent.center_url)
@@ -56,8 +57,12 @@ class TaskStream:
             token, code = self.agent.token, None
             try:
                 async with connect(self.url(), **_options(token)) as socket:
-                    with contextlib.suppress(ConnectionClosed):
-                        await self._exchange(socket)
+                    self.socket = socket
+                    try:
+                        with contextlib.suppress(ConnectionClosed):
+                            await self._exchange(socket)
+                    finally:
+                        self.socket = None
                 code = socket.close_code  # once closed: what the center said, or 1006
             except InvalidStatus as err:
                 status = err.response.status_code
@@ -109,6 +114,18 @@ class TaskStream:
             number = next(self._numbers)
             self.unacked[number] = batch  # before sending: a failed send leaves it here
             await socket.send(_encode(number, batch))
+
+    async def heartbeat(self, report):
+        """Send the node's heartbeat on the open stream; False when none is open (the
+        agent then sends it over HTTP)."""
+        socket = self.socket
+        if socket is None:
+            return False
+        try:
+            await socket.send(orjson.dumps({"heartbeat": report}))
+        except (ConnectionClosed, OSError):
+            return False
+        return True
 
     def _acked(self, number):
         """The center took every batch up to ``number``: it reads one stream in order,

@@ -11,7 +11,8 @@ frames:
   are dispatched to the node or its target models change (what one long poll returns);
   ``{"acked": n}`` once the agent's result batches up to ``n`` are taken.
 - agent -> center: ``{"batch": n, "results": [...]}``, each result taken as ``POST
-  /api/results`` takes it. The agent keeps a batch until it is acked and sends it again
+  /api/results`` takes it; ``{"heartbeat": {...}}``, the body of ``POST
+  /api/heartbeat`` (its answer, the target models, comes as a push when it changes). The agent keeps a batch until it is acked and sends it again
   on its next stream: a result is never lost to a dropped stream (a duplicate is
   dropped and counted as a late answer).
 
@@ -156,6 +157,15 @@ class _Stream:
             if not isinstance(body, dict) or not isinstance(body.get("results", []), list):
                 self.stop(BAD_MESSAGE)
                 return
+            heartbeat = body.get("heartbeat")
+            if heartbeat is not None:
+                if not isinstance(heartbeat, dict):
+                    self.stop(BAD_MESSAGE)
+                    return
+                if not self._current():  # UNREACHABLE meanwhile: as the HTTP 410
+                    self.stop(REGISTER_AGAIN)
+                    return
+                self.center.heartbeat(self.record, heartbeat)
             for result in body.get("results", []):
                 self._accept(result)
             batch = body.get("batch")
