@@ -13,6 +13,7 @@ on its own clock.
 """
 
 import asyncio
+import threading
 import time
 
 from edgellm.live.nodes import UNREACHABLE
@@ -34,7 +35,10 @@ class CenterMonitor:
         self.run_id = None
         self._load_due = self._rounds_due = None
         self._scoring = False
-        self._warming = None  # the scorers' warm-up, started by the first heartbeat
+        # the scorers' libraries load now, in a thread of their own, not while tasks of a
+        # new type are in flight (live/warm_up.py)
+        threading.Thread(target=answer_and_score, args=(center.topology.models[0].profile,),
+                         name="scorers-warm-up", daemon=True).start()
         center.events.listeners.append(self.event)
         center.on_heartbeat.append(self.heartbeat)
         center.on_answer.append(self.answered)
@@ -58,10 +62,6 @@ class CenterMonitor:
             self.broadcast.publish("run", self.run())
 
     def heartbeat(self, record):
-        if self._warming is None:  # a node is here: a run may follow; load the scorers
-            profile = self.center.topology.models[0].profile
-            self._warming = asyncio.get_running_loop().create_task(
-                asyncio.to_thread(answer_and_score, profile))
         spans = self._cache_of(record)
         if spans and self.broadcast:
             self.broadcast.publish("cache", {"spans": spans, "marks": []})
