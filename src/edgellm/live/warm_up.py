@@ -8,6 +8,7 @@ GIL: at 200 tasks/s the first tasks after each change of task type waited 15-40 
 """
 
 from edgellm.models.simulated import SimulatedLLM
+from edgellm.records import response_score
 
 # by the task types' own names: an answerer keeps its per-type state under the name a
 # sample gives ("NER" warmed nothing for "named_entity_recognition")
@@ -31,8 +32,8 @@ def answer(llm):
 def answer_and_score(profile):
     """A model of ``profile`` answers every task type once and the answers are scored:
     what the center's monitor does with every answered task (call it in a thread)."""
-    from edgellm.web.round_stats import score  # the monitor's scoring, its libraries
-
     samples = items()
     answers = SimulatedLLM(profile, tier="edge").generate_batch(samples)
-    return score([(s["task_type"], s["gold"], a) for s, a in zip(samples, answers)])
+    # the item scores the monitor computes (web/round_stats.py), with their libraries
+    return [response_score({"gold": s["gold"], "task_type": s["task_type"]}, a)
+            for s, a in zip(samples, answers)]
