@@ -112,3 +112,13 @@ def test_a_failed_disk_write_is_an_error_of_the_transfer(tmp_path, monkeypatch):
         with pytest.raises(TransferError, match="No space left on device"):
             fetch(server, tmp_path, retries=1)
     assert not os.path.exists(tmp_path / "m.gguf")
+
+
+def test_downloads_read_the_socket_a_megabyte_at_a_time():
+    """httpcore's 64 KiB reads bounded a download on two cores (benchmarks/live_fleet.py):
+    importing the transfer module raises them for sync connections."""
+    from httpcore._sync.http11 import HTTP11Connection
+
+    from edgellm.live import transfer
+
+    assert HTTP11Connection.READ_NUM_BYTES == transfer.SOCKET_READ == 1 << 20
