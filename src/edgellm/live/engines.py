@@ -43,27 +43,17 @@ class SimulatedEngine:
         self.time_scale, self.seed = float(time_scale), int(seed)
         self.zero_time = bool(zero_time)
         self._llms = {}
-        self.warm = False
-        self._warming = None           # the warm-up's future, started by the first load
+        self.warm = False              # True once a model has answered every task type
         self.serving = 0               # requests in service now (the agent's slots)
 
-    def warm_up(self):
-        """Answer one item of every task type once: the scorers' libraries (seqeval
-        brings scikit-learn and SciPy: seconds of imports) load then, not while a task
-        waits. Answers are cheap after that."""
-        llm = SimulatedLLM(self.topology.models[0].profile, tier="edge", seed=self.seed)
-        answer_every_type(llm)
-        self.warm = True
-
     async def load(self, model_id, path):
-        # A model is ready once the engine is warm too: a node that reported READY
-        # models while still importing answered its first tasks seconds late.
-        if self._warming is None:
-            self._warming = asyncio.ensure_future(asyncio.to_thread(self.warm_up))
-        await asyncio.shield(self._warming)
-        # and the model's own answerer, once per task type (its first answer of a type
-        # took 4-6 ms: the first tasks after a start queued behind it)
+        # A model is ready once its answerer has answered every task type once: the
+        # scorers' libraries (seqeval brings scikit-learn and SciPy: seconds of imports)
+        # and its per-type state (4-6 ms a type) load then, not while a task waits (a
+        # node that reported READY models while still importing answered its first
+        # tasks seconds late; one warmed under other type names, milliseconds late).
         await asyncio.to_thread(answer_every_type, self._llm(model_id))
+        self.warm = True  # answers are microseconds from now on: no thread for them
         model = self.topology.model(model_id)
         seconds = 0.0 if self.zero_time else \
             model.size_gb * model.load_s_per_gb / self.node.speed * self.time_scale
