@@ -217,10 +217,11 @@ class DistributionCenter:
         return quality, decode
 
     def options(self, task):
-        """The edge options and, per option, when the center expects service to start."""
+        """The edge options and, per option, when the center expects service to start
+        and its seconds of service after the linear prefill (``_decode``)."""
         c = self.candidates
         if not len(c):
-            return None, None
+            return None, None, None
         quality, decode = self._decode(task)
         at_node = task.arrival_s + c.half_rtt \
             + task.prompt_tokens * BYTES_PER_TOKEN * c.s_per_byte
@@ -229,7 +230,7 @@ class DistributionCenter:
             + task.prompt_tokens * c.s_per_prompt_token + decode + c.half_rtt
         options = FleetOptions(node=c.node, model=c.model, quality=quality, latency_s=latency,
                                wait_s=start - at_node, ready=c.ready_at <= task.arrival_s)
-        return options, start
+        return options, start, decode
 
     def cloud_latency(self, task, bucket=None):
         bucket = bucket or self.cloud_view
@@ -241,14 +242,13 @@ class DistributionCenter:
     def place(self, task):
         """Where ``task`` goes: the offloader's edge option, unless the SLO-aware
         fallback expects the cloud to do better on an option that misses the SLO."""
-        options, start = self.options(task)
+        options, start, decode = self.options(task)
         if options is not None:
             row = self.offloader.choose(task, options)
             latency = float(options.latency_s[row])
             if self.slo_s is None or latency <= self.slo_s \
                     or self.cloud_latency(task) >= latency:
                 node, model = int(options.node[row]), int(options.model[row])
-                decode = self._decode(task)[1]
                 view = self.free[node]
                 c = self.candidates
                 view.take(float(start[row]), c.overhead[row] + task.prompt_tokens
