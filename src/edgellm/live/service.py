@@ -26,7 +26,7 @@ from fastapi.responses import FileResponse, Response
 from edgellm.fleet.registry import part_settings
 from edgellm.live.center import RunError
 from edgellm.live.nodes import UNREACHABLE
-from edgellm.live.stream import PATH as STREAM_PATH, NodeStreams
+from edgellm.live.stream import PATH as STREAM_PATH, NodeStreams, bearer_token
 from edgellm.live.transfer import CHUNK
 from edgellm.registry import UnknownSetting
 
@@ -100,11 +100,6 @@ def _route_path(scope):
     return path[len(root):] if root and path.startswith(root + "/") else path
 
 
-def _bearer(request):
-    value = request.headers.get("authorization", "")
-    return value[7:].strip() if value.lower().startswith("bearer ") else ""
-
-
 def _page_url(value):
     """A node's own page, linked from the center's: http(s) only (a ``javascript:``
     URL must never become a link)."""
@@ -134,7 +129,7 @@ def create_app(center):
 
     def node_of(request, body=None):
         node_id = (body or {}).get("node_id") or request.query_params.get("node_id")
-        return center.nodes.authenticate(node_id, _bearer(request))
+        return center.nodes.authenticate(node_id, bearer_token(request.scope))
 
     @app.get("/healthz")
     async def healthz():
@@ -143,7 +138,7 @@ def create_app(center):
 
     @app.post("/api/register")
     async def register(request: Request):
-        if not hmac.compare_digest(_bearer(request), center.join_token):
+        if not hmac.compare_digest(bearer_token(request.scope), center.join_token):
             return _error(401, "registration needs the join token")
         body = await request.json()
         node_id = body.get("node_id")
@@ -232,7 +227,7 @@ def create_app(center):
 
     @app.post("/api/nodes/{node_id}/drain")
     async def drain(node_id: str, request: Request):
-        if not hmac.compare_digest(_bearer(request), center.join_token):
+        if not hmac.compare_digest(bearer_token(request.scope), center.join_token):
             return _error(401, "draining a node needs the join token")
         if node_id not in center.nodes.nodes:
             return _error(404, f"no node {node_id!r}")

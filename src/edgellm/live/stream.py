@@ -52,7 +52,7 @@ class NodeStreams:
             return
         node_id = urllib.parse.parse_qs(scope["query_string"].decode("latin-1")).get(
             "node_id", [None])[0]
-        record = self.center.nodes.authenticate(node_id, _bearer(scope))
+        record = self.center.nodes.authenticate(node_id, bearer_token(scope))
         # accepted even when refused: a close code reaches the agent, a refused handshake
         # would read as a center without streams (HTTP 403)
         await send({"type": "websocket.accept"})
@@ -190,7 +190,9 @@ def _decode(data):
             return None
 
 
-def _bearer(scope):
+def bearer_token(scope):
+    """The token of an ``Authorization: Bearer`` header ("" without one), from an ASGI
+    scope: the stream's handshake and every HTTP endpoint (service.py) read it alike."""
     for name, value in scope["headers"]:
         if name == b"authorization":
             value = value.decode("latin-1")
