@@ -52,7 +52,8 @@ def test_it_is_a_registered_scoring_router_with_explicit_settings():
     assert ROUTERS.get("AutoRouter") is AutoRouter and issubclass(AutoRouter, ScoringRouter)
     params = AutoRouter().get_params()
     for name in ("folds", "families", "labels", "grid", "metadata", "embeddings",
-                 "embedding_settings", "seed", "n_jobs", "cloud_share", "train_outcomes"):
+                 "embedding_settings", "seed", "n_jobs", "ensemble", "cloud_share",
+                 "train_outcomes"):
         assert name in params
 
 
@@ -143,7 +144,8 @@ def test_it_never_sees_the_test_items(monkeypatch):
 
 def test_fit_report_says_what_was_chosen_and_the_round_trip_keeps_it(tmp_path):
     train, test = gain_outcomes(300, 0), gain_outcomes(100, 1)
-    router = AutoRouter(cloud_share=0.3, **FAST).fit(train.samples(), right(train))
+    router = AutoRouter(cloud_share=0.3, ensemble=0, **FAST).fit(train.samples(),
+                                                                 right(train))
     report = router.fit_report()
     chosen = report["selection"]["chosen"]
     candidates = report["selection"]["candidates"]
@@ -154,7 +156,9 @@ def test_fit_report_says_what_was_chosen_and_the_round_trip_keeps_it(tmp_path):
     assert report["selection"]["folds"] == 3 and report["selection"]["train_items"] == 300
     assert report["selection"]["seconds"] >= 0 and report["calibration"]["target_share"] == 0.3
     assert router.describe_choice().startswith(chosen["router"] + "(")
-    # the chosen router is the candidate fitted on every train item
+    # with no ensemble rounds, the chosen router is the candidate fitted on every train item
+    assert report["selection"]["ensemble"]["members"] == [dict(chosen, weight=1.0,
+                                                               cv_apgr=best)]
     alone = ROUTERS.get(chosen["router"])(**chosen["params"]).fit(
         train.samples(), training_labels(train.edge_score, train.cloud_score,
                                          chosen["params"]["label"]))
@@ -216,6 +220,8 @@ def test_metadata_columns_worth_a_prior_are_found_in_the_samples():
     ({"label": "edge_wrong"}, ValueError, "label must be expected_gain"),
     ({"folds": 1}, ValueError, "folds must be a whole number >= 2"),
     ({"n_jobs": 0}, ValueError, "n_jobs must be a whole number >= 1"),
+    ({"ensemble": -1}, ValueError, "ensemble must be a whole number >= 0"),
+    ({"ensemble": 2.5}, ValueError, "ensemble must be a whole number >= 0"),
     ({"embeddings": "yes"}, ValueError, "embeddings must be true or false"),
     ({"metadata": "subject"}, ValueError, "metadata must be a list"),
     ({"families": ["EmbeddingRouter"]}, ValueError, "set embeddings: true"),

@@ -1,5 +1,6 @@
 """benchmarks/routing_quality.py's RouteLLM reader (--routellm), on a small fabricated
-checkout in RouteLLM's layout: RouteLLM's recorded outcomes cannot be downloaded here."""
+checkout in RouteLLM's layout (the tests download nothing), and its population figures
+(--population)."""
 
 import json
 import subprocess
@@ -106,3 +107,32 @@ def test_routellm_bad_files_exit_with_one_line_naming_them(tmp_path):
     assert done.stderr.strip().splitlines() == [
         f"error: {evals / 'mmlu' / 'contaminated_prompts.jsonl'}:2: not a JSON object with "
         "an eval_prompt (RouteLLM's decontamination list)"]
+
+
+def test_population_figures_are_the_configurations_own_on_fresh_items():
+    """--population: AutoRouter's and every configuration's APGR on fresh items of the
+    generator; the truly best is the configuration with the highest of those, and its
+    test-half APGR is the one reported beside it."""
+    import argparse
+
+    import numpy as np
+
+    from edgellm.report import router_curves
+
+    module = routing_quality_benchmark()
+    matrix, outcomes = module.synthetic_outcomes(600, 3)
+    _, population = module.synthetic_outcomes(1500, module.POPULATION_SEED + 3)
+    assert not set(outcomes.queries) & set(population.queries)  # fresh items
+    train, test = outcomes.split(0.5, seed=0)
+    args = argparse.Namespace(folds=3, jobs=1, embeddings=False, ensemble=5)
+    summary = module.auto_run(train, test, matrix, args, population)
+    router = module.AutoRouter(folds=3, seed=0, n_jobs=1, ensemble=5).fit(
+        train.samples(), np.c_[train.edge_score > 0.5, train.cloud_score > 0.5])
+    assert summary["pop"] == pytest.approx(module.population_apgr(router, population))
+    candidates = router.candidates(train.samples())
+    figures = [module.evaluate_candidate(c, train, test, population) for c in candidates]
+    truly = int(np.nanargmax([f["population APGR"] for f in figures]))
+    assert summary["pop_best"] == pytest.approx(figures[truly]["population APGR"])
+    assert summary["best_true_on_test"] == pytest.approx(figures[truly]["APGR"])
+    assert summary["pop_random"] == pytest.approx(
+        router_curves.baselines(population)[0].metrics["APGR"])

@@ -202,19 +202,25 @@ def outcomes_report(path, edge_model, cloud_model, routers=(), label=None,
 
 
 def chosen_text(selection):
-    """``Router(setting=value, ...)`` of a selection's chosen configuration."""
+    """``Router(setting=value, ...)`` of a selection's chosen configuration, and how
+    many others its ensemble blends with it (``+ N blended``)."""
     chosen = selection["chosen"]
     settings = ", ".join(f"{k}={v}" for k, v in chosen["params"].items())
-    return f"{chosen['router']}({settings})"
+    members = len((selection.get("ensemble") or {}).get("members", [chosen]))
+    return f"{chosen['router']}({settings})" + (f" + {members - 1} blended"
+                                                  if members > 1 else "")
 
 
 def choice_note(evaluation):
     """One line: what a selecting router chose on train, and its cross-validated APGR."""
     selection = evaluation.selection
+    ensemble = selection.get("ensemble") or {}
+    blend = (f"; the blend's out-of-fold APGR {ensemble['cv_apgr']:.4f}"
+             if len(ensemble.get("members", ())) > 1 else "")
     return (f"{evaluation.name} chose {chosen_text(selection)} among "
             f"{len(selection['candidates'])} configurations by {selection['folds']}-fold "
-            f"cross-validated APGR on the train items only ({selection['cv_apgr']:.4f}; "
-            f"selection {selection['seconds']:.1f} s).")
+            f"cross-validated APGR on the train items only ({selection['cv_apgr']:.4f}"
+            f"{blend}; selection {selection['seconds']:.1f} s).")
 
 
 def _row(evaluation, target_share=None):

@@ -1,8 +1,9 @@
 """``AutoRouter``: a learned router chosen for the outcome matrix at hand, on its train
 items only. It tries the shipped router families with every feature set the items
 offer, every training label and a grid of regularisation, scores each by k-fold
-cross-validated APGR on the train items (edgellm.routing.selection), fits the best
-on all of them and routes with it."""
+cross-validated APGR on the train items (edgellm.routing.selection), blends the best
+with those that raise it (edgellm.routing.ensemble), fits them on all of the train
+items and routes with the blend."""
 
 import logging
 
@@ -11,6 +12,7 @@ import numpy as np
 from edgellm.registry import RegistryError, UnknownSetting, check_settings, nearest
 from edgellm.routing import ROUTERS
 from edgellm.routing.encoder import _minilm_package
+from edgellm.routing.ensemble import Blend, greedy_ensemble
 from edgellm.routing.labels import LABELS, training_labels
 from edgellm.routing.scoring import ScoringRouter, query_texts
 from edgellm.routing.selection import (EMBEDDING_FAMILIES, METADATA_SETTING, candidate_grid,
@@ -18,6 +20,8 @@ from edgellm.routing.selection import (EMBEDDING_FAMILIES, METADATA_SETTING, can
 
 LOG = logging.getLogger(__name__)
 
+# greedy ensemble rounds (edgellm.routing.ensemble); 0: the top candidate alone
+ENSEMBLE_ROUNDS = 20
 FAMILIES = ("TfidfRouter", "MetadataRouter", "EmbeddingRouter", "EmbeddingKnnRouter")
 # settings a grid may not vary: AutoRouter sets them itself (labels, metadata) or
 # they are about routing and fitting, not the model
@@ -40,7 +44,10 @@ class AutoRouter(ScoringRouter):
     items have, ``selection.metadata_keys``; [] for none). Each candidate is fitted on
     ``folds`` - 1 folds of the train items (cut with ``seed``) and scored on the one
     left out; the candidate whose out-of-fold scores, pooled over every train item,
-    have the highest APGR (RouteLLM's, 11 thresholds) is fitted on every train item.
+    have the highest APGR (RouteLLM's, 11 thresholds) is the top one. ``ensemble``
+    rounds of greedy ensemble selection (edgellm.routing.ensemble) then blend it with
+    the candidates that raise that APGR (0: the top one alone); the blend's members are
+    fitted on every train item and route together.
 
     It learns from both models' right and wrong answers: its ``label`` is
     expected_gain (fit it with an (items, 2) array: edge right, cloud right), from
@@ -62,8 +69,9 @@ class AutoRouter(ScoringRouter):
 
     def __init__(self, folds=5, families=None, labels=None, grid=None, metadata=None,
                  embeddings=False, embedding_settings=None, seed=0, n_jobs=2,
-                 label="expected_gain", **params):
+                 ensemble=ENSEMBLE_ROUNDS, label="expected_gain", **params):
         self.folds = folds
+        self.ensemble = ensemble
         self.families = families
         self.labels = labels
         self.grid = grid
@@ -82,7 +90,7 @@ class AutoRouter(ScoringRouter):
         self._labels()
         self._grid()
         self._embedding_settings()
-        for setting, least in (("folds", 2), ("seed", 0), ("n_jobs", 1)):
+        for setting, least in (("folds", 2), ("seed", 0), ("n_jobs", 1), ("ensemble", 0)):
             value = getattr(self, setting)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) \
                     or value < least:
@@ -203,17 +211,27 @@ class AutoRouter(ScoringRouter):
             raise ValueError("AutoRouter: no candidate could be fitted on every fold: "
                              + "; ".join(f"{candidates[i].describe()}: {e}"
                                          for i, e in list(selection.errors.items())[:3]))
-        chosen = candidates[best]
-        router = chosen.build()
+        weights, blend_apgr = greedy_ensemble(selection.oof, y, np.isfinite(selection.cv_apgr),
+                                              rounds=int(self.ensemble))
+        routers = [None] * len(candidates)
         # heavy (threadpoolctl, scikit-learn's): one BLAS thread, as in the folds
         from threadpoolctl import threadpool_limits
 
         with threadpool_limits(1):
-            router.fit(samples, training_labels(y[:, 0], y[:, 1], router.label))
-        self.chosen_ = router
+            for j in np.flatnonzero(weights):
+                routers[j] = candidates[j].build()
+                routers[j].fit(samples, training_labels(y[:, 0], y[:, 1], routers[j].label))
+        self.blend_ = Blend.of(routers, weights, selection.oof)
+        self.chosen_ = self.blend_.first
         self.selection_ = selection.report()
-        LOG.info("AutoRouter: chose %s (cross-validated APGR %.3f of %d candidates) in %.1f s",
-                 chosen.describe(), selection.cv_apgr[best], len(candidates), selection.seconds)
+        self.selection_["ensemble"] = {
+            "rounds": int(self.ensemble), "cv_apgr": blend_apgr,
+            "members": [dict(candidates[j].as_dict(), weight=float(weights[j]),
+                             cv_apgr=float(selection.cv_apgr[j]))
+                        for j in sorted(np.flatnonzero(weights), key=lambda j: -weights[j])]}
+        LOG.info("AutoRouter: chose %s (cross-validated APGR %.3f of %d candidates; blend of "
+                 "%d, %.3f) in %.1f s", candidates[best].describe(), selection.cv_apgr[best],
+                 len(candidates), len(self.blend_.members), blend_apgr, selection.seconds)
 
     def fit(self, samples, labels):
         super().fit(samples, labels)
@@ -223,7 +241,8 @@ class AutoRouter(ScoringRouter):
         return self
 
     def _score(self, samples):
-        return self.chosen_.score(samples)
+        blend = getattr(self, "blend_", None)  # None: saved before blends
+        return blend.score(samples) if blend is not None else self.chosen_.score(samples)
 
     def _set_threshold(self):
         super()._set_threshold()
@@ -233,13 +252,19 @@ class AutoRouter(ScoringRouter):
             self.threshold_ = 0.0  # an expected gain's natural cut: the cloud does better
 
     def describe_choice(self):
-        """One line: the chosen configuration and its cross-validated APGR."""
+        """One line: the chosen configuration and its cross-validated APGR; the blend,
+        where the ensemble kept more than the top candidate."""
         selection = self.fit_report()["selection"]
         chosen = selection["chosen"]
         settings = ", ".join(f"{k}={v}" for k, v in chosen["params"].items())
-        return (f"{chosen['router']}({settings}), cross-validated APGR "
+        line = (f"{chosen['router']}({settings}), cross-validated APGR "
                 f"{selection['cv_apgr']:.3f} ({selection['folds']} folds, "
                 f"{len(selection['candidates'])} candidates)")
+        ensemble = selection.get("ensemble")
+        if ensemble and len(ensemble["members"]) > 1:
+            line += (f"; blended with {len(ensemble['members']) - 1} more (greedy ensemble, "
+                     f"out-of-fold APGR {ensemble['cv_apgr']:.3f})")
+        return line
 
 
 def _check_family_settings(family, settings, owner):

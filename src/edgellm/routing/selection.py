@@ -63,6 +63,8 @@ class Selection:
     seconds: float = float("nan")
     cpu_seconds: float = float("nan")
     errors: dict = field(default_factory=dict)  # candidate index -> message
+    # out-of-fold scores (candidates x items); not in the report
+    oof: np.ndarray = field(default=None, repr=False)
 
     @property
     def best(self):
@@ -217,7 +219,7 @@ def cross_validate(candidates, samples, right, folds=5, seed=0, n_jobs=1):
     figures = np.array([scores_apgr(oof[j], outcomes) if j not in errors else np.nan
                         for j in range(len(candidates))])
     return Selection(candidates, figures, folds, seed, n, time.perf_counter() - start,
-                     time.process_time() - cpu + workers_cpu, errors)
+                     time.process_time() - cpu + workers_cpu, errors, oof)
 
 
 def _fold(candidates, fit_on, right, held):

@@ -1,0 +1,94 @@
+"""Greedy ensemble selection (Caruana et al., "Ensemble selection from libraries of
+models", ICML 2004; what auto-sklearn builds after its search) over AutoRouter's
+candidates, on their out-of-fold scores: start from the best candidates, add, with
+replacement, the candidate that most raises the APGR of the averaged scores, and keep
+the best ensemble seen. On a small train part the top cross-validated candidate is
+partly luck (the winner's curse); a blend of several good ones is steadier.
+
+Scores of different candidates are not on one scale (P(hard), an expected gain), so
+each is standardised by the mean and spread of its own out-of-fold scores; the blend
+is put back on the first (heaviest) member's scale, so that its natural cut (0.5 for a
+probability, 0 for an expected gain) keeps about the cloud share it had.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from edgellm.routing.selection import outcomes_of, scores_apgr
+
+
+@dataclass(frozen=True)
+class Standard:
+    """The mean and spread of one candidate's out-of-fold scores."""
+
+    mean: float
+    spread: float
+
+    @classmethod
+    def of(cls, scores):
+        scores = np.asarray(scores, dtype=np.float64)
+        spread = float(scores.std())
+        return cls(float(scores.mean()), spread if spread > 0 else 1.0)
+
+    def z(self, scores):
+        return (np.asarray(scores, dtype=np.float64) - self.mean) / self.spread
+
+
+def greedy_ensemble(oof, right, usable, rounds=20, start=1):
+    """(weights over the candidates summing to 1, the blend's out-of-fold APGR).
+    ``oof``: candidates x items out-of-fold scores; ``right``: (items, 2) edge right,
+    cloud right; ``usable``: candidates fitted on every fold. The blend starts as the
+    ``start`` best candidates, then ``rounds`` times the candidate whose addition gives
+    the highest APGR joins (again, if it is already in); the best blend seen is kept,
+    the earlier (smaller) one on ties. ``rounds`` 0: the best candidate alone."""
+    outcomes = outcomes_of(np.asarray(right, dtype=bool))
+    usable = np.flatnonzero(usable)
+    if not len(usable):
+        raise ValueError("no candidate was fitted on every fold")
+    z = {j: Standard.of(oof[j]).z(oof[j]) for j in usable}
+    alone = {j: scores_apgr(oof[j], outcomes) for j in usable}
+    ranked = sorted(usable, key=lambda j: -alone[j])  # stable: grid order on ties
+    counts = np.zeros(len(oof))
+    counts[ranked[:start]] = 1
+    blend = np.mean([z[j] for j in ranked[:start]], axis=0)
+    best, best_counts = scores_apgr(blend, outcomes), counts.copy()
+    for _ in range(rounds):
+        n = counts.sum()
+        trials = {j: scores_apgr((blend * n + z[j]) / (n + 1), outcomes) for j in usable}
+        j = max(usable, key=lambda k: trials[k])  # first of the ties: grid order
+        counts[j] += 1
+        blend = (blend * n + z[j]) / (n + 1)
+        if trials[j] > best:
+            best, best_counts = trials[j], counts.copy()
+    return best_counts / best_counts.sum(), float(best)
+
+
+class Blend:
+    """Routes with a weighted blend of fitted routers' standardised scores. ``members``:
+    (router, weight, Standard of its out-of-fold scores), the largest weight first;
+    ``spread``: the Standard of the blend's own out-of-fold scores. The blend is mapped
+    onto the first member's out-of-fold mean and spread."""
+
+    def __init__(self, members, spread):
+        self.members = list(members)
+        self.spread = spread
+
+    @classmethod
+    def of(cls, routers, weights, oof):
+        """The blend of fitted ``routers`` (one per candidate, None where unused) with
+        ``weights`` (greedy_ensemble's), standardised by ``oof``."""
+        order = sorted(np.flatnonzero(weights), key=lambda j: (-weights[j], j))
+        members = [(routers[j], float(weights[j]), Standard.of(oof[j])) for j in order]
+        blended = sum(w * s.z(oof[j]) for j, (_, w, s) in zip(order, members))
+        return cls(members, Standard.of(blended))
+
+    @property
+    def first(self):
+        return self.members[0][0]
+
+    def score(self, samples):
+        blended = sum(weight * standard.z(router.score(samples))
+                      for router, weight, standard in self.members)
+        first = self.members[0][2]
+        return self.spread.z(blended) * first.spread + first.mean
