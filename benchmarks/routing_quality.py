@@ -292,7 +292,7 @@ def auto_run(train, test, matrix, args, population=None):
     for what, metrics in baselines:
         print(f"{'':<2} {what:<78} {'':>7} {figures(metrics)}")
     summary = {"apgr": auto.metrics["APGR"], "cpt50": auto.metrics["CPT(50%)"],
-               "cv": selection["ensemble"]["cv_apgr"], "random": random_apgr,
+               "cv": selection["cv_apgr"], "random": random_apgr,
                "best": rows[best][2]["APGR"] if best is not None else np.nan,
                "seconds": selection["seconds"], "cpu": selection["cpu_seconds"],
                "chosen": rows[chosen][0].describe()
@@ -424,6 +424,19 @@ def fixed_run(classes, labels, train, test, matrix):
         print(f"{what:<28} {'':<23} {figures(metrics)} {fmt(metrics['AIQ']):>6}")
 
 
+def whole(least):
+    """An argparse type: a whole number >= ``least``."""
+    def check(text):
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < least:
+            raise argparse.ArgumentTypeError(f"must be a whole number >= {least}, got {text!r}")
+        return value
+    return check
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--split-seeds", type=int, nargs="+", default=[0, 1, 2],
@@ -432,7 +445,7 @@ def main():
     parser.add_argument("--jobs", type=int, default=2,
                         help="AutoRouter's n_jobs: folds fitted at once in worker processes; "
                              "also the configurations of the table (default 2)")
-    parser.add_argument("--ensemble", type=int, default=ENSEMBLE_ROUNDS,
+    parser.add_argument("--ensemble", type=whole(0), default=ENSEMBLE_ROUNDS,
                         help="AutoRouter's greedy ensemble rounds (0: the top candidate "
                              "alone; default AutoRouter's)")
     parser.add_argument("--embeddings", action="store_true",
@@ -443,7 +456,7 @@ def main():
                         help="the synthetic matrix's difficulty model (default shared)")
     parser.add_argument("--no-subject", action="store_true",
                         help="the synthetic matrix without its subject column")
-    parser.add_argument("--population", type=int, metavar="N",
+    parser.add_argument("--population", type=whole(1), metavar="N",
                         help="synthetic matrices: also score AutoRouter and every "
                              "configuration on N fresh items of the same generator (seed "
                              f"{POPULATION_SEED} + --seed), the figures the test half estimates")
@@ -461,6 +474,9 @@ def main():
                         help="with --routers: the training labels")
     args = parser.parse_args()
 
+    if args.population and (args.routellm or args.routers):
+        parser.error("--population: only for AutoRouter on the synthetic matrices (fresh "
+                     "items come from their generator)")
     if args.routellm:
         matrix = None
         try:

@@ -170,11 +170,14 @@ def test_fit_report_says_what_was_chosen_and_the_round_trip_keeps_it(tmp_path):
 
 
 def test_without_a_share_or_threshold_the_cut_is_the_chosen_label_s_own():
+    """The top candidate alone (ensemble 0): its label's own cut. A blend's cut is
+    tested in test_router_ensemble.py (the same share of the train items)."""
     train = gain_outcomes(300, 0)
-    gain = AutoRouter(labels=["expected_gain"], **FAST).fit(train.samples(), right(train))
+    gain = AutoRouter(labels=["expected_gain"], ensemble=0, **FAST).fit(train.samples(),
+                                                                        right(train))
     assert gain.threshold_ == 0.0  # the cloud where it is expected to do better
-    prob = AutoRouter(labels=["cloud_right_edge_wrong"], **FAST).fit(train.samples(),
-                                                                      right(train))
+    prob = AutoRouter(labels=["cloud_right_edge_wrong"], ensemble=0, **FAST).fit(
+        train.samples(), right(train))
     assert prob.threshold_ == 0.5
     fixed = AutoRouter(labels=["expected_gain"], threshold=0.2, **FAST).fit(train.samples(),
                                                                              right(train))

@@ -1,7 +1,8 @@
 """AutoRouter's greedy ensemble (edgellm.routing.ensemble): it blends candidates whose
 out-of-fold scores carry different parts of the signal, leaves out those that carry
-none, keeps the top candidate alone with no rounds, routes on its first member's scale,
-and AutoRouter's scores are the blend of its members fitted alone."""
+none, keeps the top candidate alone with no rounds, routes on the top candidate's scale
+with its natural share of the train items, and AutoRouter's scores are the blend of its
+members fitted alone."""
 
 import numpy as np
 import pytest
@@ -10,7 +11,7 @@ from edgellm.routing import ROUTERS
 from edgellm.routing.auto import AutoRouter
 from edgellm.routing.ensemble import Blend, Standard, greedy_ensemble
 from edgellm.routing.labels import training_labels
-from edgellm.routing.selection import outcomes_of, scores_apgr
+from edgellm.routing.selection import cross_validate, outcomes_of, scores_apgr
 from test_auto_router import FAST, gain_outcomes, right
 
 
@@ -57,24 +58,42 @@ class Fixed:
         return self.scores[np.asarray(samples)]
 
 
-def test_the_blend_is_on_its_first_member_s_scale():
+def test_the_blend_is_on_its_anchor_s_scale_and_the_anchor_comes_first():
     right, oof = two_views()
-    weights, _ = greedy_ensemble(oof, right, [True] * 3, rounds=10)
-    blend = Blend.of([Fixed(s) for s in oof], weights, oof)
-    first = int(np.argmax(weights))
-    assert np.array_equal(blend.first.scores, oof[first])
+    weights = np.array([0.25, 0.75, 0.0])  # the anchor need not be the heaviest
+    blend = Blend.of([Fixed(s) for s in oof], weights, oof, anchor=0)
+    assert np.array_equal(blend.first.scores, oof[0])
+    assert [w for _, w, _ in blend.members] == [0.25, 0.75]
     scores = blend.score(np.arange(oof.shape[1]))
-    assert scores.mean() == pytest.approx(oof[first].mean())
-    assert scores.std() == pytest.approx(oof[first].std())
+    assert np.allclose(scores, blend.oof_scores)
+    assert scores.mean() == pytest.approx(oof[0].mean())
+    assert scores.std() == pytest.approx(oof[0].std())
     z = sum(w * Standard.of(s).z(s) for w, s in zip(weights, oof))
     assert np.corrcoef(scores, z)[0, 1] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="anchor"):
+        Blend.of([Fixed(s) for s in oof], weights, oof, anchor=2)
+
+
+def test_the_natural_cut_keeps_the_anchor_s_share_of_the_train_items():
+    """A skewed, discrete anchor (80 % at -0.05, 20 % at +0.2: 20 % at or above 0):
+    a blend with the anchor's mean and spread puts many more above 0; the matching cut
+    sends the anchor's 20 % of the train items."""
+    rng = np.random.default_rng(1)
+    n = 4000
+    anchor = np.where(rng.random(n) < 0.2, 0.2, -0.05)
+    other = anchor + rng.normal(0, 0.2, n)
+    oof = np.vstack([anchor, other])
+    blend = Blend.of([Fixed(anchor), Fixed(other)], np.array([0.5, 0.5]), oof, anchor=0)
+    assert np.mean(blend.oof_scores >= 0) > 0.3  # the scale alone moves the share
+    cut = blend.cut_matching(anchor, 0.0)
+    assert np.mean(blend.oof_scores >= cut) == pytest.approx(np.mean(anchor >= 0), abs=1 / n)
 
 
 def test_auto_router_scores_are_the_blend_of_its_members_fitted_alone():
     train, test = gain_outcomes(300, 0), gain_outcomes(100, 1)
     router = AutoRouter(ensemble=20, **FAST).fit(train.samples(), right(train))
     ensemble = router.fit_report()["selection"]["ensemble"]
-    assert ensemble["rounds"] == 20
+    assert ensemble["rounds"] == 20 and len(ensemble["members"]) > 1
     assert sum(m["weight"] for m in ensemble["members"]) == pytest.approx(1.0)
     assert ensemble["cv_apgr"] >= router.fit_report()["selection"]["cv_apgr"]
     members = ensemble["members"]
@@ -90,3 +109,30 @@ def test_auto_router_scores_are_the_blend_of_its_members_fitted_alone():
     first = router.blend_.members[0][2]
     expected = router.blend_.spread.z(blended) * first.spread + first.mean
     assert np.allclose(router.score(test.samples()), expected)
+
+
+def test_auto_router_anchors_on_its_top_candidate_and_keeps_its_natural_share(tmp_path):
+    """The anchor (first member, the reported label, the scale) is the top candidate;
+    with no threshold or share, the cut sends the share of train items the top
+    candidate's natural cut sends by its out-of-fold scores; save and load keep it all;
+    a router saved before blends still scores with its chosen candidate."""
+    train, test = gain_outcomes(300, 0), gain_outcomes(100, 1)
+    router = AutoRouter(**FAST).fit(train.samples(), right(train))
+    report = router.fit_report()
+    chosen = report["selection"]["chosen"]
+    assert report["selection"]["ensemble"]["members"][0]["params"] == chosen["params"]
+    assert router.chosen_.get_params()["label"] == chosen["params"]["label"]
+    assert report["label"] == chosen["params"]["label"]
+    candidates = router.candidates(train.samples())
+    found = cross_validate(candidates, train.samples(), right(train), folds=3, seed=0)
+    top = found.oof[found.best]
+    natural = 0.0 if chosen["params"]["label"] == "expected_gain" else 0.5
+    assert np.mean(router.blend_.oof_scores >= router.threshold_) == pytest.approx(
+        np.mean(top >= natural), abs=1 / len(top))
+    loaded = AutoRouter.load(router.save(tmp_path / "auto.joblib"))
+    assert np.array_equal(loaded.score(test.samples()), router.score(test.samples()))
+    assert loaded.threshold_ == router.threshold_
+    del loaded.blend_, loaded.natural_threshold_  # as saved before blends
+    assert np.array_equal(loaded.score(test.samples()), router.chosen_.score(test.samples()))
+    loaded._set_threshold()
+    assert loaded.threshold_ == natural

@@ -32,7 +32,8 @@ RESERVED = ("label", "metadata", "by", "classifier", "threshold", "cloud_share",
 
 class AutoRouter(ScoringRouter):
     """Chooses among the shipped learned routers on the train items alone and routes
-    with the winner (docs/routing-evaluation.md, "AutoRouter").
+    with the top one blended with those that raise its figure
+    (docs/routing-evaluation.md, "AutoRouter").
 
     Candidates: each family of ``families`` (default TfidfRouter, MetadataRouter,
     and, with ``embeddings: true``, EmbeddingRouter) with each feature set (the
@@ -51,10 +52,11 @@ class AutoRouter(ScoringRouter):
 
     It learns from both models' right and wrong answers: its ``label`` is
     expected_gain (fit it with an (items, 2) array: edge right, cloud right), from
-    which each candidate's own label is derived. The score is the chosen router's:
-    P(hard) or an expected gain, so give ``cloud_share``; without it (and without a
-    threshold) the cut is the chosen label's natural one: 0.5 for a probability, 0
-    for an expected gain. ``fit_report()["selection"]`` says what it chose, the
+    which each candidate's own label is derived. The score is the blend's, on the top
+    candidate's scale (P(hard) or an expected gain), so give ``cloud_share``; without
+    it (and without a threshold) the cut sends the share of train items the top
+    candidate's natural cut (0.5 for a probability, 0 for an expected gain) sends by
+    its out-of-fold scores. ``fit_report()["selection"]`` says what it chose, the
     cross-validated APGR and every candidate's. ``embedding_settings``: settings of
     the embedding routers (e.g. {"layers": 1}). ``n_jobs``: folds fitted at once in
     worker processes with one BLAS thread each (default 2; 1: in this process; with
@@ -221,14 +223,20 @@ class AutoRouter(ScoringRouter):
             for j in np.flatnonzero(weights):
                 routers[j] = candidates[j].build()
                 routers[j].fit(samples, training_labels(y[:, 0], y[:, 1], routers[j].label))
-        self.blend_ = Blend.of(routers, weights, selection.oof)
+        self.blend_ = Blend.of(routers, weights, selection.oof, best)
         self.chosen_ = self.blend_.first
+        # the top candidate's natural cut; for a blend, as the share of the train items'
+        # out-of-fold scores it sends, carried over to the blend's scale
+        natural = _natural_cut(self.chosen_.label)
+        self.natural_threshold_ = natural if len(self.blend_.members) == 1 else \
+            self.blend_.cut_matching(selection.oof[best], natural)
         self.selection_ = selection.report()
         self.selection_["ensemble"] = {
             "rounds": int(self.ensemble), "cv_apgr": blend_apgr,
             "members": [dict(candidates[j].as_dict(), weight=float(weights[j]),
                              cv_apgr=float(selection.cv_apgr[j]))
-                        for j in sorted(np.flatnonzero(weights), key=lambda j: -weights[j])]}
+                        for j in [best] + sorted((j for j in np.flatnonzero(weights)
+                                                  if j != best), key=lambda j: -weights[j])]}
         LOG.info("AutoRouter: chose %s (cross-validated APGR %.3f of %d candidates; blend of "
                  "%d, %.3f) in %.1f s", candidates[best].describe(), selection.cv_apgr[best],
                  len(candidates), len(self.blend_.members), blend_apgr, selection.seconds)
@@ -247,9 +255,11 @@ class AutoRouter(ScoringRouter):
     def _set_threshold(self):
         super()._set_threshold()
         chosen = getattr(self, "chosen_", None)
-        if self.threshold is None and self.cloud_share is None and chosen is not None \
-                and chosen.label == "expected_gain":
-            self.threshold_ = 0.0  # an expected gain's natural cut: the cloud does better
+        if self.threshold is None and self.cloud_share is None and chosen is not None:
+            # the top candidate's natural cut (carried over to a blend's scale)
+            self.threshold_ = getattr(self, "natural_threshold_", None)
+            if self.threshold_ is None:  # saved before blends
+                self.threshold_ = _natural_cut(chosen.label)
 
     def describe_choice(self):
         """One line: the chosen configuration and its cross-validated APGR; the blend,
@@ -265,6 +275,12 @@ class AutoRouter(ScoringRouter):
             line += (f"; blended with {len(ensemble['members']) - 1} more (greedy ensemble, "
                      f"out-of-fold APGR {ensemble['cv_apgr']:.3f})")
         return line
+
+
+def _natural_cut(label):
+    """A label's own cut: 0 for an expected gain (the cloud does better), 0.5 for a
+    probability."""
+    return 0.0 if label == "expected_gain" else 0.5
 
 
 def _check_family_settings(family, settings, owner):

@@ -6,15 +6,17 @@ the best ensemble seen. On a small train part the top cross-validated candidate 
 partly luck (the winner's curse); a blend of several good ones is steadier.
 
 Scores of different candidates are not on one scale (P(hard), an expected gain), so
-each is standardised by the mean and spread of its own out-of-fold scores; the blend
-is put back on the first (heaviest) member's scale, so that its natural cut (0.5 for a
-probability, 0 for an expected gain) keeps about the cloud share it had.
+each is standardised by the mean and spread of its own out-of-fold scores, and the
+blend is put on the top candidate's scale (its mean and spread). Where no threshold is
+given, the blend's cut is the one that sends the share of train items the top
+candidate's natural cut (0.5 for a probability, 0 for an expected gain) sent.
 """
 
 from dataclasses import dataclass
 
 import numpy as np
 
+from edgellm.metrics.routing_curves import calibrate_threshold
 from edgellm.routing.selection import outcomes_of, scores_apgr
 
 
@@ -66,25 +68,34 @@ def greedy_ensemble(oof, right, usable, rounds=20, start=1):
 
 class Blend:
     """Routes with a weighted blend of fitted routers' standardised scores. ``members``:
-    (router, weight, Standard of its out-of-fold scores), the largest weight first;
-    ``spread``: the Standard of the blend's own out-of-fold scores. The blend is mapped
-    onto the first member's out-of-fold mean and spread."""
+    (router, weight, Standard of its out-of-fold scores), the anchor (the top
+    candidate) first; ``spread``: the Standard of the blend's own out-of-fold scores;
+    ``oof_scores``: the blend's out-of-fold scores on its output scale (the anchor's
+    out-of-fold mean and spread)."""
 
-    def __init__(self, members, spread):
+    def __init__(self, members, spread, oof_scores):
         self.members = list(members)
         self.spread = spread
+        self.oof_scores = np.asarray(oof_scores, dtype=np.float64)
 
     @classmethod
-    def of(cls, routers, weights, oof):
+    def of(cls, routers, weights, oof, anchor):
         """The blend of fitted ``routers`` (one per candidate, None where unused) with
-        ``weights`` (greedy_ensemble's), standardised by ``oof``."""
-        order = sorted(np.flatnonzero(weights), key=lambda j: (-weights[j], j))
+        ``weights`` (greedy_ensemble's), standardised by ``oof``, on the scale of
+        candidate ``anchor`` (the top one: greedy_ensemble starts from it)."""
+        if not weights[anchor] > 0:
+            raise ValueError(f"the anchor, candidate {anchor}, is not in the blend")
+        order = [anchor] + sorted((j for j in np.flatnonzero(weights) if j != anchor),
+                                  key=lambda j: (-weights[j], j))
         members = [(routers[j], float(weights[j]), Standard.of(oof[j])) for j in order]
         blended = sum(w * s.z(oof[j]) for j, (_, w, s) in zip(order, members))
-        return cls(members, Standard.of(blended))
+        spread = Standard.of(blended)
+        return cls(members, spread, spread.z(blended) * members[0][2].spread
+                   + members[0][2].mean)
 
     @property
     def first(self):
+        """The anchor: the top candidate."""
         return self.members[0][0]
 
     def score(self, samples):
@@ -92,3 +103,11 @@ class Blend:
                       for router, weight, standard in self.members)
         first = self.members[0][2]
         return self.spread.z(blended) * first.spread + first.mean
+
+    def cut_matching(self, anchor_oof, cut):
+        """The threshold on the blend's scale that sends to the cloud the share of the
+        train items the anchor's out-of-fold scores send at ``cut`` (its natural one):
+        matching mean and spread alone does not keep that share for a skewed or
+        discrete anchor (a subject prior, a mostly small probability)."""
+        share = float(np.mean(np.asarray(anchor_oof, dtype=np.float64) >= cut))
+        return calibrate_threshold(self.oof_scores, share).threshold

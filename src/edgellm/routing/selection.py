@@ -2,7 +2,8 @@
 x feature sets x training labels x regularisation), k folds of the train items, each
 candidate's out-of-fold scores, and the APGR of those scores pooled over every train
 item (one RouteLLM curve, edgellm.metrics.routing_curves). ``AutoRouter``
-(edgellm.routing.auto) fits the candidate with the best cross-validated APGR.
+(edgellm.routing.auto) starts from the candidate with the best cross-validated APGR
+and blends it with others on the same out-of-fold scores (edgellm.routing.ensemble).
 
 Nothing here sees a test item: the folds are cut from the items ``cross_validate``
 is given, and the labels come from those items' recorded outcomes.
