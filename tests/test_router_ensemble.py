@@ -95,7 +95,6 @@ def test_auto_router_scores_are_the_blend_of_its_members_fitted_alone():
     ensemble = router.fit_report()["selection"]["ensemble"]
     assert ensemble["rounds"] == 20 and len(ensemble["members"]) > 1
     assert sum(m["weight"] for m in ensemble["members"]) == pytest.approx(1.0)
-    assert ensemble["cv_apgr"] >= router.fit_report()["selection"]["cv_apgr"]
     members = ensemble["members"]
     # each member fitted alone on every train item, blended by hand
     y = right(train)
