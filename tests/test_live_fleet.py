@@ -208,8 +208,10 @@ def test_a_caching_round_moves_models_between_nodes(fleet):
 def test_simulation_and_live_latencies_agree_in_shape(fleet):
     """Not the benchmark's 15 % (benchmarks/live_fleet.py: an idle machine and a slower
     clock): here, on a busy test machine at 20x speed, the task type with the longest
-    answers is the slowest on both, and no task is faster than the clock model says
-    (the engines sleep at least as long; HTTP and a busy machine only add)."""
+    answers is the slowest on both, and no task is faster than the clock's time for it
+    less its simulated queueing (the engines sleep at least as long; HTTP and a busy
+    machine only add; but a queue's order can differ live, where HTTP delays some
+    tasks more than others, so a task can wait less than the clock had it wait)."""
     center, _, _ = fleet
     topology = load_topology(SMALL)
     settings = dict(offloader="RoundRobin", caching="Static", caching_every=5, slo_s=None,
@@ -228,4 +230,5 @@ def test_simulation_and_live_latencies_agree_in_shape(fleet):
     sim, real = by_type(simulated), by_type(answered)
     assert max(sim, key=sim.get) == max(real, key=real.get) == "SG"  # long answers
     for a, b in zip(simulated, answered):
-        assert b["perf"]["e2e_latency"] >= 0.95 * a["perf"]["e2e_latency"]
+        assert b["perf"]["e2e_latency"] >= 0.95 * (a["perf"]["e2e_latency"]
+                                                   - a["perf"]["queue_time"])
