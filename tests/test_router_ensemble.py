@@ -30,21 +30,21 @@ def two_views(n=3000, seed=0):
 
 def test_no_rounds_is_the_top_candidate_alone():
     right, oof = two_views()
-    weights, figure = greedy_ensemble(oof, right, [True] * 3, rounds=0)
     alone = [scores_apgr(s, outcomes_of(right)) for s in oof]
+    weights, figure = greedy_ensemble(oof, right, alone, rounds=0)
     assert weights.tolist() == [float(j == np.argmax(alone)) for j in range(3)]
     assert figure == pytest.approx(max(alone))
 
 
 def test_two_views_of_the_signal_blend_better_than_either_and_noise_stays_out():
     right, oof = two_views()
-    weights, figure = greedy_ensemble(oof, right, [True] * 3, rounds=10)
     alone = [scores_apgr(s, outcomes_of(right)) for s in oof]
+    weights, figure = greedy_ensemble(oof, right, alone, rounds=10)
     assert weights[0] > 0 and weights[1] > 0 and weights[2] == 0
     assert weights.sum() == pytest.approx(1.0)
     assert figure > max(alone) + 0.02  # scales differ by 10x: standardised before blending
     # a candidate not fitted on every fold never joins
-    weights, _ = greedy_ensemble(oof, right, [True, False, True], rounds=10)
+    weights, _ = greedy_ensemble(oof, right, [alone[0], np.nan, alone[2]], rounds=10)
     assert weights[1] == 0
 
 

@@ -213,7 +213,7 @@ class AutoRouter(ScoringRouter):
             raise ValueError("AutoRouter: no candidate could be fitted on every fold: "
                              + "; ".join(f"{candidates[i].describe()}: {e}"
                                          for i, e in list(selection.errors.items())[:3]))
-        weights, blend_apgr = greedy_ensemble(selection.oof, y, np.isfinite(selection.cv_apgr),
+        weights, blend_apgr = greedy_ensemble(selection.oof, y, selection.cv_apgr,
                                               rounds=int(self.ensemble))
         routers = [None] * len(candidates)
         # heavy (threadpoolctl, scikit-learn's): one BLAS thread, as in the folds
@@ -235,8 +235,7 @@ class AutoRouter(ScoringRouter):
             "rounds": int(self.ensemble), "cv_apgr": blend_apgr,
             "members": [dict(candidates[j].as_dict(), weight=float(weights[j]),
                              cv_apgr=float(selection.cv_apgr[j]))
-                        for j in [best] + sorted((j for j in np.flatnonzero(weights)
-                                                  if j != best), key=lambda j: -weights[j])]}
+                        for j in self.blend_.indices]}
         LOG.info("AutoRouter: chose %s (cross-validated APGR %.3f of %d candidates; blend of "
                  "%d, %.3f) in %.1f s", candidates[best].describe(), selection.cv_apgr[best],
                  len(candidates), len(self.blend_.members), blend_apgr, selection.seconds)

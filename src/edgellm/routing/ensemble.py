@@ -37,20 +37,22 @@ class Standard:
         return (np.asarray(scores, dtype=np.float64) - self.mean) / self.spread
 
 
-def greedy_ensemble(oof, right, usable, rounds=20, start=1):
+def greedy_ensemble(oof, right, cv_apgr, rounds=20, start=1):
     """(weights over the candidates summing to 1, the blend's out-of-fold APGR).
     ``oof``: candidates x items out-of-fold scores; ``right``: (items, 2) edge right,
-    cloud right; ``usable``: candidates fitted on every fold. The blend starts as the
+    cloud right; ``cv_apgr``: each candidate's APGR of those scores (cross_validate's;
+    NaN for one not fitted on every fold, which never joins). The blend starts as the
     ``start`` best candidates, then ``rounds`` times the candidate whose addition gives
     the highest APGR joins (again, if it is already in); the best blend seen is kept,
     the earlier (smaller) one on ties. ``rounds`` 0: the best candidate alone."""
     outcomes = outcomes_of(np.asarray(right, dtype=bool))
-    usable = np.flatnonzero(usable)
+    cv_apgr = np.asarray(cv_apgr, dtype=np.float64)
+    usable = np.flatnonzero(np.isfinite(cv_apgr))
     if not len(usable):
         raise ValueError("no candidate was fitted on every fold")
     z = {j: Standard.of(oof[j]).z(oof[j]) for j in usable}
-    alone = {j: scores_apgr(oof[j], outcomes) for j in usable}
-    ranked = sorted(usable, key=lambda j: -alone[j])  # stable: grid order on ties
+    # stable: grid order on ties, so the first is Selection.best (nanargmax's first)
+    ranked = sorted(usable, key=lambda j: -cv_apgr[j])
     counts = np.zeros(len(oof))
     counts[ranked[:start]] = 1
     blend = np.mean([z[j] for j in ranked[:start]], axis=0)
@@ -73,10 +75,11 @@ class Blend:
     ``oof_scores``: the blend's out-of-fold scores on its output scale (the anchor's
     out-of-fold mean and spread)."""
 
-    def __init__(self, members, spread, oof_scores):
+    def __init__(self, members, spread, indices=()):
         self.members = list(members)
         self.spread = spread
-        self.oof_scores = np.asarray(oof_scores, dtype=np.float64)
+        self.indices = list(indices)  # each member's candidate, in the members' order
+        self.oof_scores = None
 
     @classmethod
     def of(cls, routers, weights, oof, anchor):
@@ -89,9 +92,9 @@ class Blend:
                                   key=lambda j: (-weights[j], j))
         members = [(routers[j], float(weights[j]), Standard.of(oof[j])) for j in order]
         blended = sum(w * s.z(oof[j]) for j, (_, w, s) in zip(order, members))
-        spread = Standard.of(blended)
-        return cls(members, spread, spread.z(blended) * members[0][2].spread
-                   + members[0][2].mean)
+        blend = cls(members, Standard.of(blended), order)
+        blend.oof_scores = blend._on_anchor_scale(blended)
+        return blend
 
     @property
     def first(self):
@@ -99,10 +102,14 @@ class Blend:
         return self.members[0][0]
 
     def score(self, samples):
-        blended = sum(weight * standard.z(router.score(samples))
-                      for router, weight, standard in self.members)
-        first = self.members[0][2]
-        return self.spread.z(blended) * first.spread + first.mean
+        return self._on_anchor_scale(sum(weight * standard.z(router.score(samples))
+                                         for router, weight, standard in self.members))
+
+    def _on_anchor_scale(self, blended):
+        """Blended standardised scores, standardised again and given the anchor's
+        out-of-fold mean and spread."""
+        anchor = self.members[0][2]
+        return self.spread.z(blended) * anchor.spread + anchor.mean
 
     def cut_matching(self, anchor_oof, cut):
         """The threshold on the blend's scale that sends to the cloud the share of the
