@@ -2,8 +2,9 @@
 
 One WebSocket to the center carries the node's tasks in and its results out, instead
 of an HTTP request each way per task (an HTTP client costs milliseconds of CPU per
-task); the node's heartbeats ride on it too while it is open. A dropped stream (the center restarting) is opened again after ``RETRY_S``; a
-close with ``REGISTER_AGAIN`` registers the node again first. Result batches are kept
+task); the node's heartbeats ride on it too while it is open. A dropped stream (the
+center restarting) is opened again after ``RETRY_S``; a close with ``REGISTER_AGAIN``
+registers the node again first. Result batches are kept
 until the center acks them and are sent again on the next stream. A center without
 streams (an older one: HTTP 403 or 404 on the handshake), or an agent without the
 ``websockets`` package, ends ``TaskStream.run`` with the reason: the agent then uses

@@ -12,9 +12,10 @@ frames:
   ``{"acked": n}`` once the agent's result batches up to ``n`` are taken.
 - agent -> center: ``{"batch": n, "results": [...]}``, each result taken as ``POST
   /api/results`` takes it; ``{"heartbeat": {...}}``, the body of ``POST
-  /api/heartbeat`` (its answer, the target models, comes as a push when it changes). The agent keeps a batch until it is acked and sends it again
-  on its next stream: a result is never lost to a dropped stream (a duplicate is
-  dropped and counted as a late answer).
+  /api/heartbeat`` (its answer, the target models, comes as a push when it changes).
+  The agent keeps a batch until it is acked and sends it again on its next stream: a
+  result is never lost to a dropped stream (a duplicate is dropped and counted as a
+  late answer).
 
 One stream per node: a newer one, or the node registering again (its old token is
 void), closes the older one. Tasks leave the node's queue only as they are sent; those
