@@ -137,8 +137,20 @@ def test_overhead_s_is_charged_before_the_prefill(tmp_path):
     (base, base_e2e), = _replay(plain, [(0.0, 100, 11)])
     (ttft, e2e), = _replay(slow, [(0.0, 100, 11)])
     assert ttft - base == pytest.approx(0.02) and e2e - base_e2e == pytest.approx(0.02)
+    # a request that waits pays its fixed cost while waiting: the second of two sent
+    # together ends one service less that cost after the first (not a whole service)
     (_, first), (_, second) = _replay(slow, [(0.0, 100, 11), (0.0, 100, 11)])
-    assert second - first == pytest.approx(first, abs=1e-4)  # it holds the slot, too
+    assert second - first == pytest.approx(first - 0.02, abs=1e-4)
+    # one that comes 5 ms before the slot frees spends them on its fixed cost: no wait
+    (_, first), (_, third) = _replay(slow, [(0.0, 100, 11), (first - 0.005, 100, 11)])
+    assert third == pytest.approx(first, abs=1e-4)
+    # the center expects what the clock charges: the queued task's expected latency
+    simulator = FleetSimulator(slow, caching_every=10 ** 6)
+    tasks = [simulator._task({"id": i, "query": "x", "task_type": "question_answering",
+                              "round": 0, "arrival_s": 0.0, "prompt_tokens": 100})
+             for i in range(2)]
+    one, two = (simulator.center.place(t).expected_latency_s for t in tasks)
+    assert two - one == pytest.approx(one - 0.02, abs=1e-5)  # less the upload (3 us)
     with pytest.raises(ConfigError, match="overhead_s': must be >= 0"):
         _topology(tmp_path, ", overhead_s: -1")
 
@@ -212,3 +224,29 @@ def test_calibration_writes_the_load_slowdown(calibration):
     # the loopback server answers in threads (slots 4): each request's decode slowdown
     assert list(spec["models"][0]["load_slowdown"]) == [4]
     assert spec["models"][0]["load_slowdown"][4] == pytest.approx(1.0, abs=0.3)
+
+
+def test_the_live_simulated_engine_pays_the_fixed_cost_while_waiting(tmp_path, monkeypatch):
+    """The live fleet's simulated engine charges as the clock does: a task that waited
+    for a slot sleeps its prefill less the part of ``overhead_s`` it waited."""
+    import asyncio
+
+    from edgellm.live import engines
+
+    slept = []
+
+    async def sleep(seconds):
+        slept.append(seconds)
+
+    monkeypatch.setattr(engines.asyncio, "sleep", sleep)
+    topology = _topology(tmp_path, ", overhead_s: 0.02")
+    engine = engines.SimulatedEngine(topology.nodes[0], topology, time_scale=2.0)
+    sample = {"id": "q1", "query": "What is the capital of France?",
+              "task_type": "question_answering", "round": 0}
+    prefills = []
+    for waited in (0.0, 0.015, 1.0):
+        slept.clear()
+        asyncio.run(engine.answer("m", sample, 100, waited_s=waited))
+        prefills.append(slept[0])
+    full = (0.02 + 100 / 1000) * 2.0  # the fixed cost and the prefill, times time_scale
+    assert prefills == pytest.approx([full, full - 0.015, full - 0.04])

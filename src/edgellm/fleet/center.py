@@ -225,7 +225,9 @@ class DistributionCenter:
         quality, decode = self._decode(task)
         at_node = task.arrival_s + c.half_rtt \
             + task.prompt_tokens * BYTES_PER_TOKEN * c.s_per_byte
-        start = np.maximum(np.maximum(at_node, self._view_free[c.node]), c.ready_at)
+        # a waiting request's fixed cost is paid while it waits (the simulator's clock)
+        start = np.maximum(np.maximum(at_node, self._view_free[c.node] - c.overhead),
+                           c.ready_at)
         latency = start - task.arrival_s + c.overhead \
             + task.prompt_tokens * c.s_per_prompt_token + decode + c.half_rtt
         options = FleetOptions(node=c.node, model=c.model, quality=quality, latency_s=latency,

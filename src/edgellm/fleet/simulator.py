@@ -190,8 +190,12 @@ class FleetSimulator:
         at_node = task.arrival_s + up
         free = state.actual.earliest()
         ready = state.ready_at.get(model, at_node)
-        start = max(at_node, free, ready)
-        load_wait = max(0.0, ready - max(at_node, free))
+        # a waiting request's fixed cost (overhead_s: HTTP, parsing) is paid while it
+        # waits, outside the slot, so its service may start that much before the slot
+        # frees (measured on llama.cpp's server: docs/llama-cpp.md)
+        front = catalog.overhead_s / spec.speed
+        start = max(at_node, free - front, ready)
+        load_wait = max(0.0, ready - max(at_node, free - front))
         queue = start - at_node - load_wait
         if answer.get("measured"):  # a real node: its server measured prefill and decode
             first = answer["perf"]["time_to_first_token"]
@@ -206,7 +210,7 @@ class FleetSimulator:
             # (the clock does not know yet who comes after). Requests waiting for a slot
             # cost nothing: a one-at-a-time server (llama.cpp's, measured) runs as fast
             # with a queue as without (docs/llama-cpp.md)
-            slow = catalog.slowdown(1 + state.actual.busy_at(start)) \
+            slow = catalog.slowdown(1 + state.actual.busy_at(max(start, free))) \
                 if catalog.load_slowdown else 1.0
             prefill = catalog.prefill_s(prompt, spec.speed) * slow
             itl = catalog.token_s(prompt, tokens, spec.speed) * slow
@@ -215,14 +219,15 @@ class FleetSimulator:
             e2e = ttft + (tokens - 1) * itl
             network = up + spec.rtt_s / 2
         state.actual.take(start, busy)
-        state.busy_s += busy
+        occupied = start + busy - max(start, free)  # the slot's time: less a paid front
+        state.busy_s += occupied
         self._round.queue[spec.id] = max(self._round.queue[spec.id],
                                          state.queue_len(task.arrival_s) + 1)
         heapq.heappush(state.in_system, task.arrival_s + e2e)
         hit = self.center.cache_hit(node, task, state.ready_at)
         return self._response(answer, task, tier="edge", node=spec.id, model=catalog.id,
-                              ttft=ttft, itl=itl, e2e=e2e, start=start, busy=busy, queue=queue,
-                              load=load_wait, network=network, cost=0.0, hit=hit)
+                              ttft=ttft, itl=itl, e2e=e2e, start=start, busy=occupied,
+                              queue=queue, load=load_wait, network=network, cost=0.0, hit=hit)
 
     def _complete_cloud(self, task, answer):
         cloud = self.cloud

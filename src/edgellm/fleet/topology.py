@@ -47,7 +47,9 @@ class CatalogModel(_Quality):
     quality: dict                # task type -> expected quality (0-1)
     params_b: float = 0.0
     endpoint_model: str = None   # model name a real node's server knows it by
-    overhead_s: float = 0.0      # a request's fixed cost before its prefill (the server's)
+    # a request's fixed cost before its prefill (the server's HTTP and parsing): a
+    # request waiting for a slot pays it while it waits (fleet/simulator.py)
+    overhead_s: float = 0.0
     # attention's share, which grows with the context (edgellm calibrate measures both):
     # prefill seconds per squared prompt token, and each decoded token's extra seconds
     # per token of context before it (a long prompt's answer decodes slower)

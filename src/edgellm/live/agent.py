@@ -245,7 +245,7 @@ class EdgeAgent:
         if error is None:
             try:
                 answer, ttft, e2e, compute = await self.engine.answer(
-                    model, task["sample"], task["prompt_tokens"])
+                    model, task["sample"], task["prompt_tokens"], taken - task["queued"])
                 error = answer.pop("error", None)
             except Exception as err:  # a broken engine answers with its error, not silence
                 answer, ttft, e2e, compute = {}, 0.0, 0.0, 0.0

@@ -75,9 +75,11 @@ class SimulatedEngine:
                                                       accuracy=model.quality)
         return llm
 
-    async def answer(self, model_id, sample, prompt_tokens):
+    async def answer(self, model_id, sample, prompt_tokens, waited_s=0.0):
         """(answer, ttft_s, e2e_s, compute_s): the times measured after the answer was
-        made up (``compute_s``, real work the fleet's clock does not model)."""
+        made up (``compute_s``, real work the fleet's clock does not model).
+        ``waited_s``: real seconds the task waited for a slot, in which its fixed cost
+        (``overhead_s``) was paid, as the fleet's clock has it."""
         model = self.topology.model(model_id)
         made = time.monotonic()
         if self.warm:  # microseconds: not worth a thread
@@ -90,7 +92,8 @@ class SimulatedEngine:
         speed, scale = self.node.speed, 0.0 if self.zero_time else self.time_scale
         # slowed as the fleet's clock slows it: by the requests served with this one
         slow = model.slowdown(self.serving + 1) if model.load_slowdown else 1.0
-        prefill = model.prefill_s(prompt_tokens, speed) * scale * slow
+        paid = min(model.overhead_s / speed * scale, waited_s)
+        prefill = model.prefill_s(prompt_tokens, speed) * scale * slow - paid
         decode = (tokens - 1) * model.token_s(prompt_tokens, tokens, speed) * scale * slow
         start = time.monotonic()
         self.serving += 1
@@ -140,7 +143,7 @@ class BackendEngine:
         for model_id in list(self._llms):
             self.unload(model_id)
 
-    async def answer(self, model_id, sample, prompt_tokens):
+    async def answer(self, model_id, sample, prompt_tokens, waited_s=0.0):
         response = await asyncio.to_thread(self._llms[model_id].generate, sample)
         perf = response["perf"]
         answer = _answer(response)
