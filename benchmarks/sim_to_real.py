@@ -3,10 +3,12 @@
 1. builds the tiny GGUF model (edgellm.testing.tiny_gguf; random weights, so answers run
    to ``max_tokens``) and starts llama-cpp-python's server on it (the llama_cpp engine's
    launcher), one request at a time being all it serves;
-2. calibrates it (edgellm.live.calibration, what ``edgellm calibrate`` runs) into a
-   one-node topology;
+2. per arrival rate, calibrates it (edgellm.live.calibration, what ``edgellm calibrate``
+   runs) into a one-node topology, just before the rate's run: this shared machine's
+   speed moves by 5-10 % over minutes, and the clock is to predict the minutes after
+   its calibration, not a quarter of an hour later;
 3. draws one workload (seeded): prompts of 10-150 words, answers of 8-48 tokens, and
-   sends it twice with Poisson arrivals, at a light rate and near saturation (shares of
+   sends it with Poisson arrivals, at a light rate and near saturation (shares of
    the capacity the calibrated clock gives), through the ``openai`` backend;
 4. replays each run through the fleet's simulated clock (``FleetSimulator``, the
    calibrated topology), with the arrival times, prompt tokens and completion tokens the
@@ -16,13 +18,17 @@
    ``clock error: p50 X %, p95 Y %``.
 
     python benchmarks/sim_to_real.py [--requests 300] [--rates 0.3 0.85] [--seed 0]
-                                     [--threads 1] [--noise-floor]
+                                     [--threads 1] [--noise-floor] [--record FILE]
+    python benchmarks/sim_to_real.py --replay FILE
 
 ``--noise-floor`` sends each rate's workload a second time, same arrivals, and prints the
 second real run against the first with the same errors: how far the real server is from
 itself, which no clock can beat on that machine (``noise floor:`` line, before the last).
+``--record FILE`` keeps each rate's calibrated topology and every request measured
+(JSON); ``--replay FILE`` prints the same report from it through today's clock, with no
+server: a change to the clock model is checked against recorded runs.
 
-(300 requests per rate: about 15 minutes on two cores, 27 with --noise-floor; fewer than
+(300 requests per rate: about 17 minutes on two cores, 29 with --noise-floor; fewer than
 a few hundred let a queue near saturation decide by chance.)
 
 Target (issue 19): p50 and p95 end-to-end within 15 % at both rates (10 % aimed for).
@@ -31,6 +37,7 @@ The server and this client share the machine: its other load moves both; run it 
 
 import argparse
 import dataclasses
+import json
 import os
 import sys
 import tempfile
@@ -40,9 +47,10 @@ import time
 import numpy as np
 import yaml
 
+from edgellm.errors import ConfigError
 from edgellm.fleet.simulator import FleetSimulator
 from edgellm.fleet.topology import load_topology
-from edgellm.live.calibration import Prober, measure, topology_for
+from edgellm.live.calibration import Measurement, Prober, measure, topology_for
 from edgellm.live.llama_cpp_engine import LlamaServer, llama_cpp_available
 from edgellm.models.token_counts import TokenCounter
 from edgellm.testing.tiny_gguf import build_tiny_gguf
@@ -137,6 +145,132 @@ def compare(label, real, sim):
     return rows, errors
 
 
+def calibrate(server, path, requests, scratch):
+    """The server calibrated now: (topology, its YAML text, one line)."""
+    calibration = measure(server.base_url, MODEL, requests=requests, model_file=path,
+                          load_runs=2)
+    spec = topology_for(calibration, "this-machine", "Qwen/Qwen2.5-0.5B-Instruct", 64.0,
+                        "q8_0")
+    spec["calibration"].pop("base_url", None)  # a loopback port: nothing to keep
+    text = yaml.safe_dump(spec, sort_keys=False)
+    topology = topology_from(text, scratch)
+    model, node = topology.models[0], topology.nodes[0]
+    line = (f"calibrated: prefill {model.prefill_tokens_per_s:.0f} tokens/s + "
+            f"{model.prefill_s_per_token2 * 1e9:.0f} ns x prompt tokens^2, decode "
+            f"{model.decode_tokens_per_s:.1f} tokens/s + "
+            f"{model.decode_s_per_context_token * 1e9:.0f} ns per token of context, "
+            f"overhead {model.overhead_s * 1e3:.1f} ms, slots {node.slots}, load "
+            f"{model.size_gb * model.load_s_per_gb:.2f} s; speed-up at concurrency "
+            f"{max(calibration.concurrency)}: "
+            f"{calibration.speedup(max(calibration.concurrency)):.2f}; load slowdown "
+            f"{dict(model.load_slowdown)}")
+    return topology, text, line
+
+
+def topology_from(text, scratch):
+    """The topology of YAML ``text`` (the record keeps it as text: JSON would turn
+    load_slowdown's whole-number keys into strings)."""
+    path = os.path.join(scratch, "calibrated.yaml")
+    with open(path, "w") as handle:
+        handle.write(text)
+    return load_topology(path)
+
+
+def report_rate(entry, topology, errors_out, floor_out):
+    """Print one rate's table (real against the clock) from its record ``entry``; the
+    worse errors go into ``errors_out`` and, with a second real run, ``floor_out``."""
+    measured = [(_measurement(r), r["arrival_s"]) for r in entry["requests"]]
+    node = topology.nodes[0]
+    sim_ttft, sim_e2e, sim_busy = run_simulated(topology, measured)
+    real_e2e = [m.e2e for m, _ in measured]
+    print(f"\nrate {entry['rate']:.2f}/s ({entry['share']:.0%} of capacity), "
+          f"{len(measured)} requests, load average {entry['load_average']:.2f}")
+    print(f"  {'':<5} {'':<4} {'real ms':>9} {'sim ms':>9} {'error':>10}")
+    rows, _ = compare("TTFT", [m.ttft for m, _ in measured], sim_ttft)
+    e2e_rows, errors = compare("E2E", real_e2e, sim_e2e)
+    print("\n".join(rows + e2e_rows))
+    if node.slots == 1:
+        real_busy = busy_seconds(measured)
+        print(f"  server busy {real_busy:.1f} s, the clock's {sim_busy:.1f} s "
+              f"({(sim_busy - real_busy) / real_busy * 100:+.1f} %)")
+        # a diagnostic, not the figure: the same clock with the speed the server had in
+        # this run (the machine's speed drifts between minutes): what is left is the
+        # queueing model's own error
+        _, at_speed, _ = run_simulated(_at_speed(topology, sim_busy / real_busy), measured)
+        _, drift_errors = compare("E2E", real_e2e, at_speed)
+        print(f"  at the run's own server speed (x{sim_busy / real_busy:.3f}): "
+              f"E2E p50 {drift_errors[50]:.1f} %, p95 {drift_errors[95]:.1f} % "
+              f"(absolute errors; a diagnostic, not the clock's figure)")
+    for q in errors_out:
+        errors_out[q] = max(errors_out[q], errors[q])
+    if entry.get("again"):
+        again = [r["e2e"] for r in entry["again"]]
+        _, again_errors = compare("E2E", real_e2e, again)
+        print(f"  the same workload again, real against real: E2E p50 "
+              f"{again_errors[50]:.1f} %, p95 {again_errors[95]:.1f} % "
+              f"(p50 {np.percentile(again, 50) * 1e3:.1f} ms, p95 "
+              f"{np.percentile(again, 95) * 1e3:.1f} ms)")
+        for q in floor_out:
+            floor_out[q] = max(floor_out[q], again_errors[q])
+
+
+def _record(measured):
+    return [{"arrival_s": round(arrival, 6), "prompt_tokens": m.prompt_tokens,
+             "completion_tokens": m.completion_tokens, "ttft": round(m.ttft, 6),
+             "e2e": round(m.e2e, 6)} for m, arrival in measured]
+
+
+def _measurement(row):
+    return Measurement(row["prompt_tokens"], row["completion_tokens"], row["ttft"],
+                       row["e2e"], [], row["arrival_s"])
+
+
+def run(args, scratch):
+    """Calibrate and run against a real server: the record (see ``--record``)."""
+    built = time.perf_counter()
+    path = build_tiny_gguf(scratch, quantizations=("Q8_0",), **SIZE)["Q8_0"]
+    print(f"model: tiny Llama {SIZE}, Q8_0, {os.path.getsize(path) / 1e6:.1f} MB, "
+          f"built in {time.perf_counter() - built:.1f} s")
+    record = {"machine": f"{os.cpu_count()} cores", "size": SIZE, "threads": args.threads,
+              "seed": args.seed, "rates": []}
+    server = LlamaServer(path, MODEL, n_threads=args.threads,
+                         log_path=os.path.join(scratch, "server.log")).start()
+    try:
+        print(f"server: llama_cpp.server loaded in {server.wait_ready():.2f} s")
+        requests = workload(args.requests, args.seed)
+        prober = Prober(server.base_url, MODEL, seed=args.seed, tokenizer="estimate")
+        counter = TokenCounter(server.base_url)
+        try:
+            # prompt tokens per word, from a few of the workload's prompts alone
+            probe = [counter.count(prober.messages(words), "")[0]
+                     for words, _ in requests[:6]]
+            per_word = sum(probe) / sum(words for words, _ in requests[:6])
+            for share in args.rates:
+                # calibrated just before each rate: this shared machine's speed moves
+                # by 5-10 % over minutes (docs/llama-cpp.md), the clock's figures
+                # should be the machine's of the minutes they predict
+                topology, text, line = calibrate(server, path, args.calibration_requests,
+                                                 scratch)
+                print(line)
+                rate = share * capacity(topology, [(words * per_word, tokens)
+                                                   for words, tokens in requests])
+                gaps = np.random.default_rng(args.seed + 1).exponential(1 / rate,
+                                                                        len(requests))
+                arrivals = (np.cumsum(gaps) - gaps[0]).tolist()
+                measured = run_real(prober, counter, requests, arrivals)
+                entry = {"share": share, "rate": rate, "topology": text,
+                         "load_average": os.getloadavg()[0], "requests": _record(measured)}
+                if args.noise_floor:
+                    entry["again"] = _record(run_real(prober, counter, requests, arrivals))
+                record["rates"].append(entry)
+                report_rate(entry, topology, args.worst, args.floor)
+        finally:
+            prober.close()
+    finally:
+        server.stop()
+    return record
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=300, help="requests per rate")
@@ -148,98 +282,86 @@ def main(argv=None):
                         help="send each rate's workload twice: the real server against itself")
     parser.add_argument("--threads", type=int, help="the server's threads (default: "
                         "llama-cpp-python's)")
+    parser.add_argument("--record", metavar="FILE",
+                        help="write the calibrations and every request measured (JSON)")
+    parser.add_argument("--replay", metavar="FILE",
+                        help="no server: the clock against a run --record wrote")
     args = parser.parse_args(argv)
-    problem = llama_cpp_available()
-    if problem:
-        print(f"sim_to_real: needs llama-cpp-python's server: {problem}")
-        return 1
-    print(f"machine: {os.cpu_count()} cores, load average "
-          f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    args.worst, args.floor = {50: 0.0, 95: 0.0}, {50: 0.0, 95: 0.0}
     with tempfile.TemporaryDirectory(prefix="edgellm-sim-to-real-") as scratch:
-        built = time.perf_counter()
-        path = build_tiny_gguf(scratch, quantizations=("Q8_0",), **SIZE)["Q8_0"]
-        print(f"model: tiny Llama {SIZE}, Q8_0, {os.path.getsize(path) / 1e6:.1f} MB, "
-              f"built in {time.perf_counter() - built:.1f} s")
-        server = LlamaServer(path, MODEL, n_threads=args.threads,
-                             log_path=os.path.join(scratch, "server.log")).start()
-        try:
-            print(f"server: llama_cpp.server loaded in {server.wait_ready():.2f} s")
-            calibration = measure(server.base_url, MODEL, requests=args.calibration_requests,
-                                  model_file=path, load_runs=2)
-            spec = topology_for(calibration, "this-machine", "Qwen/Qwen2.5-0.5B-Instruct",
-                                64.0, "q8_0")
-            topology_path = os.path.join(scratch, "calibrated.yaml")
-            with open(topology_path, "w") as handle:
-                yaml.safe_dump(spec, handle, sort_keys=False)
-            topology = load_topology(topology_path)
-            model, node = topology.models[0], topology.nodes[0]
-            print(f"calibrated: prefill {model.prefill_tokens_per_s:.0f} tokens/s + "
-                  f"{model.prefill_s_per_token2 * 1e9:.0f} ns x prompt tokens^2, decode "
-                  f"{model.decode_tokens_per_s:.1f} tokens/s + "
-                  f"{model.decode_s_per_context_token * 1e9:.0f} ns per token of context, "
-                  f"overhead {model.overhead_s * 1e3:.1f} ms, slots {node.slots}, load "
-                  f"{model.size_gb * model.load_s_per_gb:.2f} s; speed-up at concurrency "
-                  f"4: {calibration.speedup(max(calibration.concurrency)):.2f}; load "
-                  f"slowdown {dict(model.load_slowdown)}")
-            requests = workload(args.requests, args.seed)
-            prober = Prober(server.base_url, MODEL, seed=args.seed, tokenizer="estimate")
-            counter = TokenCounter(server.base_url)
+        if args.replay:
             try:
-                # prompt tokens per word, from a few of the workload's prompts alone
-                probe = [counter.count(prober.messages(words), "")[0]
-                         for words, _ in requests[:6]]
-                per_word = sum(probe) / sum(words for words, _ in requests[:6])
-                service = capacity(topology, [(words * per_word, tokens)
-                                              for words, tokens in requests])
-                worst = {50: 0.0, 95: 0.0}
-                floor = {50: 0.0, 95: 0.0}
-                for share in args.rates:
-                    rate = share * service
-                    gaps = np.random.default_rng(args.seed + 1).exponential(1 / rate,
-                                                                            len(requests))
-                    arrivals = (np.cumsum(gaps) - gaps[0]).tolist()
-                    measured = run_real(prober, counter, requests, arrivals)
-                    sim_ttft, sim_e2e, sim_busy = run_simulated(topology, measured)
-                    real_ttft = [m.ttft for m, _ in measured]
-                    real_e2e = [m.e2e for m, _ in measured]
-                    print(f"\nrate {rate:.2f}/s ({share:.0%} of capacity), {len(requests)} "
-                          f"requests, load average {os.getloadavg()[0]:.2f}")
-                    print(f"  {'':<5} {'':<4} {'real ms':>9} {'sim ms':>9} {'error':>10}")
-                    rows, _ = compare("TTFT", real_ttft, sim_ttft)
-                    e2e_rows, errors = compare("E2E", real_e2e, sim_e2e)
-                    print("\n".join(rows + e2e_rows))
-                    if node.slots == 1:
-                        real_busy = busy_seconds(measured)
-                        print(f"  server busy {real_busy:.1f} s, the clock's {sim_busy:.1f} s "
-                              f"({(sim_busy - real_busy) / real_busy * 100:+.1f} %)")
-                        # a diagnostic, not the figure: the same clock with the speed the
-                        # server had in this run (the machine's speed drifts between
-                        # minutes): what is left is the queueing model's own error
-                        _, at_speed, _ = run_simulated(
-                            _at_speed(topology, sim_busy / real_busy), measured)
-                        _, drift_errors = compare("E2E", real_e2e, at_speed)
-                        print(f"  at the run's own server speed (x{sim_busy / real_busy:.3f}): "
-                              f"E2E p50 {drift_errors[50]:.1f} %, p95 {drift_errors[95]:.1f} % "
-                              f"(absolute errors; a diagnostic, not the clock's figure)")
-                    worst = {q: max(worst[q], errors[q]) for q in worst}
-                    if args.noise_floor:
-                        again = [m.e2e for m, _ in run_real(prober, counter, requests,
-                                                             arrivals)]
-                        _, again_errors = compare("E2E", real_e2e, again)
-                        print(f"  the same workload again, real against real: E2E p50 "
-                              f"{again_errors[50]:.1f} %, p95 {again_errors[95]:.1f} % "
-                              f"(p50 {np.percentile(again, 50) * 1e3:.1f} ms, p95 "
-                              f"{np.percentile(again, 95) * 1e3:.1f} ms)")
-                        floor = {q: max(floor[q], again_errors[q]) for q in floor}
-            finally:
-                prober.close()
-        finally:
-            server.stop()
-    if args.noise_floor:
-        print(f"\nnoise floor: p50 {floor[50]:.1f} %, p95 {floor[95]:.1f} % (the real "
-              f"server against itself, the worse rate)")
-    print(f"\nclock error: p50 {worst[50]:.1f} %, p95 {worst[95]:.1f} %")
+                record = read_record(args.replay)
+                topologies = [_replayed_topology(args.replay, n, e["topology"], scratch)
+                              for n, e in enumerate(record["rates"])]
+            except BadRecord as err:
+                print(f"sim_to_real: error: {err}", file=sys.stderr)
+                return 2
+            print(f"replay of {args.replay}: {record['machine']}, {len(record['rates'])} "
+                  f"rates")
+            for entry, topology in zip(record["rates"], topologies):
+                report_rate(entry, topology, args.worst, args.floor)
+            noise_floor = any(entry.get("again") for entry in record["rates"])
+        else:
+            problem = llama_cpp_available()
+            if problem:
+                print(f"sim_to_real: needs llama-cpp-python's server: {problem}")
+                return 1
+            print(f"machine: {os.cpu_count()} cores, load average "
+                  f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+            record = run(args, scratch)
+            noise_floor = args.noise_floor
+            if args.record:
+                write_record(args.record, record)
+    if noise_floor:
+        print(f"\nnoise floor: p50 {args.floor[50]:.1f} %, p95 {args.floor[95]:.1f} % (the "
+              f"real server against itself, the worse rate)")
+    print(f"\nclock error: p50 {args.worst[50]:.1f} %, p95 {args.worst[95]:.1f} %")
     return 0
+
+
+def write_record(path, record):
+    """The record as JSON, written whole or not at all."""
+    partial = f"{path}.partial"
+    with open(partial, "w") as handle:
+        json.dump(record, handle, indent=1)
+    os.replace(partial, path)
+
+
+def read_record(path):
+    """A record ``--record`` wrote; a bad one raises ``BadRecord`` naming the key."""
+    try:
+        with open(path) as handle:
+            record = json.load(handle)
+        rates = record["rates"]
+        for n, entry in enumerate(rates):
+            missing = [k for k in ("share", "rate", "topology", "load_average", "requests")
+                       if k not in entry]
+            if missing:
+                raise BadRecord(f"{path}: rates[{n}]: no {missing[0]!r}")
+            for row in entry["requests"] + entry.get("again", []):
+                _measurement(row)
+    except OSError as err:
+        raise BadRecord(f"{path}: {err.strerror}") from None
+    except ValueError as err:
+        raise BadRecord(f"{path}: not JSON: {err}") from None
+    except (KeyError, TypeError) as err:
+        raise BadRecord(f"{path}: not a record of --record (no {err})") from None
+    return record
+
+
+class BadRecord(Exception):
+    pass
+
+
+def _replayed_topology(path, n, text, scratch):
+    if not isinstance(text, str):
+        raise BadRecord(f"{path}: rates[{n}].topology: not a topology's YAML text")
+    try:
+        return topology_from(text, scratch)
+    except ConfigError as err:  # names the scratch file: name the record instead
+        raise BadRecord(f"{path}: rates[{n}].topology: {str(err)[len(err.source) + 2:]}") \
+            from None
 
 
 if __name__ == "__main__":
