@@ -271,6 +271,8 @@ def test_router_settings_reproduce_a_configuration(small_matrix, tmp_path):
      "--router-setting: TfidfRouter: unknown setting 'treshold'; did you mean 'threshold'?"),
     (["--router-setting", "fold=3"],
      "--router-setting: AutoRouter: unknown setting 'fold'; did you mean 'folds'?"),
+    (["--router-setting", "folds=0"],  # the router's own message, its name said once
+     "edgellm: error: --router: AutoRouter: folds must be a whole number >= 2, got 0"),
     (["--router-setting", "C=0.1", "--router", "TfidfRouter"],
      "--router-setting: given before the first --router"),
     (["--router", "TfidfRouter", "--router-setting", "metadata=[subject"],

@@ -141,6 +141,9 @@ def evaluate_routers(outcomes, routers, label=None, train_fraction=0.5, seed=0,
                 result.routers.append(fit_and_evaluate(name, router, train, test,
                                                        router.label, target_share))
         except (ValueError, ImportError, OSError) as err:
-            raise ConfigError("--router", f"{class_name}: {err}") from None
+            message = str(err)  # the routers' own messages mostly start with their name
+            if not message.startswith(f"{class_name}: "):
+                message = f"{class_name}: {message}"
+            raise ConfigError("--router", message) from None
     result.random, result.oracle = baselines(test)
     return result
