@@ -26,7 +26,8 @@ second real run against the first with the same errors: how far the real server 
 itself, which no clock can beat on that machine (``noise floor:`` line, before the last).
 ``--record FILE`` keeps each rate's calibrated topology and every request measured
 (JSON); ``--replay FILE`` prints the same report from it through today's clock, with no
-server: a change to the clock model is checked against recorded runs.
+server: a change to the clock model is checked against recorded runs (two are kept in
+benchmarks/records/).
 
 (300 requests per rate: about 17 minutes on two cores, 29 with --noise-floor; fewer than
 a few hundred let a queue near saturation decide by chance.)
@@ -38,6 +39,7 @@ The server and this client share the machine: its other load moves both; run it 
 import argparse
 import dataclasses
 import json
+import math
 import os
 import sys
 import tempfile
@@ -68,12 +70,14 @@ def workload(n, seed):
 
 
 def capacity(topology, tokens):
-    """Requests per second the calibrated clock serves at most (slots / mean service),
-    for (prompt tokens, completion tokens) pairs."""
+    """Requests per second the calibrated clock serves at most: slots over the mean
+    time a request holds its slot back to back (its service less the fixed cost it
+    pays while waiting), for (prompt tokens, completion tokens) pairs."""
     model, node = topology.models[0], topology.nodes[0]
-    service = [model.prefill_s(prompt) + (completion - 1) * model.token_s(prompt, completion)
-               for prompt, completion in tokens]
-    return node.slots / float(np.mean(service))
+    held = [model.prefill_s(prompt) - model.overhead_s
+            + (completion - 1) * model.token_s(prompt, completion)
+            for prompt, completion in tokens]
+    return node.slots / float(np.mean(held))
 
 
 def run_real(prober, counter, requests, arrivals):
@@ -183,8 +187,10 @@ def report_rate(entry, topology, errors_out, floor_out):
     node = topology.nodes[0]
     sim_ttft, sim_e2e, sim_busy = run_simulated(topology, measured)
     real_e2e = [m.e2e for m, _ in measured]
+    load = entry.get("load_average")
     print(f"\nrate {entry['rate']:.2f}/s ({entry['share']:.0%} of capacity), "
-          f"{len(measured)} requests, load average {entry['load_average']:.2f}")
+          f"{len(measured)} requests, load average "
+          f"{'not recorded' if load is None else f'{load:.2f}'}")
     print(f"  {'':<5} {'':<4} {'real ms':>9} {'sim ms':>9} {'error':>10}")
     rows, _ = compare("TTFT", [m.ttft for m, _ in measured], sim_ttft)
     e2e_rows, errors = compare("E2E", real_e2e, sim_e2e)
@@ -297,8 +303,8 @@ def main(argv=None):
             except BadRecord as err:
                 print(f"sim_to_real: error: {err}", file=sys.stderr)
                 return 2
-            print(f"replay of {args.replay}: {record['machine']}, {len(record['rates'])} "
-                  f"rates")
+            print(f"replay of {args.replay}: {record.get('machine', 'machine not said')}, "
+                  f"{len(record['rates'])} rates")
             for entry, topology in zip(record["rates"], topologies):
                 report_rate(entry, topology, args.worst, args.floor)
             noise_floor = any(entry.get("again") for entry in record["rates"])
@@ -329,25 +335,66 @@ def write_record(path, record):
 
 
 def read_record(path):
-    """A record ``--record`` wrote; a bad one raises ``BadRecord`` naming the key."""
+    """A record ``--record`` wrote, checked field by field; a bad one raises
+    ``BadRecord`` naming the file and the field."""
     try:
         with open(path) as handle:
             record = json.load(handle)
-        rates = record["rates"]
-        for n, entry in enumerate(rates):
-            missing = [k for k in ("share", "rate", "topology", "load_average", "requests")
-                       if k not in entry]
-            if missing:
-                raise BadRecord(f"{path}: rates[{n}]: no {missing[0]!r}")
-            for row in entry["requests"] + entry.get("again", []):
-                _measurement(row)
     except OSError as err:
         raise BadRecord(f"{path}: {err.strerror}") from None
     except ValueError as err:
         raise BadRecord(f"{path}: not JSON: {err}") from None
-    except (KeyError, TypeError) as err:
-        raise BadRecord(f"{path}: not a record of --record (no {err})") from None
+    _check(path, "", record, dict, "an object (a record of --record)")
+    rates = _field(path, "", record, "rates", list, "a list of the rates run", empty=False)
+    for n, entry in enumerate(rates):
+        at = f"rates[{n}]"
+        _check(path, at, entry, dict, "an object")
+        for key in ("share", "rate"):
+            _number(path, f"{at}.{key}", _field(path, at, entry, key, (int, float), "a number"))
+        _field(path, at, entry, "topology", str, "a topology's YAML text")
+        if entry.get("load_average") is not None:
+            _field(path, at, entry, "load_average", (int, float), "a number")
+        for key in ("requests", "again"):
+            if key == "requests" or key in entry:
+                rows = _field(path, at, entry, key, list, "a list of requests", empty=False)
+                for i, row in enumerate(rows):
+                    _check_request(path, f"{at}.{key}[{i}]", row)
     return record
+
+
+def _check_request(path, at, row):
+    _check(path, at, row, dict, "an object")
+    for key, least in (("prompt_tokens", 0), ("completion_tokens", 1)):
+        value = _field(path, at, row, key, int, f"a whole number >= {least}")
+        if isinstance(value, bool) or value < least:
+            raise BadRecord(f"{path}: {at}.{key}: must be a whole number >= {least}, "
+                            f"got {value!r}")
+    for key in ("arrival_s", "ttft", "e2e"):
+        _number(path, f"{at}.{key}", _field(path, at, row, key, (int, float), "a number"))
+    if not 0 <= row["ttft"] <= row["e2e"] or row["e2e"] <= 0:
+        raise BadRecord(f"{path}: {at}: needs 0 <= ttft <= e2e and e2e > 0, got ttft "
+                        f"{row['ttft']!r}, e2e {row['e2e']!r}")
+
+
+def _field(path, at, mapping, key, kind, what, empty=True):
+    where = f"{at}.{key}" if at else key
+    if key not in mapping:
+        raise BadRecord(f"{path}: {where}: missing ({what})")
+    value = mapping[key]
+    _check(path, where, value, kind, what)
+    if not empty and not value:
+        raise BadRecord(f"{path}: {where}: empty ({what})")
+    return value
+
+
+def _check(path, where, value, kind, what):
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise BadRecord(f"{path}: {where or 'the file'}: must be {what}, got {value!r:.60}")
+
+
+def _number(path, where, value):
+    if not math.isfinite(value):
+        raise BadRecord(f"{path}: {where}: must be a finite number, got {value!r}")
 
 
 class BadRecord(Exception):

@@ -250,3 +250,32 @@ def test_the_live_simulated_engine_pays_the_fixed_cost_while_waiting(tmp_path, m
         prefills.append(slept[0])
     full = (0.02 + 100 / 1000) * 2.0  # the fixed cost and the prefill, times time_scale
     assert prefills == pytest.approx([full, full - 0.015, full - 0.04])
+
+
+def test_the_clock_never_frees_a_slot_before_the_request_ahead_ends(tmp_path):
+    """Behind a 0.26 s request: an empty answer (an error's) decodes nothing, and a
+    real node's answer that failed in 1 ms (shorter than the fixed cost the clock let
+    it pay while waiting) ends no earlier than the request ahead, with no negative
+    busy time."""
+    slow = _topology(tmp_path, ", overhead_s: 0.05")
+    simulator = FleetSimulator(slow, caching_every=10 ** 6)
+
+    def serve(i, completion, measured_e2e=None):
+        sample = {"id": i, "query": "x", "task_type": "question_answering", "round": 0,
+                  "arrival_s": 0.0, "prompt_tokens": 10}
+        answer = {"completion": "", "prediction": "", "usage": {
+            "prompt_tokens": 10, "completion_tokens": completion,
+            "total_tokens": 10 + completion}}
+        if measured_e2e is not None:
+            answer.update(measured=True, perf={"time_to_first_token": measured_e2e,
+                                               "e2e_latency": measured_e2e,
+                                               "internal_token_latency": None})
+        return simulator.serve_answered(sample, answer)["perf"]
+
+    first = serve(0, 11)
+    empty = serve(1, 0)  # its prefill alone: 0.05 + 10 / 1000 s
+    assert empty["e2e_latency"] == pytest.approx(first["e2e_latency"] + 0.01, abs=1e-6)
+    assert empty["e2e_latency"] == pytest.approx(empty["time_to_first_token"])
+    failed = serve(2, 0, measured_e2e=0.001)
+    assert failed["busy_s"] == 0.0
+    assert simulator.states[0].actual.earliest() == pytest.approx(empty["e2e_latency"])

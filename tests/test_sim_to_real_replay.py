@@ -86,25 +86,59 @@ def test_a_server_that_holds_its_slot_for_the_fixed_cost_is_missed(tmp_path):
     assert p50 > 5.0 and p95 > 2.0
 
 
+def _changed(good, change):
+    record = json.loads(json.dumps(good))
+    change(record)
+    return record
+
+
 def test_a_bad_record_is_one_line_and_exit_2(tmp_path):
     good = json.loads(record(tmp_path / "run.json", True, shares=(0.3,), n=20).read_text())
-    cases = {"missing.json": None, "broken.json": "{", "no-rates.json": {"machine": "x"}}
-    no_requests = json.loads(json.dumps(good))
-    del no_requests["rates"][0]["requests"]
-    cases["no-requests.json"] = no_requests
-    bad_topology = json.loads(json.dumps(good))
-    bad_topology["rates"][0]["topology"] = yaml.safe_dump(
-        dict(TOPOLOGY, models=[dict(TOPOLOGY["models"][0], overhead_s=-1)]))
-    cases["bad-topology.json"] = bad_topology
-    expected = {"missing.json": "No such file", "broken.json": "not JSON",
-                "no-rates.json": "no 'rates'", "no-requests.json": "rates[0]: no 'requests'",
-                "bad-topology.json": "rates[0].topology: key 'models[0].overhead_s'"}
-    for name, content in cases.items():
+    def set_row(key, value):  # the fourth request of the first rate
+        return lambda r: r["rates"][0]["requests"][3].__setitem__(key, value)
+
+    cases = {  # file: (content, what its one line says)
+        "missing.json": (None, "No such file"),
+        "broken.json": ("{", "not JSON"),
+        "a-list.json": ([], "the file: must be an object"),
+        "no-rates.json": ({"machine": "x"}, "rates: missing"),
+        "no-rate-run.json": ({"rates": []}, "rates: empty"),
+        "no-requests.json": (_changed(good, lambda r: r["rates"][0].pop("requests")),
+                             "rates[0].requests: missing"),
+        "share-text.json": (_changed(good, lambda r: r["rates"][0].update(share="30%")),
+                            "rates[0].share: must be a number"),
+        "nan.json": (_changed(good, set_row("e2e", float("nan"))),
+                     "rates[0].requests[3].e2e: must be a finite number"),
+        "empty-answer.json": (_changed(good, set_row("completion_tokens", 0)),
+                              "rates[0].requests[3].completion_tokens: must be a whole "
+                              "number >= 1"),
+        "ttft-text.json": (_changed(good, set_row("ttft", "fast")),
+                           "rates[0].requests[3].ttft: must be a number"),
+        "ttft-after-end.json": (_changed(good, set_row("ttft", 99.0)),
+                                "rates[0].requests[3]: needs 0 <= ttft <= e2e"),
+        "bad-topology.json": (_changed(good, lambda r: r["rates"][0].update(
+            topology=yaml.safe_dump(dict(TOPOLOGY, models=[dict(TOPOLOGY["models"][0],
+                                                                overhead_s=-1)])))),
+            "rates[0].topology: key 'models[0].overhead_s'"),
+        "not-yaml.json": (_changed(good, lambda r: r["rates"][0].update(topology="a: [")),
+                          "rates[0].topology: "),
+    }
+    for name, (content, expected) in cases.items():
         path = tmp_path / name
         if content is not None:
             path.write_text(content if isinstance(content, str) else json.dumps(content))
         done = replay(path)
         lines = done.stderr.strip().splitlines()
-        assert done.returncode == 2 and done.stdout == "", (name, done.stdout)
-        assert len(lines) == 1 and str(path) in lines[0] and expected[name] in lines[0], \
+        assert done.returncode == 2 and done.stdout == "", (name, done.stdout, done.stderr)
+        assert len(lines) == 1 and str(path) in lines[0] and expected in lines[0], \
             (name, lines)
+
+
+def test_the_kept_records_replay(tmp_path):
+    """The real runs kept in benchmarks/records (docs/llama-cpp.md's figures) replay
+    through today's clock: every rate reported, a clock error line."""
+    for name, rates in (("sim_to_real-run-0.json", 3), ("sim_to_real-run-E.json", 2)):
+        done = replay(BENCHMARK.parent / "records" / name)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.count("\nrate ") == rates and done.stdout.count("server busy") == rates
+        clock_error(done.stdout)

@@ -195,7 +195,7 @@ class FleetSimulator:
         # frees (measured on llama.cpp's server: docs/llama-cpp.md)
         front = catalog.overhead_s / spec.speed
         start = max(at_node, free - front, ready)
-        load_wait = max(0.0, ready - max(at_node, free - front))
+        load_wait = max(0.0, ready - max(at_node, free))  # the wait beyond the slot's
         queue = start - at_node - load_wait
         if answer.get("measured"):  # a real node: its server measured prefill and decode
             first = answer["perf"]["time_to_first_token"]
@@ -214,12 +214,15 @@ class FleetSimulator:
                 if catalog.load_slowdown else 1.0
             prefill = catalog.prefill_s(prompt, spec.speed) * slow
             itl = catalog.token_s(prompt, tokens, spec.speed) * slow
-            busy = prefill + (tokens - 1) * itl
+            decoded = max(tokens, 1) - 1  # an empty answer (an error) decodes nothing
+            busy = prefill + decoded * itl
             ttft = start - task.arrival_s + prefill + spec.rtt_s / 2
-            e2e = ttft + (tokens - 1) * itl
+            e2e = ttft + decoded * itl
             network = up + spec.rtt_s / 2
-        state.actual.take(start, busy)
-        occupied = start + busy - max(start, free)  # the slot's time: less a paid front
+        # the slot's time: less a front paid while waiting, never back before the end
+        # of the request ahead (an answer shorter than its own fixed cost)
+        occupied = max(0.0, start + busy - max(start, free))
+        state.actual.take(max(start, free), occupied)
         state.busy_s += occupied
         self._round.queue[spec.id] = max(self._round.queue[spec.id],
                                          state.queue_len(task.arrival_s) + 1)

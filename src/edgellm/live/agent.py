@@ -234,9 +234,13 @@ class EdgeAgent:
         self.current[task["task_id"]] = {"model": model, "since": time.time(),
                                          "task_type": task["sample"].get("task_type")}
         self._changed("task")
+        # seconds it waited for a slot, in which it paid its fixed cost (the fleet's
+        # clock); one that then waits for its model pays it after, as the clock has it
+        waited = taken - task["queued"]
         if event is None or not event.is_set():
             self.set_target(self.target)  # a task for a model not (yet) here waits for it
             event = self.ready.get(model)
+            waited = 0.0
             if event is None:
                 error = f"model {model} is not on {self.node_id}"
             else:
@@ -245,7 +249,7 @@ class EdgeAgent:
         if error is None:
             try:
                 answer, ttft, e2e, compute = await self.engine.answer(
-                    model, task["sample"], task["prompt_tokens"], taken - task["queued"])
+                    model, task["sample"], task["prompt_tokens"], waited)
                 error = answer.pop("error", None)
             except Exception as err:  # a broken engine answers with its error, not silence
                 answer, ttft, e2e, compute = {}, 0.0, 0.0, 0.0

@@ -93,8 +93,9 @@ class SimulatedEngine:
         # slowed as the fleet's clock slows it: by the requests served with this one
         slow = model.slowdown(self.serving + 1) if model.load_slowdown else 1.0
         paid = min(model.overhead_s / speed * scale, waited_s)
-        prefill = model.prefill_s(prompt_tokens, speed) * scale * slow - paid
-        decode = (tokens - 1) * model.token_s(prompt_tokens, tokens, speed) * scale * slow
+        prefill = max(0.0, model.prefill_s(prompt_tokens, speed) * scale * slow - paid)
+        decode = (max(tokens, 1) - 1) * model.token_s(prompt_tokens, tokens, speed) * scale \
+            * slow
         start = time.monotonic()
         self.serving += 1
         try:
