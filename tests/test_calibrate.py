@@ -238,7 +238,7 @@ def test_the_live_simulated_engine_pays_the_fixed_cost_while_waiting(tmp_path, m
     async def sleep(seconds):
         slept.append(seconds)
 
-    monkeypatch.setattr(engines.asyncio, "sleep", sleep)
+    monkeypatch.setattr(engines, "sleep_at_least", sleep)
     topology = _topology(tmp_path, ", overhead_s: 0.02")
     engine = engines.SimulatedEngine(topology.nodes[0], topology, time_scale=2.0)
     sample = {"id": "q1", "query": "What is the capital of France?",
@@ -279,3 +279,27 @@ def test_the_clock_never_frees_a_slot_before_the_request_ahead_ends(tmp_path):
     failed = serve(2, 0, measured_e2e=0.001)
     assert failed["busy_s"] == 0.0
     assert simulator.states[0].actual.earliest() == pytest.approx(empty["e2e_latency"])
+
+
+def test_the_live_engines_modelled_sleeps_never_end_early():
+    """uvloop (the live agents' loop) fires a timer early when its cached time is stale:
+    asked 0.9 ms on a loop kept busy 4 ms between sleeps, asyncio.sleep ended after
+    0.07 ms in some tries; the engine's sleep waits out the rest."""
+    import asyncio
+    import time
+
+    uvloop = pytest.importorskip("uvloop")
+    from edgellm.live.engines import sleep_at_least
+
+    async def tries():
+        slept = []
+        for _ in range(150):
+            busy = time.monotonic()
+            while time.monotonic() - busy < 0.004:  # other coroutines' work
+                pass
+            start = time.monotonic()
+            await sleep_at_least(0.0009)
+            slept.append(time.monotonic() - start)
+        return slept
+
+    assert min(uvloop.run(tries())) >= 0.0009

@@ -30,7 +30,7 @@ import psutil
 from edgellm.fleet.center import BYTES_PER_TOKEN
 from edgellm.fleet.topology import load_topology
 from edgellm.live.agent_stream import TaskStream
-from edgellm.live.engines import make_engine
+from edgellm.live.engines import make_engine, sleep_at_least
 from edgellm.live.transfer import PARTIAL, TransferError, download
 
 log = logging.getLogger(__name__)
@@ -206,10 +206,18 @@ class EdgeAgent:
             self.in_hand[task["model"]] += 1
             if self.engine.simulated and not self.engine.zero_time:  # the node's link
                 up = self.node.send_s(task["prompt_tokens"] * BYTES_PER_TOKEN)
-                asyncio.get_running_loop().call_later(up * self.time_scale,
-                                                      self._enqueue, task)
+                self._enqueue_at(task, received + up * self.time_scale)
             else:
                 self._enqueue(task)
+
+    def _enqueue_at(self, task, due):
+        """Queue ``task`` at monotonic time ``due``, not before (a uvloop timer can fire
+        early: engines.sleep_at_least)."""
+        left = due - time.monotonic()
+        if left > 0:
+            asyncio.get_running_loop().call_later(left, self._enqueue_at, task, due)
+        else:
+            self._enqueue(task)
 
     def _enqueue(self, task):
         task["queued"] = time.monotonic()
@@ -259,7 +267,7 @@ class EdgeAgent:
         down = self.node.rtt_s / 2 * self.time_scale \
             if self.engine.simulated and not self.engine.zero_time else 0.0
         if down:
-            await asyncio.sleep(down)
+            await sleep_at_least(down)
         done = time.monotonic()
         received, queued = task["received"], task["queued"]
         # real seconds standing for the fleet's (the center divides them by time_scale);
