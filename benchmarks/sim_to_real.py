@@ -50,12 +50,14 @@ import numpy as np
 import yaml
 
 from edgellm.errors import ConfigError
+from edgellm.files import read_json, write_text
 from edgellm.fleet.simulator import FleetSimulator
 from edgellm.fleet.topology import load_topology
 from edgellm.live.calibration import Measurement, Prober, measure, topology_for
 from edgellm.live.llama_cpp_engine import LlamaServer, llama_cpp_available
 from edgellm.models.token_counts import TokenCounter
 from edgellm.testing.tiny_gguf import build_tiny_gguf
+from edgellm.yaml_file import YamlSection
 
 MODEL = "tiny"
 # a model whose decode takes milliseconds a token on one core: large enough that
@@ -173,16 +175,19 @@ def calibrate(server, path, requests, scratch):
 
 def topology_from(text, scratch):
     """The topology of YAML ``text`` (the record keeps it as text: JSON would turn
-    load_slowdown's whole-number keys into strings)."""
-    path = os.path.join(scratch, "calibrated.yaml")
-    with open(path, "w") as handle:
-        handle.write(text)
+    load_slowdown's whole-number keys into strings), each in a file of its own:
+    load_topology caches by path, size and modification time, which two calibrations
+    written to one path within a clock tick could share."""
+    handle, path = tempfile.mkstemp(suffix=".yaml", prefix="calibrated-", dir=scratch)
+    with os.fdopen(handle, "w") as out:
+        out.write(text)
     return load_topology(path)
 
 
-def report_rate(entry, topology, errors_out, floor_out):
-    """Print one rate's table (real against the clock) from its record ``entry``; the
-    worse errors go into ``errors_out`` and, with a second real run, ``floor_out``."""
+def report_rate(entry, topology):
+    """Print one rate's table (real against the clock) from its record ``entry``; its
+    E2E errors ({50: %, 95: %}) and, with a second real run, the real server's against
+    itself (else None)."""
     measured = [(_measurement(r), r["arrival_s"]) for r in entry["requests"]]
     node = topology.nodes[0]
     sim_ttft, sim_e2e, sim_busy = run_simulated(topology, measured)
@@ -207,8 +212,7 @@ def report_rate(entry, topology, errors_out, floor_out):
         print(f"  at the run's own server speed (x{sim_busy / real_busy:.3f}): "
               f"E2E p50 {drift_errors[50]:.1f} %, p95 {drift_errors[95]:.1f} % "
               f"(absolute errors; a diagnostic, not the clock's figure)")
-    for q in errors_out:
-        errors_out[q] = max(errors_out[q], errors[q])
+    again_errors = None
     if entry.get("again"):
         again = [r["e2e"] for r in entry["again"]]
         _, again_errors = compare("E2E", real_e2e, again)
@@ -216,8 +220,12 @@ def report_rate(entry, topology, errors_out, floor_out):
               f"{again_errors[50]:.1f} %, p95 {again_errors[95]:.1f} % "
               f"(p50 {np.percentile(again, 50) * 1e3:.1f} ms, p95 "
               f"{np.percentile(again, 95) * 1e3:.1f} ms)")
-        for q in floor_out:
-            floor_out[q] = max(floor_out[q], again_errors[q])
+    return errors, again_errors
+
+
+def worst(errors):
+    """The worse of each percentile's error over the rates ({50: %, 95: %})."""
+    return {q: max(e[q] for e in errors) for q in (50, 95)}
 
 
 def _record(measured):
@@ -232,13 +240,15 @@ def _measurement(row):
 
 
 def run(args, scratch):
-    """Calibrate and run against a real server: the record (see ``--record``)."""
+    """Calibrate and run against a real server: the record (see ``--record``) and each
+    rate's ``report_rate``."""
     built = time.perf_counter()
     path = build_tiny_gguf(scratch, quantizations=("Q8_0",), **SIZE)["Q8_0"]
     print(f"model: tiny Llama {SIZE}, Q8_0, {os.path.getsize(path) / 1e6:.1f} MB, "
           f"built in {time.perf_counter() - built:.1f} s")
     record = {"machine": f"{os.cpu_count()} cores", "size": SIZE, "threads": args.threads,
               "seed": args.seed, "rates": []}
+    reports = []
     server = LlamaServer(path, MODEL, n_threads=args.threads,
                          log_path=os.path.join(scratch, "server.log")).start()
     try:
@@ -269,12 +279,12 @@ def run(args, scratch):
                 if args.noise_floor:
                     entry["again"] = _record(run_real(prober, counter, requests, arrivals))
                 record["rates"].append(entry)
-                report_rate(entry, topology, args.worst, args.floor)
+                reports.append(report_rate(entry, topology))
         finally:
             prober.close()
     finally:
         server.stop()
-    return record
+    return record, reports
 
 
 def main(argv=None):
@@ -293,21 +303,19 @@ def main(argv=None):
     parser.add_argument("--replay", metavar="FILE",
                         help="no server: the clock against a run --record wrote")
     args = parser.parse_args(argv)
-    args.worst, args.floor = {50: 0.0, 95: 0.0}, {50: 0.0, 95: 0.0}
     with tempfile.TemporaryDirectory(prefix="edgellm-sim-to-real-") as scratch:
         if args.replay:
             try:
                 record = read_record(args.replay)
                 topologies = [_replayed_topology(args.replay, n, e["topology"], scratch)
                               for n, e in enumerate(record["rates"])]
-            except BadRecord as err:
+            except ConfigError as err:
                 print(f"sim_to_real: error: {err}", file=sys.stderr)
                 return 2
             print(f"replay of {args.replay}: {record.get('machine', 'machine not said')}, "
                   f"{len(record['rates'])} rates")
-            for entry, topology in zip(record["rates"], topologies):
-                report_rate(entry, topology, args.worst, args.floor)
-            noise_floor = any(entry.get("again") for entry in record["rates"])
+            reports = [report_rate(entry, topology)
+                       for entry, topology in zip(record["rates"], topologies)]
         else:
             problem = llama_cpp_available()
             if problem:
@@ -315,100 +323,61 @@ def main(argv=None):
                 return 1
             print(f"machine: {os.cpu_count()} cores, load average "
                   f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}")
-            record = run(args, scratch)
-            noise_floor = args.noise_floor
+            record, reports = run(args, scratch)
             if args.record:
-                write_record(args.record, record)
-    if noise_floor:
-        print(f"\nnoise floor: p50 {args.floor[50]:.1f} %, p95 {args.floor[95]:.1f} % (the "
-              f"real server against itself, the worse rate)")
-    print(f"\nclock error: p50 {args.worst[50]:.1f} %, p95 {args.worst[95]:.1f} %")
+                write_text(args.record, json.dumps(record, indent=1))
+    floors = [again for _, again in reports if again is not None]
+    if floors:
+        floor = worst(floors)
+        print(f"\nnoise floor: p50 {floor[50]:.1f} %, p95 {floor[95]:.1f} % (the real "
+              f"server against itself, the worse rate)")
+    error = worst([errors for errors, _ in reports])
+    print(f"\nclock error: p50 {error[50]:.1f} %, p95 {error[95]:.1f} %")
     return 0
 
 
-def write_record(path, record):
-    """The record as JSON, written whole or not at all."""
-    partial = f"{path}.partial"
-    with open(partial, "w") as handle:
-        json.dump(record, handle, indent=1)
-    os.replace(partial, path)
-
-
 def read_record(path):
-    """A record ``--record`` wrote, checked field by field; a bad one raises
-    ``BadRecord`` naming the file and the field."""
-    try:
-        with open(path) as handle:
-            record = json.load(handle)
-    except OSError as err:
-        raise BadRecord(f"{path}: {err.strerror}") from None
-    except ValueError as err:
-        raise BadRecord(f"{path}: not JSON: {err}") from None
-    _check(path, "", record, dict, "an object (a record of --record)")
-    rates = _field(path, "", record, "rates", list, "a list of the rates run", empty=False)
-    for n, entry in enumerate(rates):
-        at = f"rates[{n}]"
-        _check(path, at, entry, dict, "an object")
+    """A record ``--record`` wrote, checked field by field (the project's JSON and
+    mapping readers): a bad one is a ConfigError naming the file and the key."""
+    record = read_json(path, "a record of sim_to_real --record")
+    if not isinstance(record, dict):
+        raise ConfigError(path, f"expected a record of --record (a JSON object), got "
+                                f"{type(record).__name__}")
+    for entry in YamlSection(path, "", record).sections("rates"):
         for key in ("share", "rate"):
-            _number(path, f"{at}.{key}", _field(path, at, entry, key, (int, float), "a number"))
-        _field(path, at, entry, "topology", str, "a topology's YAML text")
-        if entry.get("load_average") is not None:
-            _field(path, at, entry, "load_average", (int, float), "a number")
+            _finite(entry, key)
+        entry.get("topology", str, required=True)
+        entry.get("load_average", (int, float))  # absent or null: not recorded
         for key in ("requests", "again"):
-            if key == "requests" or key in entry:
-                rows = _field(path, at, entry, key, list, "a list of requests", empty=False)
-                for i, row in enumerate(rows):
-                    _check_request(path, f"{at}.{key}[{i}]", row)
+            if key == "requests" or key in entry.data:
+                for row in entry.sections(key):
+                    _check_request(row)
     return record
 
 
-def _check_request(path, at, row):
-    _check(path, at, row, dict, "an object")
+def _check_request(row):
     for key, least in (("prompt_tokens", 0), ("completion_tokens", 1)):
-        value = _field(path, at, row, key, int, f"a whole number >= {least}")
-        if isinstance(value, bool) or value < least:
-            raise BadRecord(f"{path}: {at}.{key}: must be a whole number >= {least}, "
-                            f"got {value!r}")
-    for key in ("arrival_s", "ttft", "e2e"):
-        _number(path, f"{at}.{key}", _field(path, at, row, key, (int, float), "a number"))
-    if not 0 <= row["ttft"] <= row["e2e"] or row["e2e"] <= 0:
-        raise BadRecord(f"{path}: {at}: needs 0 <= ttft <= e2e and e2e > 0, got ttft "
-                        f"{row['ttft']!r}, e2e {row['e2e']!r}")
+        if row.get(key, int, required=True) < least:
+            raise row.error(key, f"expected a whole number >= {least}, got {row.data[key]!r}")
+    arrival, ttft, e2e = (_finite(row, key) for key in ("arrival_s", "ttft", "e2e"))
+    if not 0 <= ttft <= e2e or e2e <= 0:
+        raise ConfigError(row.path, f"key '{row.prefix}': needs 0 <= ttft <= e2e and e2e > 0, "
+                                    f"got ttft {ttft!r}, e2e {e2e!r}")
 
 
-def _field(path, at, mapping, key, kind, what, empty=True):
-    where = f"{at}.{key}" if at else key
-    if key not in mapping:
-        raise BadRecord(f"{path}: {where}: missing ({what})")
-    value = mapping[key]
-    _check(path, where, value, kind, what)
-    if not empty and not value:
-        raise BadRecord(f"{path}: {where}: empty ({what})")
+def _finite(section, key):
+    value = section.get(key, (int, float), required=True)
+    if not math.isfinite(value):
+        raise section.error(key, f"expected a finite number, got {value!r}")
     return value
 
 
-def _check(path, where, value, kind, what):
-    if not isinstance(value, kind) or isinstance(value, bool):
-        raise BadRecord(f"{path}: {where or 'the file'}: must be {what}, got {value!r:.60}")
-
-
-def _number(path, where, value):
-    if not math.isfinite(value):
-        raise BadRecord(f"{path}: {where}: must be a finite number, got {value!r}")
-
-
-class BadRecord(Exception):
-    pass
-
-
 def _replayed_topology(path, n, text, scratch):
-    if not isinstance(text, str):
-        raise BadRecord(f"{path}: rates[{n}].topology: not a topology's YAML text")
     try:
         return topology_from(text, scratch)
-    except ConfigError as err:  # names the scratch file: name the record instead
-        raise BadRecord(f"{path}: rates[{n}].topology: {str(err)[len(err.source) + 2:]}") \
-            from None
+    except ConfigError as err:  # names the scratch file: name the record's key instead
+        raise ConfigError(path, f"key 'rates[{n}].topology': "
+                                f"{str(err)[len(err.source) + 2:]}") from None
 
 
 if __name__ == "__main__":

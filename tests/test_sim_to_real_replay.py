@@ -99,29 +99,30 @@ def test_a_bad_record_is_one_line_and_exit_2(tmp_path):
 
     cases = {  # file: (content, what its one line says)
         "missing.json": (None, "No such file"),
-        "broken.json": ("{", "not JSON"),
-        "a-list.json": ([], "the file: must be an object"),
-        "no-rates.json": ({"machine": "x"}, "rates: missing"),
-        "no-rate-run.json": ({"rates": []}, "rates: empty"),
+        "broken.json": ("{", "a record of sim_to_real --record: Expecting"),
+        "a-list.json": ([], "expected a record of --record (a JSON object), got list"),
+        "no-rates.json": ({"machine": "x"}, "key 'rates': missing"),
+        "no-rate-run.json": ({"rates": []}, "key 'rates': empty list"),
         "no-requests.json": (_changed(good, lambda r: r["rates"][0].pop("requests")),
-                             "rates[0].requests: missing"),
+                             "key 'rates[0].requests': missing"),
         "share-text.json": (_changed(good, lambda r: r["rates"][0].update(share="30%")),
-                            "rates[0].share: must be a number"),
+                            "key 'rates[0].share': expected int or float, got str"),
         "nan.json": (_changed(good, set_row("e2e", float("nan"))),
-                     "rates[0].requests[3].e2e: must be a finite number"),
+                     "key 'rates[0].requests[3].e2e': expected a finite number"),
         "empty-answer.json": (_changed(good, set_row("completion_tokens", 0)),
-                              "rates[0].requests[3].completion_tokens: must be a whole "
-                              "number >= 1"),
+                              "key 'rates[0].requests[3].completion_tokens': expected a "
+                              "whole number >= 1"),
         "ttft-text.json": (_changed(good, set_row("ttft", "fast")),
-                           "rates[0].requests[3].ttft: must be a number"),
+                           "key 'rates[0].requests[3].ttft': expected int or float, "
+                           "got str"),
         "ttft-after-end.json": (_changed(good, set_row("ttft", 99.0)),
-                                "rates[0].requests[3]: needs 0 <= ttft <= e2e"),
+                                "key 'rates[0].requests[3]': needs 0 <= ttft <= e2e"),
         "bad-topology.json": (_changed(good, lambda r: r["rates"][0].update(
             topology=yaml.safe_dump(dict(TOPOLOGY, models=[dict(TOPOLOGY["models"][0],
                                                                 overhead_s=-1)])))),
-            "rates[0].topology: key 'models[0].overhead_s'"),
+            "key 'rates[0].topology': key 'models[0].overhead_s'"),
         "not-yaml.json": (_changed(good, lambda r: r["rates"][0].update(topology="a: [")),
-                          "rates[0].topology: "),
+                          "key 'rates[0].topology': line 2: invalid YAML"),
     }
     for name, (content, expected) in cases.items():
         path = tmp_path / name
