@@ -63,6 +63,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from edgellm.cli.parser import checked
 from edgellm.errors import ConfigError
 from edgellm.files import write_text
 from edgellm.outcomes import OutcomeSet, synthetic
@@ -425,16 +426,8 @@ def fixed_run(classes, labels, train, test, matrix):
 
 
 def whole(least):
-    """An argparse type: a whole number >= ``least``."""
-    def check(text):
-        try:
-            value = int(text)
-        except ValueError:
-            value = None
-        if value is None or value < least:
-            raise argparse.ArgumentTypeError(f"must be a whole number >= {least}, got {text!r}")
-        return value
-    return check
+    """An argparse type: a whole number >= ``least`` (the CLI's checked types)."""
+    return checked(int, lambda n: n >= least, f"a whole number >= {least}")
 
 
 def main():

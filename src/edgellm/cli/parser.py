@@ -18,7 +18,7 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"edgellm: error: {message} (see '{self.prog} --help')\n")
 
 
-def _checked(kind, ok, expected):
+def checked(kind, ok, expected):
     """An argparse type: ``kind(value)`` where ``ok`` holds of it, else one line saying
     what was expected (NaN fails every comparison, so it is never ``ok``)."""
     def convert(value):
@@ -32,10 +32,10 @@ def _checked(kind, ok, expected):
     return convert
 
 
-_positive = _checked(int, lambda n: n >= 1, "a whole number >= 1")
-_share = _checked(float, lambda x: 0.0 <= x <= 1.0, "a share between 0 and 1")
-_seconds = _checked(float, lambda x: 0.0 < x < float("inf"), "a number of seconds above 0")
-_port = _checked(int, lambda n: 0 <= n <= 65535, "a port number 0-65535")
+_positive = checked(int, lambda n: n >= 1, "a whole number >= 1")
+_share = checked(float, lambda x: 0.0 <= x <= 1.0, "a share between 0 and 1")
+_seconds = checked(float, lambda x: 0.0 < x < float("inf"), "a number of seconds above 0")
+_port = checked(int, lambda n: 0 <= n <= 65535, "a port number 0-65535")
 
 
 def _jobs(value):
