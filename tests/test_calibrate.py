@@ -285,7 +285,6 @@ def test_the_live_engines_modelled_sleeps_never_end_early():
     """uvloop (the live agents' loop) fires a timer early when its cached time is stale:
     asked 0.9 ms on a loop kept busy 4 ms between sleeps, asyncio.sleep ended after
     0.07 ms in some tries; the engine's sleep waits out the rest."""
-    import asyncio
     import time
 
     uvloop = pytest.importorskip("uvloop")
@@ -303,3 +302,29 @@ def test_the_live_engines_modelled_sleeps_never_end_early():
         return slept
 
     assert min(uvloop.run(tries())) >= 0.0009
+
+
+def test_prefill_sizes_are_taken_in_turn_and_a_failing_size_ends_the_longer(server,
+                                                                            monkeypatch):
+    """A machine's speed drifts over a calibration's minute: sizes in turn, so that the
+    drift moves all of them alike rather than bending the fitted curve; a size the
+    server refuses (its context, most likely) drops it and the longer ones."""
+    from edgellm.live import calibration as module
+
+    asked, real_one = [], module.Prober.one
+
+    def one(self, words, max_tokens):
+        if max_tokens == 2:  # the prefill probes
+            asked.append(words)
+            if words >= 256:
+                raise ConfigError(self.base_url, "the prompt is longer than the context")
+        return real_one(self, words, max_tokens)
+
+    monkeypatch.setattr(module.Prober, "one", one)
+    said = []
+    calibration = measure(server.base_url, "m1", requests=3, concurrency=(1,),
+                          prompt_words=(512, 8, 64, 256), decode_tokens=8,
+                          progress=said.append)
+    assert asked == [8, 64, 256, 8, 64, 8, 64]
+    assert len(calibration.prefill) == 6
+    assert any("prompts of 256 words failed" in line for line in said)

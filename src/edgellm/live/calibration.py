@@ -3,10 +3,10 @@
 Through the ``openai`` backend (which times the first token and every token after it)
 against any OpenAI-compatible server:
 
-- **prefill**: prompts of several lengths, two output tokens each; TTFT against the
-  prompt's tokens and their square by least squares: the linear term is the prefill
-  speed, the square attention's share (``prefill_s_per_token2``), the intercept the
-  request's fixed cost before its prefill (``overhead_s``);
+- **prefill**: prompts of several lengths (taken in turn), two output tokens each; TTFT
+  against the prompt's tokens and their square by least squares: the linear term is the
+  prefill speed, the square attention's share (``prefill_s_per_token2``), the intercept
+  the request's fixed cost before its prefill (``overhead_s``);
 - **decode**: long answers from short and from long prompts; each request's
   (e2e - TTFT) / (tokens - 1) against its context: the speed with none, and the
   slowdown per token of context (``decode_s_per_context_token``);
@@ -261,17 +261,19 @@ def measure(base_url, model, requests=3, concurrency=(1, 2, 4), prompt_words=(8,
         for _ in range(2):  # warm-up: first requests pay for lazy set-up on both sides
             prober.one(8, 4)
         say("prefill")
-        longest = None
-        for n, words in enumerate(sorted(prompt_words)):
-            try:
-                calibration.prefill += [prober.one(words, 2) for _ in range(requests)]
-                longest = words
-            except ConfigError as err:
-                if n < 2:
-                    raise
-                # longer than the server's context, most likely: the shorter ones do
-                say(f"prompts of {words} words failed, longer ones not tried: {err}")
-                break
+        sizes = sorted(prompt_words)
+        for _ in range(requests):  # sizes taken in turn, as the concurrency levels are
+            for n, words in enumerate(sizes):
+                try:
+                    calibration.prefill.append(prober.one(words, 2))
+                except ConfigError as err:
+                    if n < 2:
+                        raise
+                    # longer than the server's context, most likely: the shorter ones do
+                    say(f"prompts of {words} words failed, longer ones not tried: {err}")
+                    sizes = sizes[:n]
+                    break
+        longest = sizes[-1]
         say("decode")
         calibration.decode = [prober.one(8, decode_tokens) for _ in range(requests)]
         # and after a long prompt: decoding slows as the context grows (attention)
