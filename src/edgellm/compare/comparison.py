@@ -158,7 +158,11 @@ def _compare_rows(config, rows, result, cases, why):
 def _delta(level, metric, values, replicates, statistics, first, k):
     if values[first] is None or values[k] is None:
         return None
-    delta = Delta(values[k] - values[first])
+    if (first, metric) in statistics and (k, metric) in statistics:
+        delta = Delta(_unrounded(statistics[k, metric], values[k])
+                      - _unrounded(statistics[first, metric], values[first]))
+    else:  # both as shown: one unrounded value against a rounded one is neither
+        delta = Delta(values[k] - values[first])
     if (first, metric) not in replicates or (k, metric) not in replicates:
         return delta
     (a, group_a), (b, group_b) = replicates[first, metric], replicates[k, metric]
@@ -174,6 +178,15 @@ def _delta(level, metric, values, replicates, statistics, first, k):
         if _binary(items_a) and _binary(items_b):
             delta.mcnemar = mcnemar_exact(items_a, items_b)
     return delta
+
+
+def _unrounded(statistic, shown):
+    """The metric on the case's per-query results, where it is the value the leaderboard
+    shows rounded: a difference of two rounded values can be off by a unit in its last
+    digit (80.62 and 81.88 shown for 80.625 and 81.875: +1.26 for +1.25)."""
+    value = statistic.estimate()
+    return value if math.isfinite(value) and abs(value - shown) <= 0.005 + 1e-9 * abs(
+        shown) else shown
 
 
 def _binary(values):
