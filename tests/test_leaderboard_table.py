@@ -112,3 +112,36 @@ def test_progress_off_a_terminal_is_plain_lines(example):
     lines = [line for line in err.splitlines() if " queries in " in line]
     assert len(lines) == 10 and all(line.startswith("[") for line in lines)
     assert "\x1b" not in done.stdout.decode() and "\r" not in done.stdout.decode()
+
+
+def test_a_confidence_name_the_table_cannot_show_is_said(example, capsys):
+    assert main(["run", "-f", JOB, "--no-progress"]) == 0
+    rows = len(_rows("all_rank.csv"))
+    capsys.readouterr()
+    # a misspelt name: one line naming the option, before anything runs or is written
+    assert main(["run", "-f", JOB, "--no-progress", "--confidence", "Nope"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--confidence: 'Nope' is not a metric of the testenv" in err[0]
+    assert len(_rows("all_rank.csv")) == rows
+    assert main(["report", "-f", JOB, "--confidence", "Nope", "--out", "rep"]) == 2
+    assert "--confidence: 'Nope'" in capsys.readouterr().err and not os.path.exists("rep")
+    # a metric of the job that is not a column of its leaderboard: no column, and a note
+    assert main(["report", "-f", JOB, "--confidence", "Request Throughput",
+                 "--out", "rep"]) == 0
+    out = capsys.readouterr().out
+    assert "Request Throughput: no interval column (not a column of this leaderboard" in out
+
+
+def test_a_narrow_table_keeps_the_columns_whose_interval_was_asked_for():
+    rows = [{"algorithm": f"router-{i}", "Accuracy": "80.5", "Edge Ratio": "90.0",
+             "Cloud Cost": "1.25", "edgemodel-model": f"m{i}", "time": "t", "url": "u"}
+            for i in range(2)]
+    header = ["algorithm", "Accuracy", "Edge Ratio", "Cloud Cost", "edgemodel-model",
+              "time", "url"]
+    view = TableView("job", rows, header, ["Accuracy", "Edge Ratio", "Cloud Cost"],
+                     ["Accuracy"], [True, True])
+    view.intervals = {"Cloud Cost": [None, None]}
+    text = render(view, width=50)
+    header = next(line for line in text.splitlines() if line.startswith("| #"))
+    assert "| CloudUSD | CloudUSD± |" in header and "Edge%" not in header
+    assert "not shown (--wide shows every selected column): Edge Ratio" in text

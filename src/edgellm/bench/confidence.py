@@ -75,6 +75,10 @@ def leaderboard_view(job_name, standings, confidence=(), notes=(), resamples=Non
         note = ties_note(standings.sort_metrics[0], rank.adjacent_ties(standings.sort_metrics[0]))
         if note:
             lines.insert(0, note)
+    for metric in dict.fromkeys(confidence):
+        if metric not in standings.metrics:
+            lines.append(f"{metric}: no interval column (not a column of this leaderboard: "
+                         f"rank.selected_dataitem.metrics leaves it out)")
     for metric, values in intervals.items():
         if rows and all(v is None for v in values):
             lines.append(f"{metric}: no intervals (its rows have no per-query results to "

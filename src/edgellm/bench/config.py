@@ -168,11 +168,22 @@ def read_job(path):
     return JobSpec(path, name, workspace, testenv, cases, read_rank(path, job.section("rank")))
 
 
-def check_rank_names(job):
+def check_confidence(job, names, option="--confidence"):
+    """The metrics a command line asks intervals of (``--confidence``), each one of the
+    job's testenv: a misspelt name would otherwise show no column and say nothing."""
+    metrics = [m.name for m in job.testenv.metrics]
+    for metric in names:
+        if metric not in metrics:
+            raise ConfigError(option, f"{metric!r} is not a metric of the testenv of "
+                                      f"{job.path} ({', '.join(metrics)})")
+
+
+def check_rank_names(job, cli_confidence=()):
     """Ianvs skips a sort_by metric the job does not produce and gives a
     selected_dataitem name that matches nothing an empty column: a misspelt name
     would change the ranking or the table silently. Here each is an error (checked
-    once the metrics and modules are known to load)."""
+    once the metrics and modules are known to load), as is a ``--confidence`` name
+    (``cli_confidence``) that is no metric of the job."""
     rank, cases = job.rank, job.test_cases
     section = _Section(job.path, "benchmarkingjob.rank", {})  # names the keys in errors
     metrics = [m.name for m in job.testenv.metrics]
@@ -184,6 +195,7 @@ def check_rank_names(job):
         if metric not in metrics:
             raise section.error(f"confidence[{i}]", f"{metric!r} is not a metric of the "
                                                     f"testenv ({', '.join(metrics)})")
+    check_confidence(job, cli_confidence)
     known = {"metrics": metrics,
              "modules": list(dict.fromkeys(t for case in cases for t in case.modules)),
              "hyperparameters": list(dict.fromkeys(

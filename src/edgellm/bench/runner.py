@@ -194,7 +194,7 @@ class BenchmarkRunner:
         test case needs, checked (what a Ray worker does again before its case)."""
         metrics = self._resolve_metrics(job, loader)
         classes = self._resolve_modules(job, loader)
-        check_rank_names(job)
+        check_rank_names(job, self.table.confidence)
         simulated_only = self._check_modules(job, classes)
         return metrics, classes, load_test_dataset(job.testenv.dataset), simulated_only
 

@@ -145,7 +145,8 @@ class _Narrow:
                   [m for m in view.metrics if m not in view.sort_metrics]
         for rank, metric in enumerate(metrics):
             cells = [r.get(metric, "") for r in rows]
-            priority = 1 if rank == 0 else 2
+            # a metric whose interval was asked for is the last a narrow table drops
+            priority = 0 if metric in view.intervals else 1 if rank == 0 else 2
             columns.append(_Column(short_name(metric), cells, priority, metric))
             if metric in view.intervals:
                 digits = _decimals(cells)

@@ -3,6 +3,7 @@
 import os
 
 from edgellm.bench.confidence import leaderboard_view
+from edgellm.bench.config import check_confidence
 from edgellm.bench.table import render as render_table
 from edgellm.cli.run import terminal_width
 from edgellm.cli.targets import check_target, writing
@@ -24,13 +25,17 @@ def report(args):
                               "only with --outcomes (a job's routers are its test cases)")
         if args.out:
             check_target(args.out, folder=True)
+        rank = read_rank_rows(args.file)
+        check_confidence(rank.job, args.confidence)
         report, folder = job_report(args.file, args.edge_model, args.cloud_model)
         folder = args.out or folder
         check_target(folder, folder=True)
-        rank = read_rank_rows(args.file)
         view = leaderboard_view(rank.job.name, rank.standings(), args.confidence)
         print(render_table(view, terminal_width(), args.wide))
     else:
+        if args.confidence:
+            raise ConfigError("--confidence", "only with -f (a job's leaderboard); the "
+                                              "routers' figures of --outcomes have none")
         for option in ("edge_model", "cloud_model", "out"):
             if not getattr(args, option):
                 raise ConfigError(f"--{option.replace('_', '-')}", "required with --outcomes")
