@@ -6,6 +6,8 @@ Agents are child processes (a test kills one with SIGKILL); every server binds
 import hashlib
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -17,7 +19,7 @@ from conftest import EXAMPLE, REPO
 from edgellm.fleet.simulator import FleetSimulator
 from edgellm.fleet.topology import load_topology
 from edgellm.live.client import LiveFleet
-from edgellm.testing.live_fleet import LocalCenter, spawn_fleet, stop_agents
+from edgellm.testing.live_fleet import LocalCenter, free_port, spawn_fleet, stop_agents
 
 SMALL = str(REPO / EXAMPLE / "testalgorithms/multi-edge-offloading/topologies/small.yaml")
 TOKEN = "test-join-token-not-a-secret-elsewhere"
@@ -232,3 +234,39 @@ def test_simulation_and_live_latencies_agree_in_shape(fleet):
     for a, b in zip(simulated, answered):
         assert b["perf"]["e2e_latency"] >= 0.95 * (a["perf"]["e2e_latency"]
                                                    - a["perf"]["queue_time"])
+
+
+def test_fleet_up_stops_cleanly_on_ctrl_c(tmp_path):
+    """Ctrl-C in a terminal sends SIGINT to the whole process group, the agents too:
+    everything stops, and no server logs a traceback on the way (their pages' servers
+    were cancelled with their loops and uvicorn logged each lifespan's CancelledError)."""
+    port = free_port()
+    fleet = subprocess.Popen(
+        [sys.executable, "-m", "edgellm", "fleet", "up", "--topology", SMALL, "--port",
+         str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True, env={**os.environ, "EDGELLM_JOIN_TOKEN": TOKEN},
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL), cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                state = httpx.get(f"http://127.0.0.1:{port}/api/monitor/state").json()
+                if [n["state"] for n in state["nodes"]] == ["READY"] * 3:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline and fleet.poll() is None, "fleet not READY"
+            time.sleep(0.2)
+        pids = [n["pid"] for n in state["nodes"]]
+        os.killpg(fleet.pid, signal.SIGINT)
+        out, err = fleet.communicate(timeout=30)
+    finally:
+        if fleet.poll() is None:
+            os.killpg(fleet.pid, signal.SIGKILL)
+            fleet.wait()
+    # as every command Ctrl-C stops: one line, the shell's status for SIGINT
+    assert fleet.returncode == 130 and err.strip() == "edgellm: interrupted", err
+    assert "Ctrl-C stops them all" in out
+    for pid in pids:  # the agents are gone, not orphaned
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)

@@ -98,17 +98,27 @@ def _run_loop(coro):
 
 async def _edge(agent, args):
     """The agent, and its own page beside it (announced to the center when it registers);
-    SIGTERM stops it cleanly (its engine's servers stop with it)."""
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, agent.stop)
+    SIGTERM or Ctrl-C (SIGINT, which a terminal sends a fleet's agents too) stops it
+    cleanly: its engine's servers stop with it, and its page's server ends before the
+    loop does (cancelled with it, uvicorn logs a traceback)."""
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, agent.stop)
+    page = None
     if args.monitor_port is not None:
         try:
-            _, _, agent.monitor_url = await start_in_loop(
+            page, serving, agent.monitor_url = await start_in_loop(
                 edge_app(agent), args.monitor_host, args.monitor_port)
         except OSError as err:
             raise ConfigError(f"{args.monitor_host}:{args.monitor_port}",
                               f"cannot serve the node's page there: {err.strerror}") from None
         print(f"edgellm edge {agent.node_id}: its page at {agent.monitor_url}", flush=True)
-    await agent.run()
+    try:
+        await agent.run()
+    finally:
+        if page is not None:
+            page.should_exit = True
+            await serving
 
 
 def _engine_settings(args):
