@@ -30,6 +30,12 @@ def test_missing_job_file(example, capsys):
     assert code == 2 and "nope/benchmarkingjob.yaml: benchmarkingjob file not found" in err
 
 
+def test_a_folder_given_as_the_job_file(example, capsys):
+    code = main(["run", "-f", EXAMPLE])
+    err = capsys.readouterr().err
+    assert code == 2 and f"{EXAMPLE}: a folder, not a benchmarkingjob file" in err
+
+
 def test_malformed_yaml_names_line(example, capsys):
     edit(JOB, 'name: "query-routing"', 'name: "query-routing\n  oops: [')
     err = run_bad(capsys)
@@ -161,6 +167,14 @@ def test_learned_router_missing_train_outcomes_fails_before_any_case(example, ca
     err = run_bad(capsys)
     assert "TfidfRouter: train_outcomes ./workspace/trian.csv: file not found" in err
     assert f"{ROUTING}/random-router.yaml" in err
+
+
+def test_a_setting_that_is_not_a_number_is_named(example, capsys):
+    # the router's float() says only "could not convert string to float: 'half'"
+    edit(f"{ROUTING}/random-router.yaml", "values: [0.5]", 'values: ["half"]')
+    err = run_bad(capsys)
+    assert f"{ROUTING}/random-router.yaml: key 'algorithm.modules[3].hyperparameters[0]" \
+           f".cloud_probability': 'half' is not a number" in err
 
 
 def test_misspelt_testenv_key(example, capsys):

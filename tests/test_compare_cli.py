@@ -152,8 +152,9 @@ def test_the_job_every_workspace_holds(example, capsys):
     (["compare", "workspace", "workspace", "--ignore", "nope"], "--ignore: 'nope'"),
     (["compare", "workspace", "README.md"], "README.md: not a rank file"),
     (["compare", "two-jobs", "workspace"], "several jobs (a, b): give --job"),
+    (["compare", "two-jobs", "missing"], "missing: no such file or folder"),
     (["compare", "workspace", "ragged.csv"],
-     "ragged.csv:2: field '(line)': 2 cells, but the header has 3 columns"),
+     "ragged.csv:2: 2 cells, but the header has 3 columns"),
     (["compare", "workspace", "case-twice"], "case-twice/config.yaml:"),
 ])
 def test_bad_input_is_one_line_exit_2(example, capsys, argv, message):

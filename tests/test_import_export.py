@@ -287,7 +287,7 @@ CACHE_OK = [{"config": {"model": "m"}, "result": [
     ("m.csv", "id,model,correct\n0,a,1\n1,a,1\n0,a,0\n",
      "m.csv:4: field 'item_id': model 'a' has this item already at line 2"),
     ("m.jsonl", '{"id": 0, "model": "a", "correct": true}\n[1, 2]\n',
-     "m.jsonl:2: field '(line)': expected a JSON object"),
+     "m.jsonl:2: expected a JSON object"),
     ("e.jsonl", '{"edgellm_store": 1, "model": "a", "settings": {}, "response": {}}\n',
      "e.jsonl:1: field 'messages': missing"),
     ("e.jsonl", '{"edgellm_store": 7, "model": "a"}\n',

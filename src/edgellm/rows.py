@@ -38,8 +38,14 @@ class BadRow(ValueError):
         super().__init__(message)
 
 
+WHOLE_ROW = "(line)"  # a BadRow's field when no one field is at fault
+
+
 def row_error(path, line, error):
-    """The one wording of a bad row: ``path:line: field 'name': message``."""
+    """The one wording of a bad row: ``path:line: field 'name': message`` (without the
+    field where the whole row is at fault)."""
+    if error.field == WHOLE_ROW:
+        return ConfigError(f"{path}:{line}", str(error))
     return ConfigError(f"{path}:{line}", f"field '{error.field}': {error}")
 
 
@@ -56,10 +62,10 @@ def read_rows(path):
             try:
                 record = orjson.loads(line)
             except orjson.JSONDecodeError as err:
-                yield number, BadRow("(line)", f"invalid JSON: {err}")
+                yield number, BadRow(WHOLE_ROW, f"invalid JSON: {err}")
                 continue
             yield number, record if isinstance(record, dict) else \
-                BadRow("(line)", "expected a JSON object")
+                BadRow(WHOLE_ROW, "expected a JSON object")
 
 
 def open_jsonl(path):
@@ -141,7 +147,7 @@ def _csv_rows(path):
 
 def _csv_row(header, cells):
     if len(cells) != len(header):
-        return BadRow("(line)", f"{len(cells)} cells, but the header has {len(header)} "
+        return BadRow(WHOLE_ROW, f"{len(cells)} cells, but the header has {len(header)} "
                                 "columns")
     text = "".join(cells)
     if "\x00" in text or not text.isascii():

@@ -33,6 +33,8 @@ _CLOSES = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
 def load_yaml(path, what):
     """Parse a YAML file; errors name the file (and the line for syntax errors, keys
     given twice and alias bombs)."""
+    if os.path.isdir(path):
+        raise ConfigError(path, f"a folder, not a {what} file")
     if not os.path.isfile(path):
         raise ConfigError(path, f"{what} file not found (paths resolve against the "
                                 f"current directory {os.getcwd()})")

@@ -10,6 +10,7 @@ one wins.
 import difflib
 import itertools
 import os
+import re
 from dataclasses import dataclass, field
 
 
@@ -90,6 +91,23 @@ class ModuleSpec:
         if where is None:
             return ConfigError(self.source, message)
         return ConfigError(where[0], f"key '{where[1]}': {message}")
+
+    def value_error(self, err):
+        """The module's ``ValueError`` as one line; where it is Python's own conversion
+        message ("could not convert string to float: 'half'"), about the one setting
+        with that value: its key, and what it is not."""
+        found = _CONVERSION.match(str(err))
+        names = [name for name, value in self.hyperparameters.items()
+                 if found and isinstance(value, str) and repr(value) == found.group(2)]
+        if len(names) == 1:
+            kind = "a number" if found.group(1).startswith("could") else "a whole number"
+            return self.setting_error(names[0], f"{found.group(2)} is not {kind}")
+        return ConfigError(self.source, str(err))
+
+
+# Python's messages for float("half") and int("x")
+_CONVERSION = re.compile(r"^(could not convert string to float|invalid literal for int\(\) "
+                         r"with base \d+): (.+)$")
 
 
 @dataclass

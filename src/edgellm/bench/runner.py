@@ -110,7 +110,7 @@ def _check_module(cls, m):
     except SettingError as err:
         raise m.setting_error(err.name, str(err)) from None
     except ValueError as err:
-        raise ConfigError(m.source, str(err)) from None
+        raise m.value_error(err) from None
     return m.type not in ("edgemodel", "cloudmodel")
 
 

@@ -19,7 +19,7 @@ def convert(args):
         counts[item.code] = counts.get(item.code, 0) + 1
     print(f"wrote {written} items to {args.target} "
           f"({', '.join(f'{k} {v}' for k, v in sorted(counts.items()))})"
-          + (f"; skipped {skipped} bad rows" if skipped else ""))
+          + (f"; skipped {skipped} bad row{'s' if skipped != 1 else ''}" if skipped else ""))
     return 0
 
 

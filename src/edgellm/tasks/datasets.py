@@ -153,7 +153,7 @@ def read_items(path, fmt=None, skip_bad_rows=False):
 
     items, skipped = parse_rows(path, item, skip_bad_rows)
     if not items:  # nothing to convert: say why rather than write an empty dataset
-        raise ConfigError(path, f"no readable rows ({skipped} bad rows skipped)" if skipped
+        raise ConfigError(path, f"no readable rows ({skipped} bad row{'s' if skipped != 1 else ''} skipped)" if skipped
                           else "no rows")
     return items, skipped
 
