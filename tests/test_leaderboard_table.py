@@ -145,3 +145,22 @@ def test_a_narrow_table_keeps_the_columns_whose_interval_was_asked_for():
     header = next(line for line in text.splitlines() if line.startswith("| #"))
     assert "| CloudUSD | CloudUSD± |" in header and "Edge%" not in header
     assert "not shown (--wide shows every selected column): Edge Ratio" in text
+
+
+def test_rows_the_selected_columns_cannot_tell_apart_are_named():
+    """Two configurations that differ only in a setting rank.selected_dataitem leaves
+    out would print as the same row twice."""
+    rows = [{"algorithm": "long-router", "Accuracy": acc, "paradigm": "jointinference",
+             "hard_example_mining": "LengthRouter", "hard_example_mining-max_chars": chars,
+             "edgemodel-model": "m7", "time": "t", "url": f"u{chars}"}
+            for acc, chars in (("80.5", "100"), ("78.0", "200"))]
+    rows.append({**rows[0], "edgemodel-model": "m3", "url": "u3"})
+    header = ["algorithm", "Accuracy", "edgemodel-model", "time", "url"]
+    for wide in (False, True):
+        text = render(TableView("job", rows, header, ["Accuracy"], ["Accuracy"],
+                                [True] * 3), width=120, wide=wide)
+        assert "rows 1, 2: alike in every selected column; they differ in " \
+               "hard_example_mining-max_chars" in text.replace("\n  ", " ")
+    header.append("hard_example_mining-max_chars")
+    assert "alike" not in render(TableView("job", rows, header, ["Accuracy"], ["Accuracy"],
+                                           [True] * 3))

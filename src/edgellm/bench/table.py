@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from prettytable import PrettyTable
 
+from edgellm.bench.rank import configuration_columns
 from edgellm.metrics.catalog import short_name
 
 DEFAULT_WIDTH = 120
@@ -53,11 +54,34 @@ class TableView:
 
 def render(view, width=None, wide=False):
     """The table and its notes as one string."""
+    notes = [*view.notes, *filter(None, [unseen_differences(view)])]
     if wide:
-        return "\n".join([_wide(view), *view.notes])
+        return "\n".join([_wide(view), *notes])
     narrow = _Narrow(view, max(MIN_WIDTH, width or DEFAULT_WIDTH))
-    return "\n".join([narrow.render(), *(line for note in view.notes
+    return "\n".join([narrow.render(), *(line for note in notes
                                           for line in narrow.wrap(note))])
+
+
+def unseen_differences(view):
+    """A line naming the rows that the selected columns cannot tell apart (each row is
+    a configuration of its own: they differ in a setting rank.selected_dataitem leaves
+    out), with those settings; "" when every row shows what makes it its own."""
+    shown = [c for c in view.header if c not in view.metrics and c not in _TRAILING]
+    groups = {}
+    for number, row in enumerate(view.rows, 1):
+        groups.setdefault(tuple(row.get(c, "") for c in shown), []).append(number)
+    alike = [numbers for numbers in groups.values() if len(numbers) > 1]
+    if not alike:
+        return ""
+    differ = []
+    for numbers in alike:
+        rows = [view.rows[n - 1] for n in numbers]
+        differ += [c for c in configuration_columns(list(rows[0]), view.metrics)
+                   if c not in shown and c not in differ
+                   and len({r.get(c, "") for r in rows}) > 1]
+    return (f"{'; '.join('rows ' + ', '.join(map(str, n)) for n in alike)}: alike in every "
+            f"selected column; they differ in {', '.join(differ) or 'settings the rank file does not hold'} "
+            f"(rank.selected_dataitem leaves it out)")
 
 
 def _wide(view):
