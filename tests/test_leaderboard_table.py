@@ -164,3 +164,15 @@ def test_rows_the_selected_columns_cannot_tell_apart_are_named():
     header.append("hard_example_mining-max_chars")
     assert "alike" not in render(TableView("job", rows, header, ["Accuracy"], ["Accuracy"],
                                            [True] * 3))
+
+
+def test_a_sort_metric_no_pair_could_be_tested_for_noise_says_why():
+    from edgellm.bench.confidence import leaderboard_view
+    from edgellm.bench.rank import Standings
+
+    rows = [{"algorithm": name, "Accuracy": acc, "paradigm": "jointinference", "url": ""}
+            for name, acc in (("a", "80"), ("b", "70"))]
+    view = leaderboard_view("job", Standings("f", ["algorithm", "Accuracy"], rows,
+                                             ["Accuracy"], ["Accuracy"]))
+    assert view.notes == ["Accuracy: adjacent rows not tested for noise (the row names no "
+                          "case folder (url))"]

@@ -17,14 +17,20 @@ class RowConfidence:
     def __init__(self, rows, resamples=LEADERBOARD_RESAMPLES, seed=0, cases=None):
         self.rows, self.resamples, self.seed = rows, resamples, seed
         self.cases = cases or CaseCache()
+        self.why = {}  # metric -> the first reason a row had no statistic of it
+        self.tested = {}  # metric -> adjacent pairs tested for noise
 
     def _statistic(self, row, metric):
         if item_definition(metric) is None:  # nothing to resample: read no results
+            self.why.setdefault(metric, "it is not a mean over queries")
             return None, None
-        case, _ = self.cases.get(row.get("url"))
+        case, why = self.cases.get(row.get("url"))
         if case is None:
+            self.why.setdefault(metric, why)
             return None, None
-        statistic, _ = case.statistic(metric)
+        statistic, why = case.statistic(metric)
+        if statistic is None:
+            self.why.setdefault(metric, why)
         return case, statistic
 
     def intervals(self, metric):
@@ -41,12 +47,15 @@ class RowConfidence:
 
     def adjacent_ties(self, metric):
         """[(row i, row i + 1, p)] (0-based) of adjacent rows on the same queries whose
-        difference in ``metric`` is within the noise at 95 %."""
+        difference in ``metric`` is within the noise at 95 %; ``self.tested[metric]``:
+        how many adjacent pairs could be tested."""
         ties = []
+        self.tested[metric] = 0
         for i in range(len(self.rows) - 1):
             (a, sa), (b, sb) = (self._statistic(r, metric) for r in self.rows[i:i + 2])
             if sa is None or sb is None or not a.same_queries(b):
                 continue
+            self.tested[metric] += 1
             bootstrap = Bootstrap(a.n, self.resamples, self.seed)
             first, second = bootstrap.replicates([sa, sb])
             p = bootstrap.difference(first, second, sb.estimate() - sa.estimate()).p_value
@@ -72,9 +81,12 @@ def leaderboard_view(job_name, standings, confidence=(), notes=(), resamples=Non
     intervals = {m: rank.intervals(m) for m in confidence if m in standings.metrics}
     lines = list(notes)
     if standings.sort_metrics:
-        note = ties_note(standings.sort_metrics[0], rank.adjacent_ties(standings.sort_metrics[0]))
+        first = standings.sort_metrics[0]
+        note = ties_note(first, rank.adjacent_ties(first))
         if note:
             lines.insert(0, note)
+        elif len(rows) > 1 and not rank.tested[first] and first in rank.why:
+            lines.insert(0, f"{first}: adjacent rows not tested for noise ({rank.why[first]})")
     for metric in dict.fromkeys(confidence):
         if metric not in standings.metrics:
             lines.append(f"{metric}: no interval column (not a column of this leaderboard: "
