@@ -207,7 +207,7 @@ def build_parser():
 
     compare = commands.add_parser(
         "compare", help="compare the leaderboards of two or more runs, each difference "
-                        "with its 95 % interval and p-value",
+                        "with its 95 %% interval and p-value",
         description="Rows are matched by configuration (algorithm, modules, "
                     "hyperparameters), each run's latest of each. Intervals: a bootstrap "
                     "over the queries of each case's results.jsonl; differences from the "
