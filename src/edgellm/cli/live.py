@@ -22,6 +22,7 @@ from edgellm.web.leaderboard import Workspace
 from edgellm.web.server import Server, start_in_loop
 
 TOKEN_ENV = "EDGELLM_JOIN_TOKEN"
+AGENT_STOP_S = 5.0  # what fleet up waits for its agents to stop before killing them
 
 
 def _token(required=True):
@@ -165,11 +166,14 @@ def fleet_up(args):
     finally:
         for _, process in agents:
             process.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 5
-        for _, process in agents:
+        deadline = time.monotonic() + AGENT_STOP_S
+        for node_id, process in agents:
             try:
                 process.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 process.kill()
+                process.wait()
+                print(f"edgellm fleet up: agent {node_id} did not stop within "
+                      f"{AGENT_STOP_S:g} s: killed", file=sys.stderr)
         shutil.rmtree(scratch, ignore_errors=True)
     return 0

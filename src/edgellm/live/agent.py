@@ -22,6 +22,7 @@ import itertools
 import logging
 import os
 import shutil
+import threading
 import time
 
 import httpx
@@ -36,6 +37,10 @@ from edgellm.live.transfer import PARTIAL, TransferError, download
 log = logging.getLogger(__name__)
 
 TRANSPORTS = ("stream", "http")
+
+
+class Stopping(Exception):
+    """Raised in a download's thread when its agent stops: the transfer ends there."""
 
 
 class EdgeAgent:
@@ -77,6 +82,7 @@ class EdgeAgent:
         self._sync = None
         self._stop = asyncio.Event()
         self._registering = asyncio.Lock()
+        self._installs = set()       # the model installs under way (their tasks)
 
     # -- the center ------------------------------------------------------------------
 
@@ -125,8 +131,13 @@ class EdgeAgent:
             try:
                 await self._stop.wait()
             finally:
+                # the installs under way end too (a download's thread at its next piece,
+                # or left to the process's exit), none reporting on the client closed below
+                self._stop.set()
+                tasks += self._installs
                 for task in tasks:
                     task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
                 self.engine.close()  # an engine's servers end with the agent
 
     def stop(self):
@@ -315,7 +326,9 @@ class EdgeAgent:
         for model in self.target:
             if model not in self.ready:
                 self.ready[model] = asyncio.Event()
-                asyncio.get_running_loop().create_task(self._install(model))
+                install = asyncio.get_running_loop().create_task(self._install(model))
+                self._installs.add(install)
+                install.add_done_callback(self._installs.discard)
 
     def _evict(self, model):
         self.ready.pop(model)
@@ -341,12 +354,14 @@ class EdgeAgent:
         await self._report({"model": model, "state": "started", "total": info["size"]})
 
         def progress(done, total):  # in the download's thread
+            if self._stop.is_set():
+                raise Stopping(f"{self.node_id} stopping: {model} not fetched")
             self.loading[model]["bytes"] = record["bytes"] = done
             self._changed("transfer")
 
         try:
             with httpx.Client(base_url=self.center_url, timeout=60) as client:
-                result = await asyncio.to_thread(
+                result = await in_daemon_thread(
                     download, client, f"/models/{model}?node_id={self.node_id}",
                     self.models_dir, model,
                     info["sha256"], info["size"], filename=model + _extension(info),
@@ -389,8 +404,33 @@ class EdgeAgent:
                             "sha256": info["sha256"], "load_s": load_s})
 
     async def _report(self, body):
+        if self._stop.is_set():  # the center's client is closing, or closed
+            return
         with contextlib.suppress(httpx.HTTPError):
             await self._call("POST", "/api/transfers", json={"node_id": self.node_id, **body})
+
+
+async def in_daemon_thread(func, *args, **kwargs):
+    """``func`` in a thread the process does not wait for at its exit: a download that
+    its stopping agent abandons may wait for bytes the center sends only when its own
+    shutdown ends the transfer (asyncio.to_thread's pool would hold the exit as long)."""
+    loop = asyncio.get_running_loop()
+    future = loop.create_future()
+
+    def settle(method, value):
+        if not future.done():  # not cancelled meanwhile
+            method(value)
+
+    def run():
+        try:
+            outcome = (future.set_result, func(*args, **kwargs))
+        except BaseException as err:  # the caller's to see, as to_thread's
+            outcome = (future.set_exception, err)
+        with contextlib.suppress(RuntimeError):  # the loop closed: no one waits
+            loop.call_soon_threadsafe(settle, *outcome)
+
+    threading.Thread(target=run, daemon=True, name=f"{func.__name__}").start()
+    return await future
 
 
 def _extension(info):
