@@ -36,6 +36,14 @@ def test_a_folder_given_as_the_job_file(example, capsys):
     assert code == 2 and f"{EXAMPLE}: a folder, not a benchmarkingjob file" in err
 
 
+def test_a_folder_where_the_job_names_a_file(example, capsys):
+    edit(JOB, 'testenv: "./examples/edge-llm-distribution/testenv/testenv.yaml"',
+         'testenv: "./examples/edge-llm-distribution/testenv"')
+    err = run_bad(capsys)
+    assert "key 'benchmarkingjob.testenv': ./examples/edge-llm-distribution/testenv is a " \
+           "folder, not a file" in err
+
+
 def test_malformed_yaml_names_line(example, capsys):
     edit(JOB, 'name: "query-routing"', 'name: "query-routing\n  oops: [')
     err = run_bad(capsys)

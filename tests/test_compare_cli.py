@@ -171,3 +171,10 @@ def test_bad_input_is_one_line_exit_2(example, capsys, argv, message):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_a_value_that_rounds_to_zero_prints_without_a_minus():
+    from edgellm.compare.table import _number
+
+    assert _number(-0.0004, 3) == "0.000" and _number(-0.0004, 3, sign=True) == "+0.000"
+    assert _number(-1.25, 2, sign=True) == "-1.25" and _number(None, 2) == "-"

@@ -182,6 +182,8 @@ class YamlSection:
 
     def file(self, name, required=True):
         value = self.get(name, str, required=required)
+        if value is not None and os.path.isdir(value):
+            raise self.error(name, f"{value} is a folder, not a file")
         if value is not None and not os.path.isfile(value):
             raise self.error(name, f"file not found: {value} (paths resolve against the "
                                    f"current directory)")

@@ -22,6 +22,7 @@ def _decimals(values):
 def _number(value, digits, sign=False):
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
+    value = round(value, digits) + 0.0  # -0.0004 is 0.000, not -0.000
     return f"{value:+.{digits}f}" if sign else f"{value:.{digits}f}"
 
 
