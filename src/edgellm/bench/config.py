@@ -186,14 +186,20 @@ def read_job(path):
     return JobSpec(path, name, workspace, testenv, cases, read_rank(path, job.section("rank")))
 
 
+def _check_metrics(names, metrics, error, testenv="the testenv"):
+    """Each of ``names`` one of the testenv's ``metrics``; else ``error(i, message)``
+    for the first that is not."""
+    for i, metric in enumerate(names):
+        if metric not in metrics:
+            raise error(i, f"{metric!r} is not a metric of {testenv} ({', '.join(metrics)})")
+
+
 def check_confidence(job, names, option="--confidence"):
     """The metrics a command line asks intervals of (``--confidence``), each one of the
     job's testenv: a misspelt name would otherwise show no column and say nothing."""
-    metrics = [m.name for m in job.testenv.metrics]
-    for metric in names:
-        if metric not in metrics:
-            raise ConfigError(option, f"{metric!r} is not a metric of the testenv of "
-                                      f"{job.path} ({', '.join(metrics)})")
+    _check_metrics(names, [m.name for m in job.testenv.metrics],
+                   lambda i, message: ConfigError(option, message),
+                   f"the testenv of {job.path}")
 
 
 def check_rank_names(job, cli_confidence=()):
@@ -205,14 +211,10 @@ def check_rank_names(job, cli_confidence=()):
     rank, cases = job.rank, job.test_cases
     section = _Section(job.path, "benchmarkingjob.rank", {})  # names the keys in errors
     metrics = [m.name for m in job.testenv.metrics]
-    for i, (metric, _) in enumerate(rank.sort_by):
-        if metric not in metrics:
-            raise section.error(f"sort_by[{i}]", f"{metric!r} is not a metric of the testenv "
-                                                 f"({', '.join(metrics)})")
-    for i, metric in enumerate(rank.confidence):
-        if metric not in metrics:
-            raise section.error(f"confidence[{i}]", f"{metric!r} is not a metric of the "
-                                                    f"testenv ({', '.join(metrics)})")
+    for key, names in (("sort_by", [m for m, _ in rank.sort_by]),
+                       ("confidence", rank.confidence)):
+        _check_metrics(names, metrics,
+                       lambda i, message, key=key: section.error(f"{key}[{i}]", message))
     check_confidence(job, cli_confidence)
     known = {"metrics": metrics,
              "modules": list(dict.fromkeys(t for case in cases for t in case.modules)),
