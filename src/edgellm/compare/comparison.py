@@ -150,17 +150,20 @@ def _compare_rows(config, rows, result, cases, why):
         values = [_number(row.get(metric)) for row in rows]
         intervals = [percentile_interval(replicates[i, metric][0], result.level)
                      if (i, metric) in replicates else None for i in range(len(rows))]
-        deltas = [_delta(result.level, metric, values, replicates, statistics, 0, k)
+        # each value on its case's per-query results where it has them: once per run
+        exact = [_unrounded(statistics[i, metric], v)
+                 if v is not None and (i, metric) in statistics else None
+                 for i, v in enumerate(values)]
+        deltas = [_delta(result.level, metric, values, exact, replicates, statistics, 0, k)
                   for k in range(1, len(rows))]
         config.metrics[metric] = MetricRow(metric, values, intervals, deltas)
 
 
-def _delta(level, metric, values, replicates, statistics, first, k):
+def _delta(level, metric, values, exact, replicates, statistics, first, k):
     if values[first] is None or values[k] is None:
         return None
-    if (first, metric) in statistics and (k, metric) in statistics:
-        delta = Delta(_unrounded(statistics[k, metric], values[k])
-                      - _unrounded(statistics[first, metric], values[first]))
+    if exact[first] is not None and exact[k] is not None:
+        delta = Delta(exact[k] - exact[first])
     else:  # both as shown: one unrounded value against a rounded one is neither
         delta = Delta(values[k] - values[first])
     if (first, metric) not in replicates or (k, metric) not in replicates:
