@@ -148,7 +148,7 @@ def _csv_rows(path):
 def _csv_row(header, cells):
     if len(cells) != len(header):
         return BadRow(WHOLE_ROW, f"{len(cells)} cells, but the header has {len(header)} "
-                                "columns")
+                                 "columns")
     text = "".join(cells)
     if "\x00" in text or not text.isascii():
         for name, cell in zip(header, cells):

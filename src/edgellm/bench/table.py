@@ -67,20 +67,21 @@ def unseen_differences(view):
     a configuration of its own: they differ in a setting rank.selected_dataitem leaves
     out), with those settings; "" when every row shows what makes it its own."""
     shown = [c for c in view.header if c not in view.metrics and c not in _TRAILING]
-    groups = {}
+    groups = {}  # what the row shows -> [(its number, the row)]
     for number, row in enumerate(view.rows, 1):
-        groups.setdefault(tuple(row.get(c, "") for c in shown), []).append(number)
-    alike = [numbers for numbers in groups.values() if len(numbers) > 1]
+        groups.setdefault(tuple(row.get(c, "") for c in shown), []).append((number, row))
+    alike = [group for group in groups.values() if len(group) > 1]
     if not alike:
         return ""
     differ = []
-    for numbers in alike:
-        rows = [view.rows[n - 1] for n in numbers]
+    for group in alike:
+        rows = [row for _, row in group]
         differ += [c for c in configuration_columns(list(rows[0]), view.metrics)
                    if c not in shown and c not in differ
                    and len({r.get(c, "") for r in rows}) > 1]
-    return (f"{'; '.join('rows ' + ', '.join(map(str, n)) for n in alike)}: alike in every "
-            f"selected column; they differ in {', '.join(differ) or 'settings the rank file does not hold'} "
+    which = "; ".join("rows " + ", ".join(str(n) for n, _ in group) for group in alike)
+    return (f"{which}: alike in every selected column; they differ in "
+            f"{', '.join(differ) or 'settings the rank file does not hold'} "
             f"(rank.selected_dataitem leaves it out)")
 
 
