@@ -27,7 +27,7 @@ def report(args):
             check_target(args.out, folder=True)
         rank = read_rank_rows(args.file)
         check_confidence(rank.job, args.confidence)
-        report, folder = job_report(args.file, args.edge_model, args.cloud_model)
+        report, folder = job_report(args.file, args.edge_model, args.cloud_model, rank)
         folder = args.out or folder
         check_target(folder, folder=True)
         view = leaderboard_view(rank.job.name, rank.standings(), args.confidence)

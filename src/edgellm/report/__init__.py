@@ -138,11 +138,12 @@ class Baseline:
     rows: list
 
 
-def job_report(job_path, edge_model=None, cloud_model=None):
+def job_report(job_path, edge_model=None, cloud_model=None, rank=None):
     """(report, folder) of a job that has run: its test cases as points, the random
     and oracle baselines of each edge model from its edge-only and cloud-only cases.
-    A fleet job (its edge model a topology of nodes) gets the fleet's report."""
-    rank = read_rank_rows(job_path)
+    A fleet job (its edge model a topology of nodes) gets the fleet's report.
+    ``rank``: the job's rank rows where the caller has read them already."""
+    rank = read_rank_rows(job_path) if rank is None else rank
     if rank.fleet:
         return fleet_report(rank), os.path.join(rank.job.output_dir, "report")
     results = read_job_results(job_path, edge_model, cloud_model, rank)
