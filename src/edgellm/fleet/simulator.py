@@ -195,6 +195,7 @@ class FleetSimulator:
         # frees (measured on llama.cpp's server: docs/llama-cpp.md)
         front = catalog.overhead_s / spec.speed
         start = max(at_node, free - front, ready)
+        holds = max(start, free)  # when it takes the slot: never before the one ahead ends
         load_wait = max(0.0, ready - max(at_node, free))  # the wait beyond the slot's
         queue = start - at_node - load_wait
         if answer.get("measured"):  # a real node: its server measured prefill and decode
@@ -210,7 +211,7 @@ class FleetSimulator:
             # (the clock does not know yet who comes after). Requests waiting for a slot
             # cost nothing: a one-at-a-time server (llama.cpp's, measured) runs as fast
             # with a queue as without (docs/llama-cpp.md)
-            slow = catalog.slowdown(1 + state.actual.busy_at(max(start, free))) \
+            slow = catalog.slowdown(1 + state.actual.busy_at(holds)) \
                 if catalog.load_slowdown else 1.0
             prefill = catalog.prefill_s(prompt, spec.speed) * slow
             itl = catalog.token_s(prompt, tokens, spec.speed) * slow
@@ -219,10 +220,10 @@ class FleetSimulator:
             ttft = start - task.arrival_s + prefill + spec.rtt_s / 2
             e2e = ttft + decoded * itl
             network = up + spec.rtt_s / 2
-        # the slot's time: less a front paid while waiting, never back before the end
-        # of the request ahead (an answer shorter than its own fixed cost)
-        occupied = max(0.0, start + busy - max(start, free))
-        state.actual.take(max(start, free), occupied)
+        # the slot's time: less a front paid while waiting (an answer shorter than its
+        # own fixed cost holds it for none)
+        occupied = max(0.0, start + busy - holds)
+        state.actual.take(holds, occupied)
         state.busy_s += occupied
         self._round.queue[spec.id] = max(self._round.queue[spec.id],
                                          state.queue_len(task.arrival_s) + 1)
